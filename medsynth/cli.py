@@ -1,0 +1,186 @@
+"""`python -m medsynth`: list domains, generate images; every command documents itself with --help."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported as one line, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump) and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _attribute(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"attribute must look like name=value, got {text!r}")
+    name, value = text.split("=", 1)
+    return name.strip(), value.strip()
+
+
+def quiet_libraries() -> None:
+    """Progress bars and chatter of diffusers/transformers are noise in a CLI or web app."""
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+# ------------------------------------------------------------------ commands
+
+
+def cmd_domains(args: argparse.Namespace) -> int:
+    from .registry import load_registry, selected_pack_name
+
+    registry = load_registry(args.registry)
+    pack = args.pack or selected_pack_name()
+    try:
+        pack_status = registry.pack_availability(pack)
+    except KeyError as error:
+        raise UsageError(str(error)) from None
+    print(f"pack {pack}: {'available' if pack_status.available else 'UNAVAILABLE: ' + pack_status.reason}")
+    for name, status in registry.domain_availability(pack).items():
+        domain = registry.get_domain(name)
+        state = "available" if status.available else f"unavailable ({status.reason})"
+        print(f"\n{name} — {domain.display_name}, {domain.modality}: {state}")
+        for info in domain.classes:
+            print(f"  {info.code:<12} {info.name}: {info.description}")
+        for attribute in domain.attributes:
+            values = ", ".join(attribute.choices) if attribute.choices else f"{attribute.min}–{attribute.max}"
+            print(f"  [attribute] {attribute.name}: {values}")
+    return EXIT_OK
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .engine import GenerationRequest, MedSynth, PackUnavailableError, RequestError, check_request
+    from .export import write_result
+    from .registry import load_registry, selected_pack_name
+
+    if args.label is None and args.prompt is None:
+        raise UsageError("generate: give --label or --prompt (or both)")
+    registry = load_registry(args.registry)
+    pack = args.pack or selected_pack_name()
+    request = GenerationRequest(
+        domain=args.domain,
+        label=args.label,
+        findings=args.prompt,
+        attributes=dict(args.attr or []),
+        n=args.n,
+        seed=args.seed,
+        steps=args.steps,
+        guidance=args.guidance,
+        validate=args.validate,
+        max_rounds=args.max_rounds,
+        threshold=args.threshold,
+        use_adapter=not args.no_adapter,
+    )
+    try:
+        registry.get_pack(pack)
+        check_request(registry, pack, request)  # fail fast, before any model is loaded
+    except (RequestError, KeyError) as error:
+        raise UsageError(f"generate: {error}") from None
+    quiet_libraries()
+    try:
+        engine = MedSynth.load(pack, registry)
+    except PackUnavailableError as error:
+        print(f"medsynth: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    with tqdm(total=1, desc="generating", unit="step", disable=args.quiet) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        def on_round(n_images: int) -> None:
+            bar.reset()
+            bar.set_description(f"generating {n_images} image(s)")
+
+        result = engine.run(request, progress=progress, on_round=on_round)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    paths = write_result(result, args.out, include_rejected=args.keep_rejected)
+    print(f"prompt: {result.prompt}")
+    print(f"seed: {result.seed}  steps: {result.steps}  guidance: {result.guidance:g}  rounds: {result.rounds}")
+    if result.acceptance_rate is not None:
+        print(f"classifier agreement: {result.acceptance_rate:.0%} of {len(result.attempts)} generated")
+    print(f"wrote {len(paths)} image(s) and manifest.csv to {args.out}")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------- parser
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="medsynth",
+        description="Synthetic medical images for education and research (never for diagnosis).",
+    )
+    parser.add_argument("--registry", type=Path, default=None, help="registry TOML (default: $MEDSYNTH_REGISTRY or assets/registry.toml)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress of model loading")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    domains = commands.add_parser("domains", help="list domains, their classes and whether the pack can serve them")
+    domains.add_argument("--pack", default=None, help="model pack (default: $MEDSYNTH_PACK or mini)")
+    domains.set_defaults(func=cmd_domains)
+
+    generate = commands.add_parser(
+        "generate",
+        help="generate images for one domain and class or free-text findings",
+        description="Generate synthetic images; writes PNGs (with provenance) and manifest.csv into --out.",
+    )
+    generate.add_argument("--domain", required=True, help="domain name, see `medsynth domains`")
+    generate.add_argument("--label", default=None, help="class code within the domain (e.g. mel)")
+    generate.add_argument("--prompt", default=None, help="free-text findings; extends the class prompt when --label is given")
+    generate.add_argument("--attr", type=_attribute, action="append", metavar="NAME=VALUE", help="optional attribute, e.g. site=back (repeatable)")
+    generate.add_argument("--n", type=int, default=4, help="number of images (1–64)")
+    generate.add_argument("--seed", type=int, default=None, help="first seed; image i uses seed+i (default: random, printed)")
+    generate.add_argument("--steps", type=int, default=None, help="denoising steps (1–150; default: the pack's)")
+    generate.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (0–30)")
+    generate.add_argument("--validate", action="store_true", help="regenerate images the classifier rejects")
+    generate.add_argument("--max-rounds", type=int, default=3, help="validation rounds at most (1–10)")
+    generate.add_argument("--threshold", type=float, default=0.5, help="classifier confidence needed to accept (0–1)")
+    generate.add_argument("--keep-rejected", action="store_true", help="also write images the validation rejected")
+    generate.add_argument("--no-adapter", action="store_true", help="use the bare shared base (no domain LoRA)")
+    generate.add_argument("--pack", default=None, help="model pack (default: $MEDSYNTH_PACK or mini)")
+    generate.add_argument("--out", type=Path, required=True, help="output folder")
+    generate.add_argument("--quiet", action="store_true", help="no progress bar")
+    generate.set_defaults(func=cmd_generate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        return args.func(args)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as error:  # registry problems and the like: one readable line, not a traceback
+        from .registry import RegistryError
+
+        if isinstance(error, RegistryError):
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_FAILURE
+        raise

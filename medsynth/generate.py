@@ -1,0 +1,155 @@
+"""Generator: one shared diffusion pipeline, every domain's LoRA loaded once, chosen per request."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from diffusers import DiffusionPipeline, DPMSolverMultistepScheduler
+from PIL import Image
+
+from .registry import Source
+
+logger = logging.getLogger(__name__)
+
+SCHEDULER_NAME = "DPMSolverMultistepScheduler(dpmsolver++)"
+OFFLINE_HINT = "use the embedded offline pack instead (MEDSYNTH_PACK=mini), or pre-download the model into the Hugging Face cache"
+
+# Our adapters are UNet-only by design; diffusers warns about it on every load.
+for _name in ("diffusers.loaders.lora_base", "diffusers.loaders.peft"):
+    logging.getLogger(_name).addFilter(lambda record: "No LoRA keys associated" not in record.getMessage())
+
+ProgressCallback = Callable[[int, int], None]  # (steps done, steps total)
+
+
+class GeneratorLoadError(RuntimeError):
+    """A base pipeline or adapter could not be loaded; the message names it and the way out."""
+
+
+def pick_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
+    """CUDA in half precision where there is a GPU, CPU in float32 otherwise."""
+    chosen = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return chosen, (torch.float16 if chosen.type == "cuda" else torch.float32)
+
+
+def _load_error(what: str, source: Source, error: Exception) -> GeneratorLoadError:
+    if source.is_hub:
+        return GeneratorLoadError(
+            f"could not load {what} '{source.hub_id}' from the Hugging Face Hub "
+            f"(no network or not in the local cache: {type(error).__name__}); {OFFLINE_HINT}"
+        )
+    return GeneratorLoadError(f"could not load {what} from {source.path}: {error}")
+
+
+@dataclass(frozen=True)
+class GeneratorInfo:
+    """What produced an image, for provenance."""
+
+    base: str
+    adapter: str | None
+    scheduler: str
+    device: str
+    dtype: str
+
+
+class Generator:
+    """Owns the loaded pipeline; adapters are switched with set_adapters, never reloaded."""
+
+    def __init__(self, base: Source, device: str | None = None, max_batch: int = 8) -> None:
+        self.base = base
+        self.device, self.dtype = pick_device(device)
+        self.max_batch = max_batch
+        try:
+            pipe = DiffusionPipeline.from_pretrained(
+                base.location, dtype=self.dtype, safety_checker=None, requires_safety_checker=False
+            )
+        except Exception as error:  # diffusers raises OSError, ValueError or hub errors
+            raise _load_error("base pipeline", base, error) from error
+        pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config, algorithm_type="dpmsolver++")
+        pipe.set_progress_bar_config(disable=True)
+        self.pipe = pipe.to(self.device)
+        self.adapters: dict[str, Source] = {}
+        self._active: str | None | bool = False  # False: not yet set
+        logger.info("base pipeline %s loaded on %s (%s)", base.spec, self.device, self.dtype)
+
+    def add_adapter(self, name: str, source: Source) -> None:
+        """Load one LoRA under its own adapter name; done once, at start."""
+        if name in self.adapters:
+            raise ValueError(f"adapter {name!r} is already loaded")
+        try:
+            self.pipe.load_lora_weights(source.location, adapter_name=name)
+        except Exception as error:
+            raise _load_error(f"LoRA adapter '{name}'", source, error) from error
+        self.adapters[name] = source
+        self._active = False  # peft activates a freshly loaded adapter; re-select on next use
+
+    @property
+    def tokenizer(self):
+        return self.pipe.tokenizer
+
+    @property
+    def resolution(self) -> int:
+        return int(self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor)
+
+    def info(self, adapter: str | None) -> GeneratorInfo:
+        return GeneratorInfo(
+            base=self.base.spec,
+            adapter=self.adapters[adapter].spec if adapter else None,
+            scheduler=SCHEDULER_NAME,
+            device=str(self.device),
+            dtype=str(self.dtype).replace("torch.", ""),
+        )
+
+    def use_adapter(self, adapter: str | None) -> None:
+        """Activate one domain's LoRA, or none (bare base). Cheap: no weights are loaded."""
+        if adapter == self._active:
+            return
+        if adapter is None:
+            if self.adapters:
+                self.pipe.disable_lora()
+        else:
+            if adapter not in self.adapters:
+                raise KeyError(f"no adapter loaded for {adapter!r}; loaded: {', '.join(self.adapters) or 'none'}")
+            self.pipe.enable_lora()
+            self.pipe.set_adapters([adapter])
+        self._active = adapter
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        prompt: str,
+        seeds: Sequence[int],
+        adapter: str | None = None,
+        steps: int = 20,
+        guidance: float = 5.0,
+        negative_prompt: str = "",
+        progress: ProgressCallback | None = None,
+    ) -> list[Image.Image]:
+        """One image per seed. Same prompt, seed and device → identical pixels, batched or not."""
+        self.use_adapter(adapter)
+        images: list[Image.Image] = []
+        total = len(seeds) * steps
+        for start in range(0, len(seeds), self.max_batch):
+            chunk = list(seeds[start : start + self.max_batch])
+            # one generator per image: its initial noise depends on its own seed only
+            generators = [torch.Generator("cpu").manual_seed(int(s)) for s in chunk]
+            done = start * steps
+
+            def on_step(pipe, step, timestep, kwargs, done=done, n=len(chunk)):
+                if progress is not None:
+                    progress(done + (step + 1) * n, total)
+                return kwargs
+
+            output = self.pipe(
+                prompt=[prompt] * len(chunk),
+                negative_prompt=[negative_prompt] * len(chunk) if guidance > 1 else None,
+                num_inference_steps=steps,
+                guidance_scale=guidance,
+                generator=generators,
+                output_type="pil",
+                callback_on_step_end=on_step,
+            )
+            images.extend(output.images)
+        return images

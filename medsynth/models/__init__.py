@@ -1,0 +1,1 @@
+"""Model components with their own save/load format (ordinary safetensors folders)."""

@@ -1,0 +1,325 @@
+"""Domain and model-pack registry: a TOML data file loaded into typed dataclasses.
+
+A domain (dermatology, chest_xray, ...) is data: its classes, prompt templates,
+optional attributes and, per model pack, the sources of its LoRA adapter,
+classifier and CLIP model. Adding a domain means adding an entry and its trained
+files; the engine never changes.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ASSETS_DIR = PROJECT_ROOT / "assets"
+DEFAULT_REGISTRY = ASSETS_DIR / "registry.toml"
+HUB_PREFIX = "hf-hub:"
+
+
+class RegistryError(ValueError):
+    """The registry file is malformed; the message names the bad field."""
+
+
+class UnknownNameError(KeyError):
+    """An unknown domain, class, attribute or pack; str() is the plain message (KeyError quotes it)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a model comes from: a local folder or a Hugging Face Hub id."""
+
+    spec: str
+    path: Path | None = None  # set for local sources
+    hub_id: str | None = None  # set for hub sources
+
+    @classmethod
+    def parse(cls, spec: str, root: Path) -> "Source":
+        if spec.startswith(HUB_PREFIX):
+            hub_id = spec[len(HUB_PREFIX):].strip()
+            if hub_id.count("/") != 1:
+                raise RegistryError(f"hub source {spec!r} must look like 'hf-hub:owner/name'")
+            return cls(spec=spec, hub_id=hub_id)
+        path = Path(spec)
+        return cls(spec=spec, path=path if path.is_absolute() else root / path)
+
+    @property
+    def is_hub(self) -> bool:
+        return self.hub_id is not None
+
+    @property
+    def location(self) -> str:
+        """What a from_pretrained-style loader takes: a folder path or a hub id."""
+        return self.hub_id if self.is_hub else str(self.path)
+
+    def missing_reason(self) -> str | None:
+        """Why this source cannot be used, or None. Hub sources are resolved at load time."""
+        if self.is_hub:
+            return None
+        if not self.path.exists():
+            return f"{self.path} not found"
+        return None
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    code: str
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """An optional prompt attribute: a choice list or an integer range."""
+
+    name: str
+    label: str
+    phrase: str  # e.g. "on the {value}"
+    choices: tuple[str, ...] = ()
+    min: int | None = None
+    max: int | None = None
+
+    def check(self, value: Any) -> str:
+        """Return the value as prompt text or raise ValueError naming the attribute."""
+        if self.choices:
+            text = str(value).strip()
+            for choice in self.choices:
+                if text.lower() == choice.lower():
+                    return choice
+            raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}; got {value!r}")
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise ValueError(f"{self.name} must be a whole number; got {value!r}") from None
+        if not (self.min <= number <= self.max):
+            raise ValueError(f"{self.name} must be between {self.min} and {self.max}; got {number}")
+        return str(number)
+
+    def render(self, value: Any) -> str:
+        return self.phrase.format(value=self.check(value))
+
+
+@dataclass(frozen=True)
+class DomainSources:
+    """The models one domain uses in one pack."""
+
+    adapter: Source | None = None
+    classifier: Source | None = None
+    clip: Source | None = None
+    unavailable: str | None = None  # a curator's reason, e.g. "too little data"
+
+    def missing_reason(self) -> str | None:
+        if self.unavailable:
+            return self.unavailable
+        problems = []
+        for role in ("adapter", "classifier", "clip"):
+            source = getattr(self, role)
+            if source is None:
+                problems.append(f"no {role} configured")
+            elif (reason := source.missing_reason()) is not None:
+                problems.append(f"{role} {reason}")
+        return "; ".join(problems) or None
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    display_name: str
+    modality: str
+    classes: tuple[ClassInfo, ...]
+    prompt_templates: tuple[str, ...]
+    attributes: tuple[Attribute, ...] = ()
+    sources: Mapping[str, DomainSources] = field(default_factory=dict)
+
+    @property
+    def class_codes(self) -> tuple[str, ...]:
+        return tuple(c.code for c in self.classes)
+
+    def get_class(self, code: str) -> ClassInfo:
+        for info in self.classes:
+            if info.code.lower() == str(code).strip().lower():
+                return info
+        raise UnknownNameError(
+            f"unknown class {code!r} for domain {self.name}; choose one of {', '.join(self.class_codes)}"
+        )
+
+    def get_attribute(self, name: str) -> Attribute:
+        for attribute in self.attributes:
+            if attribute.name == name:
+                return attribute
+        names = ", ".join(a.name for a in self.attributes) or "none"
+        raise UnknownNameError(f"unknown attribute {name!r} for domain {self.name}; it has: {names}")
+
+    def sources_for(self, pack: str) -> DomainSources:
+        return self.sources.get(pack, DomainSources(unavailable=f"no sources configured for pack {pack!r}"))
+
+
+@dataclass(frozen=True)
+class ModelPack:
+    name: str
+    description: str
+    base: Source
+    default_steps: int = 20
+    default_guidance: float = 5.0
+    negative_prompt: str = ""
+    model_card: Path | None = None
+    train_command: str = ""
+
+    def missing_reason(self) -> str | None:
+        reason = self.base.missing_reason()
+        if reason is None:
+            return None
+        hint = f" (build it with: {self.train_command})" if self.train_command else ""
+        return f"base pipeline {reason}{hint}"
+
+
+@dataclass(frozen=True)
+class Availability:
+    available: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Registry:
+    path: Path
+    packs: Mapping[str, ModelPack]
+    domains: Mapping[str, Domain]
+
+    def get_pack(self, name: str) -> ModelPack:
+        if name not in self.packs:
+            raise UnknownNameError(f"unknown model pack {name!r}; choose one of {', '.join(self.packs)}")
+        return self.packs[name]
+
+    def get_domain(self, name: str) -> Domain:
+        key = str(name).strip().lower()
+        if key not in self.domains:
+            raise UnknownNameError(f"unknown domain {name!r}; choose one of {', '.join(self.domains)}")
+        return self.domains[key]
+
+    def pack_availability(self, pack: str) -> Availability:
+        reason = self.get_pack(pack).missing_reason()
+        return Availability(reason is None, reason or "")
+
+    def domain_availability(self, pack: str) -> dict[str, Availability]:
+        """Per domain: can it be used with this pack, and if not, why."""
+        self.get_pack(pack)
+        result = {}
+        for name, domain in self.domains.items():
+            reason = domain.sources_for(pack).missing_reason()
+            result[name] = Availability(reason is None, reason or "")
+        return result
+
+
+# ----------------------------------------------------------------- loading
+
+
+def _require(table: Mapping[str, Any], key: str, where: str, kind: type | tuple[type, ...] = str) -> Any:
+    if key not in table:
+        raise RegistryError(f"{where}: missing required field '{key}'")
+    value = table[key]
+    if not isinstance(value, kind):
+        expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise RegistryError(f"{where}.{key}: expected {expected}, got {type(value).__name__}")
+    if isinstance(value, (str, list)) and not value:
+        raise RegistryError(f"{where}.{key}: must not be empty")
+    return value
+
+
+def _parse_attribute(raw: Mapping[str, Any], where: str) -> Attribute:
+    name = _require(raw, "name", where)
+    where = f"{where}[{name}]"
+    phrase = _require(raw, "phrase", where)
+    if "{value}" not in phrase:
+        raise RegistryError(f"{where}.phrase: must contain '{{value}}'")
+    if "choices" in raw:
+        choices = tuple(str(c) for c in _require(raw, "choices", where, list))
+        return Attribute(name, raw.get("label", name), phrase, choices=choices)
+    low, high = _require(raw, "min", where, int), _require(raw, "max", where, int)
+    if low > high:
+        raise RegistryError(f"{where}: min {low} is larger than max {high}")
+    return Attribute(name, raw.get("label", name), phrase, min=low, max=high)
+
+
+def _parse_sources(raw: Mapping[str, Any], where: str, root: Path) -> DomainSources:
+    known = {"adapter", "classifier", "clip", "unavailable"}
+    unknown = set(raw) - known
+    if unknown:
+        raise RegistryError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(known))}")
+    parsed = {
+        role: Source.parse(_require(raw, role, where), root) for role in ("adapter", "classifier", "clip") if role in raw
+    }
+    return DomainSources(**parsed, unavailable=raw.get("unavailable"))
+
+
+def _parse_domain(name: str, raw: Mapping[str, Any], root: Path, packs: Mapping[str, ModelPack]) -> Domain:
+    where = f"domains.{name}"
+    classes = []
+    for i, item in enumerate(_require(raw, "classes", where, list)):
+        cw = f"{where}.classes[{i}]"
+        classes.append(ClassInfo(_require(item, "code", cw), _require(item, "name", cw), _require(item, "description", cw)))
+    codes = [c.code.lower() for c in classes]
+    if len(set(codes)) != len(codes):
+        raise RegistryError(f"{where}.classes: duplicate class codes")
+    templates = tuple(_require(raw, "prompt_templates", where, list))
+    for i, template in enumerate(templates):
+        if "{class_name}" not in template:
+            raise RegistryError(f"{where}.prompt_templates[{i}]: must contain '{{class_name}}'")
+    attributes = tuple(_parse_attribute(a, f"{where}.attributes") for a in raw.get("attributes", []))
+    sources = {}
+    for pack, table in raw.get("sources", {}).items():
+        if pack not in packs:
+            raise RegistryError(f"{where}.sources.{pack}: no such pack (known: {', '.join(packs)})")
+        sources[pack] = _parse_sources(table, f"{where}.sources.{pack}", root)
+    return Domain(
+        name=name,
+        display_name=raw.get("display_name", name),
+        modality=_require(raw, "modality", where),
+        classes=tuple(classes),
+        prompt_templates=templates,
+        attributes=attributes,
+        sources=sources,
+    )
+
+
+def _parse_pack(name: str, raw: Mapping[str, Any], root: Path) -> ModelPack:
+    where = f"packs.{name}"
+    card = raw.get("model_card")
+    return ModelPack(
+        name=name,
+        description=raw.get("description", ""),
+        base=Source.parse(_require(raw, "base", where), root),
+        default_steps=int(raw.get("default_steps", 20)),
+        default_guidance=float(raw.get("default_guidance", 5.0)),
+        negative_prompt=raw.get("negative_prompt", ""),
+        model_card=root / card if card else None,
+        train_command=raw.get("train_command", ""),
+    )
+
+
+def load_registry(path: str | Path | None = None) -> Registry:
+    """Load and validate a registry file (default: $MEDSYNTH_REGISTRY or assets/registry.toml)."""
+    path = Path(path or os.environ.get("MEDSYNTH_REGISTRY") or DEFAULT_REGISTRY)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RegistryError(f"registry file not found: {path}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise RegistryError(f"{path}: not valid TOML ({error})") from None
+    root = path.parent
+    packs = {name: _parse_pack(name, table, root) for name, table in _require(raw, "packs", "registry", dict).items()}
+    domains = {
+        name: _parse_domain(name, table, root, packs)
+        for name, table in _require(raw, "domains", "registry", dict).items()
+    }
+    return Registry(path=path, packs=packs, domains=domains)
+
+
+def selected_pack_name() -> str:
+    """The pack chosen by the MEDSYNTH_PACK setting (default: the embedded 'mini')."""
+    return os.environ.get("MEDSYNTH_PACK", "mini").strip() or "mini"
