@@ -79,7 +79,7 @@ def tiny_bert_text_encoder():
 def clip_tokenizer_files(folder: Path) -> Path:
     """Write OpenAI CLIP's BPE vocabulary (shipped inside open_clip) as CLIPTokenizer files."""
     import open_clip
-    from transformers.models.clip.tokenization_clip import bytes_to_unicode
+    from open_clip.tokenizer import bytes_to_unicode
 
     bpe = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
     merges = gzip.open(bpe).read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
@@ -97,7 +97,7 @@ def tiny_clip_text_encoder(workdir: Path):
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     files = clip_tokenizer_files(workdir / "clip_tokenizer")
-    tokenizer = CLIPTokenizer(files / "vocab.json", files / "merges.txt", model_max_length=77)
+    tokenizer = CLIPTokenizer(str(files / "vocab.json"), str(files / "merges.txt"), model_max_length=77)
     config = CLIPTextConfig(
         vocab_size=len(tokenizer),
         hidden_size=TEXT_DIM,
@@ -126,7 +126,7 @@ def save_tiny_pipeline(folder: Path, text: str = "bert", seed: int = 0) -> Path:
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         unet=tiny_unet(),
-        scheduler=DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False),
+        scheduler=DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False, steps_offset=1),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
@@ -135,7 +135,7 @@ def save_tiny_pipeline(folder: Path, text: str = "bert", seed: int = 0) -> Path:
     return folder
 
 
-def save_tiny_lora(pipeline_folder: Path, folder: Path, seed: int, rank: int = 4, scale: float = 0.5) -> Path:
+def save_tiny_lora(pipeline_folder: Path, folder: Path, seed: int, rank: int = 4, scale: float = 0.2) -> Path:
     """A LoRA with non-zero weights for the pipeline's UNet (so it visibly changes the images)."""
     torch.manual_seed(seed)
     unet = UNet2DConditionModel.from_pretrained(pipeline_folder, subfolder="unet")
@@ -232,3 +232,10 @@ clip = "clip"
     registry_path = root / "registry.toml"
     registry_path.write_text(toml)
     return TinyPack(root, registry_path, pack)
+
+
+def max_pixel_difference(a, b) -> int:
+    """Largest per-channel difference of two images (float kernels may flip a rounding by one)."""
+    import numpy as np
+
+    return int(np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).max())

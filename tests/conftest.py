@@ -1,0 +1,43 @@
+"""Shared fixtures: tiny random model packs built in the real formats, and the real data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from medsynth.data import data_root  # noqa: E402
+from medsynth.testing import TinyPack, build_tiny_pack  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_pack(tmp_path_factory) -> TinyPack:
+    """Pipeline with a BERT text encoder (like the embedded pack), two LoRA domains, one broken."""
+    return build_tiny_pack(tmp_path_factory.mktemp("tiny_pack"), text="bert")
+
+
+@pytest.fixture(scope="session")
+def tiny_registry(tiny_pack):
+    from medsynth.registry import load_registry
+
+    return load_registry(tiny_pack.registry_path)
+
+
+@pytest.fixture(scope="session")
+def engine(tiny_registry, tiny_pack):
+    from medsynth.engine import MedSynth
+
+    return MedSynth(tiny_registry, tiny_pack.pack)
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """The real data folder; tests that need it skip on a clone without ../shared/data."""
+    root = data_root()
+    if not (root / "README.md").exists():
+        pytest.skip(f"real data not found at {root} (set MEDSYNTH_DATA); CI has it")
+    return root

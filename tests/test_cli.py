@@ -1,0 +1,95 @@
+"""The command line: one-line errors with exit code 2, and files that match what it says."""
+
+import csv
+import subprocess
+import sys
+
+import pytest
+
+from medsynth.cli import main
+from medsynth.provenance import read_provenance
+
+
+@pytest.fixture
+def cli(tiny_pack, monkeypatch, capsys):
+    monkeypatch.setenv("MEDSYNTH_REGISTRY", str(tiny_pack.registry_path))
+    monkeypatch.setenv("MEDSYNTH_PACK", tiny_pack.pack)
+
+    def run(*argv):
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--domain", "delta", "--label", "a1"], "unknown domain 'delta'"),
+        (["--domain", "alpha", "--label", "zz"], "unknown class 'zz'"),
+        (["--domain", "gamma", "--label", "g1"], "unavailable"),
+        (["--domain", "alpha", "--label", "a1", "--n", "0"], "n must be between 1 and 64"),
+        (["--domain", "alpha", "--label", "a1", "--n", "100000"], "n must be between 1 and 64"),
+        (["--domain", "alpha", "--label", "a1", "--steps", "0"], "steps must be between"),
+        (["--domain", "alpha", "--label", "a1", "--steps", "9999"], "steps must be between"),
+        (["--domain", "alpha", "--label", "a1", "--seed", "1.5"], "invalid int value: '1.5'"),
+        (["--domain", "alpha", "--label", "a1", "--seed", "abc"], "invalid int value: 'abc'"),
+        (["--domain", "alpha", "--label", "a1", "--attr", "side"], "name=value"),
+        (["--domain", "alpha"], "give --label or --prompt"),
+        (["--domain", "alpha", "--prompt", "   "], "prompt is empty"),
+        (["--label", "a1"], "required: --domain"),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_code_2(cli, tmp_path, argv, message):
+    code, out, err = cli("generate", *argv, "--out", str(tmp_path / "out"))
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_generate_writes_the_pngs_and_manifest_it_reports(cli, tmp_path):
+    out = tmp_path / "out"
+    code, stdout, _ = cli("generate", "--domain", "alpha", "--label", "a3", "--attr", "age=50", "--n", "3", "--seed", "7", "--out", str(out), "--quiet")
+    assert code == 0 and "wrote 3 image(s)" in stdout and "seed: 7" in stdout
+    with (out / "manifest.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["seed"] for row in rows] == ["7", "8", "9"]
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(row["file"] for row in rows)
+    for row in rows:
+        record = read_provenance(out / row["file"])
+        assert record["prompt"] == row["prompt"] == "alpha scan showing a3 finding, 50-year-old"
+        assert str(record["seed"]) == row["seed"] and record["scores"]["predicted"] == row["predicted"]
+    # the same request again replaces rows instead of duplicating them; a new seed adds rows
+    cli("generate", "--domain", "alpha", "--label", "a3", "--attr", "age=50", "--n", "3", "--seed", "7", "--out", str(out), "--quiet")
+    cli("generate", "--domain", "alpha", "--label", "a3", "--attr", "age=50", "--n", "1", "--seed", "100", "--out", str(out), "--quiet")
+    with (out / "manifest.csv").open() as handle:
+        assert [row["seed"] for row in csv.DictReader(handle)] == ["7", "8", "9", "100"]
+
+
+def test_generate_with_validation_writes_only_accepted_images(cli, tmp_path):
+    out = tmp_path / "val"
+    code, stdout, _ = cli("generate", "--domain", "alpha", "--label", "a1", "--n", "2", "--seed", "0", "--validate", "--threshold", "0.3", "--max-rounds", "3", "--out", str(out), "--quiet")
+    assert code == 0 and "classifier agreement" in stdout
+    with (out / "manifest.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and all(row["accepted"] == "True" and row["predicted"] == "a1" for row in rows)
+
+
+def test_domains_lists_classes_and_availability(cli):
+    code, out, _ = cli("domains")
+    assert code == 0
+    assert "alpha — Alpha, alpha scan: available" in out
+    assert "gamma — Gamma, gamma scan: unavailable (adapter" in out
+    assert "a1 finding: Class a1" in out
+
+
+def test_unknown_pack_is_a_usage_error(cli):
+    code, _, err = cli("domains", "--pack", "nope")
+    assert code == 2 and "unknown model pack 'nope'" in err
+
+
+def test_help_documents_every_command():
+    for argv in ([], ["domains"], ["generate"]):
+        result = subprocess.run([sys.executable, "-m", "medsynth", *argv, "--help"], capture_output=True, text=True)
+        assert result.returncode == 0 and "usage: medsynth" in result.stdout

@@ -1,0 +1,100 @@
+from pathlib import Path
+
+import pytest
+
+from medsynth.registry import RegistryError, Source, load_registry
+
+REAL = {"dermatology": 7, "ophthalmology": 8, "brain_mri": 4, "chest_xray": 3, "pathology": 9}
+
+
+def test_real_registry_has_the_five_domains_with_described_classes():
+    registry = load_registry()
+    assert {name: len(d.classes) for name, d in registry.domains.items()} == REAL
+    for domain in registry.domains.values():
+        assert domain.modality
+        for info in domain.classes:
+            assert len(info.description) > 30, f"{domain.name}/{info.code} needs a real description"
+        assert set(domain.sources) == {"mini", "sd15"}
+    assert registry.get_domain("dermatology").get_class("MEL").code == "mel"
+    assert set(registry.packs) == {"mini", "sd15"}
+    assert registry.get_pack("sd15").base.hub_id == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+
+
+def test_pathology_is_unavailable_in_mini_with_the_reason():
+    availability = load_registry().domain_availability("mini")
+    assert not availability["pathology"].available
+    assert "9 example tiles" in availability["pathology"].reason
+
+
+def test_missing_files_make_a_domain_unavailable_and_the_rest_keeps_working(tiny_registry):
+    availability = tiny_registry.domain_availability("tiny")
+    assert availability["alpha"].available and availability["beta"].available
+    assert not availability["gamma"].available
+    assert "adapter" in availability["gamma"].reason and "not found" in availability["gamma"].reason
+
+
+def test_unknown_names_are_reported_with_the_choices(tiny_registry):
+    with pytest.raises(KeyError, match="choose one of alpha, beta, gamma"):
+        tiny_registry.get_domain("delta")
+    with pytest.raises(KeyError, match="unknown class 'zz'"):
+        tiny_registry.get_domain("alpha").get_class("zz")
+    with pytest.raises(KeyError, match="unknown model pack"):
+        tiny_registry.get_pack("nope")
+
+
+def test_sources_parse_local_paths_and_hub_ids(tmp_path):
+    local = Source.parse("models/x", tmp_path)
+    assert local.path == tmp_path / "models" / "x" and not local.is_hub
+    assert local.missing_reason().endswith("not found")
+    hub = Source.parse("hf-hub:owner/name", tmp_path)
+    assert hub.is_hub and hub.location == "owner/name" and hub.missing_reason() is None
+    with pytest.raises(RegistryError, match="owner/name"):
+        Source.parse("hf-hub:just-a-name", tmp_path)
+
+
+GOOD_DOMAIN = """
+[packs.p]
+base = "base"
+[domains.d]
+modality = "scan"
+prompt_templates = ["scan of {class_name}{attributes}"]
+classes = [{ code = "a", name = "A", description = "a" }, { code = "b", name = "B", description = "b" }]
+attributes = [{ name = "age", phrase = "{value} years", min = 1, max = 9 }]
+"""
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda t: t.replace('modality = "scan"\n', ""), "domains.d: missing required field 'modality'"),
+        (lambda t: t.replace('base = "base"', "base = 3"), "packs.p.base: expected str"),
+        (lambda t: t.replace("scan of {class_name}", "scan of"), r"domains.d.prompt_templates\[0\]: must contain"),
+        (lambda t: t.replace('code = "b"', 'code = "A"'), "duplicate class codes"),
+        (lambda t: t.replace('name = "B", ', ""), r"domains.d.classes\[1\]: missing required field 'name'"),
+        (lambda t: t + '[domains.d.sources.q]\nadapter = "x"\n', "domains.d.sources.q: no such pack"),
+        (lambda t: t + '[domains.d.sources.p]\nadaptor = "x"\n', "unknown field.*adaptor"),
+        (lambda t: t.replace("min = 1, max = 9", "min = 9, max = 1"), "min 9 is larger"),
+        (lambda t: t.replace('"{value} years"', '"years"'), r"attributes\[age\].phrase: must contain"),
+        (lambda t: t.replace("[packs.p]", "[packs.p"), "not valid TOML"),
+    ],
+)
+def test_registry_errors_name_the_bad_field(tmp_path, edit, message):
+    text = edit(GOOD_DOMAIN)
+    assert text != GOOD_DOMAIN
+    path = tmp_path / "registry.toml"
+    path.write_text(text)
+    with pytest.raises(RegistryError, match=message):
+        load_registry(path)
+
+
+def test_good_minimal_registry_loads(tmp_path):
+    path = tmp_path / "registry.toml"
+    path.write_text(GOOD_DOMAIN)
+    registry = load_registry(path)
+    assert registry.get_domain("d").class_codes == ("a", "b")
+    assert not registry.domain_availability("p")["d"].available
+
+
+def test_missing_registry_file_is_a_clear_error(tmp_path):
+    with pytest.raises(RegistryError, match="registry file not found"):
+        load_registry(tmp_path / "nope.toml")
