@@ -124,6 +124,55 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    import importlib
+
+    module_name, config_name, function_name = TRAINABLE[args.component]
+    module = importlib.import_module(f"medsynth.training.{module_name}")
+    config = getattr(module, config_name)(**{k: v for k, v in vars(args).items() if k in args.config_fields and v is not None})
+    quiet_libraries()
+    result = getattr(module, function_name)(config)
+    print(f"{args.component}: done, wrote {result}")
+    return EXIT_OK
+
+
+# component → (module in medsynth.training, config dataclass, train function)
+TRAINABLE = {
+    "autoencoder": ("autoencoder", "AutoencoderTrainConfig", "train_autoencoder"),
+    "base": ("base", "BaseTrainConfig", "train_base"),
+    "lora": ("lora", "LoraTrainConfig", "train_lora"),
+    "classifier": ("classifier", "ClassifierTrainConfig", "train_classifier"),
+    "clip": ("clip", "ClipTrainConfig", "train_clip"),
+    "evaluator": ("evaluator", "EvaluatorTrainConfig", "train_evaluator"),
+    "pack": ("pack", "PackAssembleConfig", "assemble_pack"),
+}
+
+
+def _add_config_options(parser: argparse.ArgumentParser, config_cls: type) -> list[str]:
+    """One --option per dataclass field; tuples are comma-separated, booleans take yes/no."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(config_cls)
+    names = []
+    for item in dataclasses.fields(config_cls):
+        hint = hints[item.name]
+        origin = typing.get_origin(hint)
+        if origin is tuple:
+            inner = typing.get_args(hint)[0]
+            convert = lambda text, inner=inner: tuple(inner(part) for part in text.split(",") if part)  # noqa: E731
+        elif hint is bool:
+            convert = lambda text: text.lower() in ("1", "yes", "true", "on")  # noqa: E731
+        elif hint in (int, float, str, Path) or hint == Path | None:
+            convert = Path if "Path" in str(hint) else hint
+        else:
+            continue
+        default = item.default if item.default is not dataclasses.MISSING else "(computed)"
+        parser.add_argument(f"--{item.name.replace('_', '-')}", dest=item.name, type=convert, default=None, help=f"default: {default}")
+        names.append(item.name)
+    return names
+
+
 # ------------------------------------------------------------------- parser
 
 
@@ -162,6 +211,19 @@ def build_parser() -> Parser:
     generate.add_argument("--out", type=Path, required=True, help="output folder")
     generate.add_argument("--quiet", action="store_true", help="no progress bar")
     generate.set_defaults(func=cmd_generate)
+
+    train = commands.add_parser(
+        "train",
+        help="train one component of the embedded pack (resumable; checkpoints under runs/)",
+        description="Train one component. Runs resume from their checkpoint; options override the config defaults.",
+    )
+    parts = train.add_subparsers(dest="component", metavar="COMPONENT", parser_class=Parser, required=True)
+    for component, (module_name, config_name, _) in TRAINABLE.items():
+        import importlib
+
+        config_cls = getattr(importlib.import_module(f"medsynth.training.{module_name}"), config_name)
+        part = parts.add_parser(component, help=(config_cls.__doc__ or component).strip().splitlines()[0])
+        part.set_defaults(func=cmd_train, config_fields=_add_config_options(part, config_cls))
     return parser
 
 

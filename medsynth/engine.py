@@ -149,7 +149,7 @@ class MedSynth:
             raise PackUnavailableError(f"model pack '{pack}' is unavailable: {reason}")
         started = time.perf_counter()
         try:
-            self.generator = Generator(self.pack.base, device=device)
+            self.generator = Generator(self.pack.base, self.pack.text_encoder, device=device)
         except GeneratorLoadError as error:
             raise PackUnavailableError(f"model pack '{pack}' is unavailable: {error}") from error
         self.device = self.generator.device

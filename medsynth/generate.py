@@ -54,19 +54,38 @@ class GeneratorInfo:
     dtype: str
 
 
+def load_text_encoder(base: Source, text_encoder: Source, dtype: torch.dtype):
+    """Text encoder weights from `text_encoder`, architecture config from the base folder when it has one."""
+    from transformers import AutoConfig, AutoModel
+
+    config_folder = base.path / "text_encoder" if base.path and (base.path / "text_encoder" / "config.json").exists() else None
+    config = AutoConfig.from_pretrained(config_folder or text_encoder.location)
+    return AutoModel.from_pretrained(text_encoder.location, config=config, dtype=dtype)
+
+
+def load_pipeline(base: Source, text_encoder: Source | None = None, dtype: torch.dtype = torch.float32) -> DiffusionPipeline:
+    """The base pipeline with diffusers' own loader; errors name the model and the way out."""
+    extra = {}
+    try:
+        if text_encoder is not None:
+            extra["text_encoder"] = load_text_encoder(base, text_encoder, dtype)
+        return DiffusionPipeline.from_pretrained(
+            base.location, dtype=dtype, safety_checker=None, requires_safety_checker=False, **extra
+        )
+    except Exception as error:  # diffusers raises OSError, ValueError or hub errors
+        raise _load_error("base pipeline", base, error) from error
+
+
 class Generator:
     """Owns the loaded pipeline; adapters are switched with set_adapters, never reloaded."""
 
-    def __init__(self, base: Source, device: str | None = None, max_batch: int = 8) -> None:
+    def __init__(
+        self, base: Source, text_encoder: Source | None = None, device: str | None = None, max_batch: int = 8
+    ) -> None:
         self.base = base
         self.device, self.dtype = pick_device(device)
         self.max_batch = max_batch
-        try:
-            pipe = DiffusionPipeline.from_pretrained(
-                base.location, dtype=self.dtype, safety_checker=None, requires_safety_checker=False
-            )
-        except Exception as error:  # diffusers raises OSError, ValueError or hub errors
-            raise _load_error("base pipeline", base, error) from error
+        pipe = load_pipeline(base, text_encoder, self.dtype)
         pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config, algorithm_type="dpmsolver++")
         pipe.set_progress_bar_config(disable=True)
         self.pipe = pipe.to(self.device)

@@ -8,6 +8,8 @@ files; the engine never changes.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = PROJECT_ROOT / "assets"
 DEFAULT_REGISTRY = ASSETS_DIR / "registry.toml"
 HUB_PREFIX = "hf-hub:"
+PACKAGE_PREFIX = "pkg:"  # a model folder shipped inside an installed Python package
 
 
 class RegistryError(ValueError):
@@ -38,9 +41,12 @@ class Source:
     spec: str
     path: Path | None = None  # set for local sources
     hub_id: str | None = None  # set for hub sources
+    package: str | None = None  # set for package sources
 
     @classmethod
     def parse(cls, spec: str, root: Path) -> "Source":
+        if spec.startswith(PACKAGE_PREFIX):
+            return cls(spec=spec, package=spec[len(PACKAGE_PREFIX):].strip())
         if spec.startswith(HUB_PREFIX):
             hub_id = spec[len(HUB_PREFIX):].strip()
             if hub_id.count("/") != 1:
@@ -56,15 +62,28 @@ class Source:
     @property
     def location(self) -> str:
         """What a from_pretrained-style loader takes: a folder path or a hub id."""
+        if self.package:
+            return str(package_model_folder(self.package))
         return self.hub_id if self.is_hub else str(self.path)
 
     def missing_reason(self) -> str | None:
         """Why this source cannot be used, or None. Hub sources are resolved at load time."""
+        if self.package:
+            if importlib.util.find_spec(self.package) is None:
+                return f"Python package {self.package} is not installed (pip install -r requirements.txt)"
+            return None
         if self.is_hub:
             return None
         if not self.path.exists():
             return f"{self.path} not found"
         return None
+
+
+def package_model_folder(package: str) -> Path:
+    """The model folder inside an installed package: its get_model_path(), or <package>/model."""
+    module = importlib.import_module(package)
+    getter = getattr(module, "get_model_path", None)
+    return Path(getter()) if getter else Path(module.__file__).parent / "model"
 
 
 @dataclass(frozen=True)
@@ -165,6 +184,7 @@ class ModelPack:
     name: str
     description: str
     base: Source
+    text_encoder: Source | None = None  # weights kept outside the base folder (e.g. from a package)
     default_steps: int = 20
     default_guidance: float = 5.0
     negative_prompt: str = ""
@@ -172,6 +192,8 @@ class ModelPack:
     train_command: str = ""
 
     def missing_reason(self) -> str | None:
+        if self.text_encoder is not None and (reason := self.text_encoder.missing_reason()):
+            return f"text encoder: {reason}"
         reason = self.base.missing_reason()
         if reason is None:
             return None
@@ -294,6 +316,7 @@ def _parse_pack(name: str, raw: Mapping[str, Any], root: Path) -> ModelPack:
         name=name,
         description=raw.get("description", ""),
         base=Source.parse(_require(raw, "base", where), root),
+        text_encoder=Source.parse(raw["text_encoder"], root) if raw.get("text_encoder") else None,
         default_steps=int(raw.get("default_steps", 20)),
         default_guidance=float(raw.get("default_guidance", 5.0)),
         negative_prompt=raw.get("negative_prompt", ""),

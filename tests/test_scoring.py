@@ -44,7 +44,7 @@ def test_higher_temperature_lowers_confidence(classifier):
 
 
 def test_classifier_save_load_round_trip_is_exact(tmp_path):
-    config = ClassifierConfig(classes=["x", "y"], image_size=32, small_input_stem=False)
+    config = ClassifierConfig(classes=["x", "y"], image_size=32, stem="imagenet")
     model = build_classifier(config).eval()
     save_classifier(model, config, tmp_path / "c")
     loaded, loaded_config = load_classifier(tmp_path / "c")
@@ -60,6 +60,22 @@ def test_bad_classifier_config_is_rejected():
         ClassifierConfig(classes=["a", "b"], arch="vgg11")
     with pytest.raises(ValueError, match="two classes"):
         ClassifierConfig(classes=["a"])
+    with pytest.raises(ValueError, match="stem"):
+        ClassifierConfig(classes=["a", "b"], stem="huge")
+
+
+def test_width_scaled_resnet18_keeps_the_family_shape_and_stores_in_half_precision(tmp_path):
+    config = ClassifierConfig(classes=["x", "y", "z"], image_size=64, stem="conv3s2", base_width=16)
+    model = build_classifier(config).eval()
+    assert [len(getattr(model, f"layer{i}")) for i in range(1, 5)] == [2, 2, 2, 2]
+    assert model.layer4[0].conv1.out_channels == 128 and model.fc.out_features == 3
+    assert model(torch.randn(2, 3, 64, 64)).shape == (2, 3)
+    save_classifier(model, config, tmp_path / "c", dtype=torch.float16)
+    loaded, _ = load_classifier(tmp_path / "c")
+    batch = torch.randn(2, 3, 64, 64)
+    assert torch.allclose(model.half().float()(batch), loaded(batch), atol=1e-4)
+    full = build_classifier(ClassifierConfig(classes=["x", "y"], stem="imagenet"))
+    assert sum(p.numel() for p in full.parameters()) == pytest.approx(11.18e6, rel=0.01)  # torchvision ResNet-18
 
 
 def test_clip_alignment_cosine_and_class_rank(tiny_pack):

@@ -15,7 +15,10 @@ from torch import nn
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-ARCHITECTURES = ("resnet18", "resnet34", "resnet50")
+ARCHITECTURES = ("resnet18", "resnet34", "resnet50", "efficientnet_lite0")
+
+
+STEMS = ("imagenet", "conv3s1", "conv3s2")
 
 
 @dataclass
@@ -23,8 +26,10 @@ class ClassifierConfig:
     classes: list[str]
     arch: str = "resnet18"
     image_size: int = 128
-    # a 3x3 stride-1 stem without max-pool keeps detail in small (<=128 px) images
-    small_input_stem: bool = True
+    # "imagenet": 7x7/2 conv + max-pool (4x down); "conv3s1" / "conv3s2": one 3x3 conv, stride 1 or 2,
+    # no max-pool, which keeps the detail of small (64-128 px) images
+    stem: str = "conv3s1"
+    base_width: int = 64  # channels of the first stage (64 in torchvision); narrower for small packs
     temperature: float = 1.0  # set by calibration on the validation split
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
@@ -35,14 +40,45 @@ class ClassifierConfig:
             raise ValueError(f"classifier arch must be one of {ARCHITECTURES}, got {self.arch!r}")
         if len(self.classes) < 2:
             raise ValueError("a classifier needs at least two classes")
+        if self.stem not in STEMS:
+            raise ValueError(f"classifier stem must be one of {STEMS}, got {self.stem!r}")
+        if self.base_width < 8:
+            raise ValueError(f"base_width must be at least 8, got {self.base_width}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
 
 
+_LAYERS = {"resnet18": ("BasicBlock", [2, 2, 2, 2]), "resnet34": ("BasicBlock", [3, 4, 6, 3]), "resnet50": ("Bottleneck", [3, 4, 6, 3])}
+
+
+class WidthResNet(torchvision.models.ResNet):
+    """torchvision's ResNet with every stage's width scaled: stages of w, 2w, 4w, 8w channels."""
+
+    def __init__(self, block: type, layers: list[int], num_classes: int, base_width: int) -> None:
+        super().__init__(block, layers, num_classes=num_classes)
+        if base_width == 64:
+            return
+        self.inplanes = base_width
+        self.conv1 = nn.Conv2d(3, base_width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(base_width)
+        self.layer1 = self._make_layer(block, base_width, layers[0])
+        self.layer2 = self._make_layer(block, base_width * 2, layers[1], stride=2)
+        self.layer3 = self._make_layer(block, base_width * 4, layers[2], stride=2)
+        self.layer4 = self._make_layer(block, base_width * 8, layers[3], stride=2)
+        self.fc = nn.Linear(base_width * 8 * block.expansion, num_classes)
+
+
 def build_classifier(config: ClassifierConfig) -> nn.Module:
-    model = getattr(torchvision.models, config.arch)(weights=None, num_classes=len(config.classes))
-    if config.small_input_stem:
-        model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    if config.arch == "efficientnet_lite0":  # the independent evaluator's architecture
+        from .features import efficientnet_lite0
+
+        return efficientnet_lite0(num_classes=len(config.classes), pretrained=False)
+    block_name, layers = _LAYERS[config.arch]
+    block = getattr(torchvision.models.resnet, block_name)
+    model = WidthResNet(block, layers, len(config.classes), config.base_width)
+    if config.stem != "imagenet":
+        stride = 1 if config.stem == "conv3s1" else 2
+        model.conv1 = nn.Conv2d(3, config.base_width, kernel_size=3, stride=stride, padding=1, bias=False)
         model.maxpool = nn.Identity()
     return model
 
@@ -62,10 +98,16 @@ def preprocess(images: Sequence[Image.Image], config: ClassifierConfig) -> torch
     return (batch - mean) / std
 
 
-def save_classifier(model: nn.Module, config: ClassifierConfig, folder: str | Path) -> Path:
+def save_classifier(
+    model: nn.Module, config: ClassifierConfig, folder: str | Path, dtype: torch.dtype = torch.float32
+) -> Path:
+    """config.json + model.safetensors; float16 storage halves the size (loaded back as float32)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = {
+        k: (v.detach().cpu().to(dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
+        for k, v in model.state_dict().items()
+    }
     save_file(state, folder / WEIGHTS_NAME)
     (folder / CONFIG_NAME).write_text(json.dumps(asdict(config), indent=2))
     return folder
@@ -80,5 +122,6 @@ def load_classifier(folder: str | Path, device: str | torch.device = "cpu") -> t
     raw["mean"], raw["std"] = tuple(raw["mean"]), tuple(raw["std"])
     config = ClassifierConfig(**raw)
     model = build_classifier(config)
-    model.load_state_dict(load_file(folder / WEIGHTS_NAME))
+    state = load_file(folder / WEIGHTS_NAME)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return model.to(device).eval(), config

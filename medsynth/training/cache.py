@@ -1,0 +1,54 @@
+"""Image caches: every pack domain's images decoded once to a uint8 array at training resolution."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from ..data import data_root, load_metadata, load_rgb
+from .common import runs_dir
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DomainImages:
+    domain: str
+    images: np.ndarray  # (N, S, S, 3) uint8
+    frame: pd.DataFrame  # metadata rows, same order
+
+    def split(self, *splits: str) -> "DomainImages":
+        mask = self.frame["split"].isin(splits).to_numpy()
+        return DomainImages(self.domain, self.images[mask], self.frame[mask].reset_index(drop=True))
+
+    def head(self, n: int) -> "DomainImages":
+        return DomainImages(self.domain, self.images[:n], self.frame.head(n).reset_index(drop=True))
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+def load_domain_images(domain: str, size: int = 64, folder: Path | None = None, cache: Path | None = None) -> DomainImages:
+    """All images of a domain folder (all splits) at `size`, cached as .npy under runs/cache."""
+    folder = Path(folder or data_root() / domain).resolve()
+    frame = load_metadata(folder)
+    cache = cache or runs_dir() / "cache"
+    default = folder == (data_root() / domain).resolve()
+    tag = domain if default else f"{domain}_{hashlib.sha1(str(folder).encode()).hexdigest()[:8]}"
+    path = cache / f"{tag}_{size}.npy"
+    if path.exists():
+        images = np.load(path)
+        if len(images) == len(frame):
+            return DomainImages(domain, images, frame)
+    images = np.stack(
+        [np.asarray(load_rgb(folder / f, size)) for f in tqdm(frame["file"], desc=f"decoding {domain}", leave=False)]
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, images)
+    return DomainImages(domain, images, frame)

@@ -1,0 +1,152 @@
+"""Per-domain classifiers (ResNet-18 family from scratch): class-balanced, chosen and calibrated on val."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..metrics import classification_metrics
+from ..models.classifier import ClassifierConfig, build_classifier, save_classifier
+from ..registry import load_registry
+from .cache import load_domain_images
+from .common import MINI_PACK_DIR, pick_training_device, seed_everything, write_run_record
+from .diffusion import FLIP_OK
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ClassifierTrainConfig:
+    """A domain classifier trained on the real train split (used by scoring and the validation loop)."""
+
+    domain: str = "dermatology"
+    out: Path | None = None  # default: assets/models/mini/classifiers/<domain>
+    image_size: int = 64
+    base_width: int = 24
+    stem: str = "conv3s2"
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    class_power: float = 0.5  # loss weight ∝ count^-power: balances without drowning the majority
+    label_smoothing: float = 0.05
+    seed: int = 0
+
+
+def to_batch(images: np.ndarray) -> torch.Tensor:
+    """uint8 NHWC → float NCHW normalised with mean = std = 0.5 (the ClassifierConfig default)."""
+    return (torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0 - 0.5) / 0.5
+
+
+def augment(batch: torch.Tensor, flip: bool, generator: torch.Generator) -> torch.Tensor:
+    """Random shifts (pad 4, crop), brightness/contrast jitter and, where valid, mirroring."""
+    n, _, h, w = batch.shape
+    padded = nn.functional.pad(batch, (4, 4, 4, 4), mode="reflect")
+    dx, dy = torch.randint(0, 9, (2, n), generator=generator)
+    out = torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(n)])
+    if flip:
+        mirror = torch.rand(n, generator=generator) < 0.5
+        out[mirror] = out[mirror].flip(-1)
+    gain = 1 + 0.2 * (torch.rand(n, 1, 1, 1, generator=generator) - 0.5)
+    bias = 0.2 * (torch.rand(n, 1, 1, 1, generator=generator) - 0.5)
+    return out * gain + bias
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: np.ndarray, device, batch_size: int = 256) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model(to_batch(images[i : i + batch_size]).to(device)).float().cpu() for i in range(0, len(images), batch_size)])
+
+
+def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """Temperature scaling (Guo et al. 2017): one scalar minimising validation NLL."""
+    log_t = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(logits / log_t.exp(), targets)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return float(log_t.exp().clamp(0.05, 20.0))
+
+
+def expected_calibration_error(logits: torch.Tensor, targets: torch.Tensor, temperature: float, bins: int = 10) -> float:
+    probs = torch.softmax(logits / temperature, dim=1)
+    confidence, predicted = probs.max(dim=1)
+    correct = (predicted == targets).float()
+    edges = torch.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for low, high in zip(edges[:-1], edges[1:]):
+        mask = (confidence > low) & (confidence <= high)
+        if mask.any():
+            ece += mask.float().mean().item() * abs(confidence[mask].mean().item() - correct[mask].mean().item())
+    return ece
+
+
+def train_classifier(config: ClassifierTrainConfig) -> Path:
+    device = pick_training_device()
+    generator = seed_everything(config.seed)
+    domain = load_registry().get_domain(config.domain)
+    classes = list(domain.class_codes)
+    data = load_domain_images(config.domain, config.image_size)
+    train, val = data.split("train"), data.split("val")
+    y_train = torch.tensor([classes.index(c) for c in train.frame["label"]])
+    y_val = torch.tensor([classes.index(c) for c in val.frame["label"]])
+    counts = torch.bincount(y_train, minlength=len(classes)).clamp_min(1).float()
+    class_weights = counts ** -config.class_power
+    class_weights = class_weights / (class_weights * counts).sum() * counts.sum()
+
+    model_config = ClassifierConfig(
+        classes=classes, image_size=config.image_size, stem=config.stem, base_width=config.base_width,
+        mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+    )  # fmt: skip
+    model = build_classifier(model_config).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay, nesterov=True)
+    steps_per_epoch = max(1, len(train) // config.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr * 10, total_steps=config.epochs * steps_per_epoch, pct_start=0.15)
+    loss_fn = nn.CrossEntropyLoss(weight=class_weights.to(device), label_smoothing=config.label_smoothing)
+    flip = config.domain in FLIP_OK
+    best, best_state, history = -1.0, None, []
+    started = time.perf_counter()
+    for epoch in tqdm(range(config.epochs), desc=f"classifier {config.domain}", unit="epoch"):
+        model.train()
+        order = torch.randperm(len(train), generator=generator)
+        for start in range(0, steps_per_epoch * config.batch_size, config.batch_size):
+            index = order[start : start + config.batch_size]
+            batch = augment(to_batch(train.images[index.numpy()]), flip, generator).to(device)
+            loss = loss_fn(model(batch), y_train[index].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+        val_metrics = classification_metrics(y_val.numpy(), predict_logits(model, val.images, device).argmax(1).numpy(), len(classes))
+        history.append({"epoch": epoch + 1, **val_metrics})
+        score = val_metrics["balanced_accuracy"] + val_metrics["macro_f1"]
+        if score > best:  # model selection on the validation split only
+            best, best_state = score, copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    val_logits = predict_logits(model, val.images, device)
+    model_config.temperature = fit_temperature(val_logits, y_val)
+    chosen = max(history, key=lambda h: h["balanced_accuracy"] + h["macro_f1"])
+    model_config.metrics = {
+        **{f"val_{k}": round(v, 4) for k, v in chosen.items() if k != "epoch"},
+        "chosen_epoch": chosen["epoch"],
+        "val_ece_before": round(expected_calibration_error(val_logits, y_val, 1.0), 4),
+        "val_ece_after": round(expected_calibration_error(val_logits, y_val, model_config.temperature), 4),
+    }
+    out = Path(config.out or MINI_PACK_DIR / "classifiers" / config.domain)
+    save_classifier(model.cpu(), model_config, out, dtype=torch.float16)
+    write_run_record(out, "classifier", config, {**model_config.metrics, "history": history}, time.perf_counter() - started, config.epochs)
+    return out
+

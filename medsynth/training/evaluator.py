@@ -1,0 +1,107 @@
+"""Independent evaluators: EfficientNet-Lite0 from ImageNet weights, fine-tuned per domain on the train split.
+
+Used only to measure generated images (never by the validation loop), so a generator cannot
+"pass" by fooling the very classifier it was filtered with. Stored in the classifier folder
+format (arch efficientnet_lite0), outside the pack.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..metrics import classification_metrics
+from ..models.classifier import ClassifierConfig, save_classifier
+from ..models.features import IMAGENET_MEAN, IMAGENET_STD, efficientnet_lite0
+from ..registry import load_registry
+from .cache import load_domain_images
+from .classifier import augment, fit_temperature
+from .common import pick_training_device, runs_dir, seed_everything, write_run_record
+from .diffusion import FLIP_OK
+
+EVAL_SIZE = 128  # 64 px images are upsampled: EfficientNet's 32x reduction needs room
+
+
+@dataclass
+class EvaluatorTrainConfig:
+    """Independent EfficientNet-Lite0 evaluator for one domain (measurement only)."""
+
+    domain: str = "dermatology"
+    out: Path | None = None  # default: runs/evaluators/<domain>
+    resolution: int = 64  # the generator's resolution: real images are seen at the same detail
+    epochs: int = 8
+    batch_size: int = 64
+    lr: float = 1e-3
+    class_power: float = 0.5
+    seed: int = 1
+
+
+def evaluator_folder(domain: str) -> Path:
+    return runs_dir() / "evaluators" / domain
+
+
+def _prepare(images, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    x = nn.functional.interpolate(x, size=(EVAL_SIZE, EVAL_SIZE), mode="bicubic", align_corners=False)
+    return (x - mean) / std
+
+
+def train_evaluator(config: EvaluatorTrainConfig) -> Path:
+    device = pick_training_device()
+    generator = seed_everything(config.seed)
+    classes = list(load_registry().get_domain(config.domain).class_codes)
+    data = load_domain_images(config.domain, config.resolution)
+    train, val = data.split("train"), data.split("val")
+    y_train = torch.tensor([classes.index(c) for c in train.frame["label"]])
+    y_val = torch.tensor([classes.index(c) for c in val.frame["label"]])
+    counts = torch.bincount(y_train, minlength=len(classes)).clamp_min(1).float()
+    weights = counts ** -config.class_power
+    weights = weights / (weights * counts).sum() * counts.sum()
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    model = efficientnet_lite0(num_classes=len(classes), pretrained=True).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
+    steps = max(1, len(train) // config.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.epochs * steps, pct_start=0.1)
+    loss_fn = nn.CrossEntropyLoss(weight=weights.to(device), label_smoothing=0.05)
+    flip = config.domain in FLIP_OK
+    best, best_state, history = -1.0, None, []
+    started = time.perf_counter()
+
+    def logits_of(images) -> torch.Tensor:
+        model.eval()
+        with torch.no_grad():
+            return torch.cat([model(_prepare(images[i : i + 256], mean, std).to(device)).float().cpu() for i in range(0, len(images), 256)])
+
+    for epoch in tqdm(range(config.epochs), desc=f"evaluator {config.domain}", unit="epoch"):
+        model.train()
+        order = torch.randperm(len(train), generator=generator)
+        for start in range(0, steps * config.batch_size, config.batch_size):
+            index = order[start : start + config.batch_size]
+            batch = _prepare(train.images[index.numpy()], mean, std)
+            batch = augment(batch, flip, generator).to(device)
+            loss = loss_fn(model(batch), y_train[index].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+        metrics = classification_metrics(y_val.numpy(), logits_of(val.images).argmax(1).numpy(), len(classes))
+        history.append({"epoch": epoch + 1, **metrics})
+        if metrics["balanced_accuracy"] + metrics["macro_f1"] > best:
+            best, best_state = metrics["balanced_accuracy"] + metrics["macro_f1"], copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    model_config = ClassifierConfig(
+        classes=classes, arch="efficientnet_lite0", image_size=EVAL_SIZE, stem="imagenet",
+        mean=IMAGENET_MEAN, std=IMAGENET_STD, temperature=fit_temperature(logits_of(val.images), y_val),
+    )  # fmt: skip
+    chosen = max(history, key=lambda h: h["balanced_accuracy"] + h["macro_f1"])
+    model_config.metrics = {f"val_{k}": round(v, 4) for k, v in chosen.items()}
+    out = Path(config.out or evaluator_folder(config.domain))
+    save_classifier(model.cpu(), model_config, out)
+    write_run_record(out, "evaluator", config, {"history": history}, time.perf_counter() - started, config.epochs)
+    return out
