@@ -232,7 +232,7 @@ class MedSynth:
             rounds = 1
 
         class_prompts = {c.code: class_prompt(domain, c.code, request.template_index) for c in domain.classes}
-        alignments = self.clips[domain.name].score([a.image for a in attempts], prompt, class_prompts, label)
+        alignments = self.clips[domain.name].score([a.image for a in attempts], prompt, class_prompts, label, domain.name)
         info = self.generator.info(adapter)
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
         synthetic = []
@@ -258,6 +258,7 @@ class MedSynth:
                     "probabilities": {k: round(v, 4) for k, v in attempt.score.probabilities.items()},
                     "clip_cosine": round(alignment.cosine, 4),
                     "clip_rank": alignment.rank,
+                    "clip_percentile": None if alignment.percentile is None else round(alignment.percentile, 1),
                 },
                 "created": created,
                 "software": f"medsynth {__version__}",

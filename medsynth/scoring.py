@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -34,6 +35,8 @@ class AlignmentScore:
     cosine: float  # cosine similarity of image and prompt embeddings
     rank: int | None = None  # 1 = the requested class's prompt is the closest of all class prompts
     n_classes: int | None = None
+    class_cosine: float | None = None  # cosine with the plain prompt of the requested class
+    percentile: float | None = None  # where class_cosine falls among real images of that class (0-100)
 
 
 class ClassifierScorer:
@@ -90,12 +93,21 @@ class ClipScorer:
         tokens = self.clip.tokenizer(list(texts)).to(self.device)
         return torch.nn.functional.normalize(self.clip.model.encode_text(tokens).float(), dim=-1).cpu()
 
+    def percentile(self, domain: str | None, code: str, cosine: float) -> float | None:
+        """Percentile of `cosine` among real images of the class (None without a reference)."""
+        values = ((self.clip.reference or {}).get(domain or "", {}) or {}).get(code)
+        if not values:
+            return None
+        percents = [100 * i / (len(values) - 1) for i in range(len(values))]
+        return float(np.interp(cosine, values, percents))
+
     def score(
         self,
         images: Sequence[Image.Image],
         prompt: str,
         class_prompts: Mapping[str, str] | None = None,
         requested: str | None = None,
+        domain: str | None = None,
     ) -> list[AlignmentScore]:
         """Cosine of each image with the prompt; with class prompts, the requested class's rank."""
         if not images:
@@ -108,4 +120,8 @@ class ClipScorer:
         class_sims = image_emb @ self.embed_texts([class_prompts[c] for c in codes]).T
         target = codes.index(requested)
         ranks = (class_sims > class_sims[:, target : target + 1]).sum(dim=1) + 1
-        return [AlignmentScore(c, int(r), len(codes)) for c, r in zip(cosines, ranks.tolist())]
+        own = class_sims[:, target].tolist()
+        return [
+            AlignmentScore(c, int(r), len(codes), o, self.percentile(domain, requested, o))
+            for c, r, o in zip(cosines, ranks.tolist(), own)
+        ]

@@ -17,7 +17,7 @@ import torch
 from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 
 from .models.classifier import ClassifierConfig, build_classifier, save_classifier
-from .models.clip import save_clip
+from .models.clip import REFERENCE_NAME, save_clip
 from .models.lora import add_lora, save_lora
 
 TINY_CLASSES = {"alpha": ["a1", "a2", "a3"], "beta": ["b1", "b2"]}
@@ -166,7 +166,11 @@ def save_tiny_clip(folder: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     model = open_clip.CLIP(**TINY_CLIP_CFG)
     preprocess_cfg = {"size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
-    return save_clip(model, TINY_CLIP_CFG, folder, preprocess_cfg)
+    save_clip(model, TINY_CLIP_CFG, folder, preprocess_cfg)
+    # real-image alignment percentiles for one class, as the pack's CLIP training writes them
+    reference = {"alpha": {"a2": [round(-0.5 + 0.05 * i, 3) for i in range(21)]}}
+    (Path(folder) / REFERENCE_NAME).write_text(json.dumps(reference))
+    return Path(folder)
 
 
 def _domain_toml(domain: str, classes: list[str], pack: str) -> str:

@@ -82,7 +82,7 @@ def test_clip_alignment_cosine_and_class_rank(tiny_pack):
     clip = ClipScorer.from_source(Source.parse("clip", tiny_pack.root))
     batch = images(3, seed=2)
     class_prompts = {"a1": "scan of a1", "a2": "scan of a2", "a3": "scan of a3"}
-    scores = clip.score(batch, "scan of a2", class_prompts, requested="a2")
+    scores = clip.score(batch, "scan of a2", class_prompts, requested="a2", domain="alpha")
     image_emb = clip.embed_images(batch)
     text_emb = clip.embed_texts(list(class_prompts.values()))
     for i, score in enumerate(scores):
@@ -90,5 +90,9 @@ def test_clip_alignment_cosine_and_class_rank(tiny_pack):
         assert score.cosine == pytest.approx(float(image_emb[i] @ text_emb[1]), abs=1e-5)
         sims = (image_emb[i] @ text_emb.T).tolist()
         assert score.rank == 1 + sum(s > sims[1] for s in sims)
+        # reference percentiles run linearly from -0.5 (0th) to 0.5 (100th)
+        assert score.class_cosine == pytest.approx(sims[1], abs=1e-5)
+        assert score.percentile == pytest.approx(min(100, max(0, (sims[1] + 0.5) * 100)), abs=1e-3)
+    assert clip.percentile("alpha", "a1", 0.1) is None  # no reference for that class
     plain = clip.score(batch, "anything")
     assert all(s.rank is None for s in plain)

@@ -15,6 +15,7 @@ from ..registry import Source
 
 CONFIG_NAME = "open_clip_config.json"
 WEIGHTS_NAME = "open_clip_model.safetensors"
+REFERENCE_NAME = "alignment_reference.json"  # real images' alignment percentiles, per domain and class
 
 
 @dataclass
@@ -22,6 +23,7 @@ class LoadedClip:
     model: Any  # open_clip.CLIP or CustomTextCLIP
     preprocess: Callable  # PIL image → tensor
     tokenizer: Callable  # list[str] → token tensor
+    reference: dict[str, dict[str, list[float]]] | None = None  # see REFERENCE_NAME
 
 
 def open_clip_name(source: Source) -> str:
@@ -32,7 +34,10 @@ def load_clip(source: Source, device: str | torch.device = "cpu") -> LoadedClip:
     """Build model, eval transform and tokenizer with open_clip's own factory."""
     name = open_clip_name(source)
     model, _, preprocess = open_clip.create_model_and_transforms(name, device=device)
-    return LoadedClip(model.eval(), preprocess, open_clip.get_tokenizer(name))
+    reference = None
+    if not source.is_hub and (source.path / REFERENCE_NAME).is_file():
+        reference = json.loads((source.path / REFERENCE_NAME).read_text())
+    return LoadedClip(model.eval(), preprocess, open_clip.get_tokenizer(name), reference)
 
 
 def save_clip(

@@ -7,6 +7,7 @@ and class are not negatives: the contrastive targets spread over every pair with
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -18,13 +19,16 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..models.clip import save_clip
+from ..models.clip import REFERENCE_NAME, save_clip
 from ..prompts import class_prompt
 from ..registry import load_registry
 from .cache import load_domain_images
 from .captions import caption_for
 from .classifier import augment
 from .common import MINI_PACK_DIR, PACK_DOMAINS, pick_training_device, seed_everything, write_run_record
+
+
+PERCENTILES = list(range(0, 101, 5))
 
 
 @dataclass
@@ -99,10 +103,35 @@ def train_clip(config: ClipTrainConfig) -> Path:
         bar.set_postfix(loss=f"{loss.item():.3f}")
     model.eval()
     metrics = zero_shot_accuracy(model, tokenizer, registry, config, device)
+    reference = alignment_reference(model, tokenizer, registry, config, device)
     model = model.cpu().half()
     save_clip(model, cfg, config.out, {"size": config.resolution, "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bicubic"})
+    (Path(config.out) / REFERENCE_NAME).write_text(json.dumps(reference))
     write_run_record(config.out, "clip", config, metrics, time.perf_counter() - started, config.steps)
     return config.out
+
+
+@torch.no_grad()
+def alignment_reference(model, tokenizer, registry, config: ClipTrainConfig, device, split: str = "val") -> dict:
+    """Per domain and class: percentiles (0, 5, …, 100) of real images' cosine with their class prompt.
+
+    Lets the app say where a generated image's alignment falls among real images of its class.
+    """
+    reference: dict[str, dict[str, list[float]]] = {}
+    for name in config.domains:
+        domain = registry.get_domain(name)
+        data = load_domain_images(name, config.resolution).split(split)
+        reference[name] = {}
+        for code in domain.class_codes:
+            images = data.images[(data.frame["label"] == code).to_numpy()]
+            if len(images) == 0:
+                continue
+            text = nn.functional.normalize(model.encode_text(tokenizer([class_prompt(domain, code)]).to(device)), dim=-1)
+            batch = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+            emb = nn.functional.normalize(model.encode_image(batch.to(device)), dim=-1)
+            cosines = (emb @ text.T).squeeze(1).cpu().numpy()
+            reference[name][code] = [round(float(v), 5) for v in np.percentile(cosines, PERCENTILES)]
+    return reference
 
 
 @torch.no_grad()

@@ -1,0 +1,34 @@
+"""Builds the whole Gradio app from a Studio; app.py at the top level only launches it."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from . import about_tab, compare_tab, generate_tab, quiz_tab
+from .studio import NOTICE, Studio
+
+CSS = """
+#notice {background:#fff3cd; color:#664d03; border:1px solid #ffe69c; border-radius:8px; padding:6px 12px; font-weight:600; text-align:center}
+"""
+QUEUE_SIZE = 64  # a classroom of 30 queues up; beyond this, new requests are told the queue is full
+CONCURRENT_GENERATIONS = 2  # one shared model in memory; requests take turns
+
+
+def create_app(studio: Studio | None = None) -> gr.Blocks:
+    studio = studio or Studio.create()
+    with gr.Blocks(title="medsynth — synthetic medical images for teaching", fill_width=False) as app:
+        gr.Markdown(f"⚠️ {NOTICE}", elem_id="notice")
+        if not studio.ready:
+            gr.Markdown(f"**The model pack `{studio.pack_name}` is not available:** {studio.load_error}", elem_id="pack-missing")
+        with gr.Tab("Generate", id="generate"):
+            domain, domain_outputs = generate_tab.build(studio)
+        with gr.Tab("Quiz", id="quiz"):
+            quiz_tab.build(studio)
+        with gr.Tab("Compare", id="compare"):
+            compare_tab.build(studio)
+        with gr.Tab("About", id="about"):
+            about_tab.build(studio)
+        app.load(lambda d: generate_tab.on_domain_change(studio, d), domain, domain_outputs)
+    app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENT_GENERATIONS)
+    app.studio = studio  # for tests and scripts
+    return app

@@ -1,0 +1,85 @@
+"""Compare tab: real examples of a class beside synthetic ones."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from ..data import load_metadata
+from ..engine import GenerationRequest, RequestError
+from .generate_tab import class_options, describe_class
+from .studio import Studio, gpu
+
+HOW_TO_CONFIGURE = (
+    "No reference images are configured. Set `MEDSYNTH_REFERENCE` (or `MEDSYNTH_DATA`) to a folder with one "
+    "sub-folder per domain holding `metadata.csv` (columns file, label) and its images, e.g. `../shared/data`, "
+    "and restart the app."
+)
+
+
+def reference_folder(studio: Studio, domain: str) -> Path | None:
+    if studio.reference_root is None:
+        return None
+    folder = studio.reference_root / domain
+    return folder if (folder / "metadata.csv").is_file() else None
+
+
+def real_examples(folder: Path, label: str, n: int, seed: int) -> list[tuple[str, str]]:
+    frame = load_metadata(folder)
+    if "split" in frame.columns and (frame["split"] == "test").any():
+        frame = frame[frame["split"] == "test"]  # never show what the models were trained on
+    rows = frame[frame["label"] == label]
+    picked = rows.sample(n=min(n, len(rows)), random_state=seed) if len(rows) else rows
+    return [(str(folder / file), "real") for file in picked["file"]]
+
+
+def compare(studio: Studio, domain: str | None, label: str | None, n: Any, seed: Any = None, progress: Any = None) -> tuple:
+    if not studio.ready:
+        raise gr.Error(f"No model pack is loaded: {studio.load_error}")
+    if not domain or not label:
+        raise gr.Error("Pick a domain and a class.")
+    n = int(n or 4)
+    seed = int(seed) if seed not in (None, "") else random.randrange(2**31)
+    folder = reference_folder(studio, domain)
+    real = real_examples(folder, label, n, seed) if folder else []
+    try:
+        report = (lambda d, t: progress(d / max(t, 1), desc="generating")) if progress else None
+        result = studio.engine.run(GenerationRequest(domain=domain, label=label, n=n, seed=seed), progress=report)
+    except RequestError as error:
+        raise gr.Error(str(error)) from None
+    paths, _ = studio.save_result(result)
+    synthetic = [(str(p), f"synthetic · seed {i.seed}") for p, i in zip(paths, result.images)]
+    if studio.reference_root is None:
+        note = HOW_TO_CONFIGURE
+    elif folder is None:
+        note = f"No reference images for {domain} under `{studio.reference_root}` (expected `{domain}/metadata.csv`)."
+    else:
+        note = f"Real: {len(real)} held-out test image(s) from `{folder}`."
+    return real, synthetic, note
+
+
+def build(studio: Studio) -> None:
+    domains = studio.domain_choices()
+    first = domains[0][1] if domains else None
+    classes = class_options(studio.registry.get_domain(first)) if first else []
+    with gr.Row():
+        domain = gr.Dropdown(label="Domain", choices=domains, value=first, elem_id="compare-domain")
+        label = gr.Dropdown(label="Class", choices=classes, value=classes[0][1] if classes else None, elem_id="compare-label")
+        n = gr.Slider(1, 8, value=4, step=1, label="Images of each")
+        button = gr.Button("Show real and synthetic", variant="primary", interactive=studio.ready)
+    description = gr.Markdown(describe_class(studio, first, classes[0][1]) if classes else "")
+    note = gr.Markdown(HOW_TO_CONFIGURE if studio.reference_root is None else "")
+    with gr.Row():
+        real = gr.Gallery(label="Real", columns=4, height="auto", object_fit="contain")
+        synthetic = gr.Gallery(label="Synthetic", columns=4, height="auto", object_fit="contain")
+    domain.change(lambda d: gr.Dropdown(choices=class_options(studio.registry.get_domain(d)), value=studio.registry.get_domain(d).classes[0].code) if d else gr.Dropdown(choices=[]), domain, label)
+    label.change(lambda d, c: describe_class(studio, d, c), [domain, label], description)
+
+    @gpu
+    def run(d, c, k, progress=gr.Progress()):
+        return compare(studio, d, c, k, progress=progress)
+
+    button.click(run, [domain, label, n], [real, synthetic, note], concurrency_limit=2, concurrency_id="gpu")

@@ -1,0 +1,103 @@
+"""Quiz tab: name the diagnosis of a validated synthetic image; running score per class."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from ..engine import GenerationRequest, RequestError
+from ..provenance import png_bytes
+from .cards import class_label, score_card
+from .studio import Studio, gpu
+
+ANY_DOMAIN = "any"
+
+
+def new_quiz_state() -> dict[str, Any]:
+    return {"asked": 0, "correct": 0, "per_class": {}, "current": None}
+
+
+def next_question(studio: Studio, domain_choice: str | None, state: dict, seed: int | None = None, progress: Any = None) -> tuple:
+    """Generate one validated image of a random class; returns image, answer options, prompt text, state."""
+    if not studio.ready:
+        raise gr.Error(f"No model pack is loaded: {studio.load_error}")
+    rng = random.Random(seed)
+    domains = studio.engine.available_domains
+    name = rng.choice(domains) if domain_choice in (None, "", ANY_DOMAIN) else domain_choice
+    domain = studio.registry.get_domain(name)
+    code = rng.choice(domain.class_codes)
+    request = GenerationRequest(domain=name, label=code, n=1, seed=rng.randrange(2**31), validate=True, max_rounds=3)
+    try:
+        result = studio.engine.run(request, progress=(lambda d, t: progress(d / max(t, 1), desc="drawing a case")) if progress else None)
+    except RequestError as error:
+        raise gr.Error(str(error)) from None
+    image = (result.images or result.attempts)[-1]  # the last attempt if none passed validation
+    # neither the file name nor its text chunks may give the answer away
+    hidden = {k: v for k, v in image.record.items() if k not in ("prompt", "label", "scores", "adapter", "accepted")}
+    path = studio.new_output_dir() / "case.png"
+    path.write_bytes(png_bytes(image.image, hidden))
+    state = {**state, "current": {"domain": name, "label": code, "card": score_card(domain, image), "validated": bool(image.accepted)}}
+    options = [(class_label(domain, c), c) for c in domain.class_codes]
+    header = f"**{domain.display_name}** ({domain.modality}): which diagnosis does this image show?"
+    return str(path), gr.Radio(choices=options, value=None, interactive=True), header, "", state
+
+
+def answer(studio: Studio, state: dict, choice: str | None) -> tuple[str, str, pd.DataFrame, dict]:
+    """Check the answer; reveal the class, its description and what the classifier saw."""
+    current = state.get("current")
+    if not current:
+        raise gr.Error("Press 'Next case' first.")
+    if not choice:
+        raise gr.Error("Pick an answer first.")
+    domain = studio.registry.get_domain(current["domain"])
+    truth = domain.get_class(current["label"])
+    correct = choice == truth.code
+    per_class = dict(state["per_class"])
+    key = f"{domain.name}/{truth.code}"
+    right, total = per_class.get(key, [0, 0])
+    per_class[key] = [right + correct, total + 1]
+    state = {**state, "asked": state["asked"] + 1, "correct": state["correct"] + correct, "per_class": per_class, "current": None}
+    verdict = "✅ Correct!" if correct else f"❌ Not quite: you said {class_label(domain, choice)}."
+    feedback = "\n\n".join([verdict, f"**Answer:** {truth.name} — {truth.description}", current["card"]])
+    return feedback, score_text(state), per_class_table(state), state
+
+
+def score_text(state: dict) -> str:
+    if not state["asked"]:
+        return "Score: no answers yet"
+    return f"Score: **{state['correct']} / {state['asked']}** ({state['correct'] / state['asked']:.0%})"
+
+
+def per_class_table(state: dict) -> pd.DataFrame:
+    rows = [
+        {"class": key, "correct": right, "asked": total, "accuracy": f"{right / total:.0%}"}
+        for key, (right, total) in sorted(state["per_class"].items())
+    ]
+    return pd.DataFrame(rows, columns=["class", "correct", "asked", "accuracy"])
+
+
+def build(studio: Studio) -> None:
+    options = [("Any domain", ANY_DOMAIN), *studio.domain_choices()]
+    state = gr.State(new_quiz_state())
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=280):
+            domain = gr.Dropdown(label="Domain", choices=options, value=ANY_DOMAIN, elem_id="quiz-domain")
+            next_button = gr.Button("Next case", variant="primary", elem_id="quiz-next", interactive=studio.ready)
+            image = gr.Image(label="Case", type="filepath", interactive=False, elem_id="quiz-image", height=320)
+        with gr.Column(scale=1, min_width=280):
+            header = gr.Markdown()
+            choices = gr.Radio(label="Your diagnosis", choices=[], elem_id="quiz-choices")
+            submit = gr.Button("Check answer", elem_id="quiz-submit")
+            feedback = gr.Markdown(elem_id="quiz-feedback")
+            score = gr.Markdown(score_text(new_quiz_state()), elem_id="quiz-score")
+            table = gr.Dataframe(per_class_table(new_quiz_state()), label="Per-class accuracy this session", interactive=False)
+
+    @gpu
+    def run_next(domain_choice, quiz_state, progress=gr.Progress()):
+        return next_question(studio, domain_choice, quiz_state, progress=progress)
+
+    next_button.click(run_next, [domain, state], [image, choices, header, feedback, state], concurrency_limit=2, concurrency_id="gpu")
+    submit.click(lambda s, c: answer(studio, s, c), [state, choices], [feedback, score, table, state])
