@@ -17,12 +17,28 @@ TEXT_FIELDS = ("prompt", "seed", "pack", "base", "adapter", "scheduler", "steps"
 JSON_FIELD = "medsynth"  # the whole record, with nested scores, as one JSON chunk
 
 
-def add_synthetic_mark(image: Image.Image) -> Image.Image:
-    """A copy of the image with a 'SYNTHETIC' banner along its bottom edge."""
-    marked = image.convert("RGB").copy()
+MARKED_MIN_SIZE = 256  # small images are enlarged so the mark stays legible
+
+
+def add_synthetic_mark(image: Image.Image, min_size: int = MARKED_MIN_SIZE) -> Image.Image:
+    """A copy with a 'SYNTHETIC' banner along the bottom edge.
+
+    Images smaller than `min_size` are first enlarged (Lanczos, whole factor) so the banner is
+    readable; the provenance record keeps the native size. Unmarked exports keep native pixels.
+    """
+    marked = image.convert("RGB")
+    factor = -(-min_size // min(marked.size)) if min(marked.size) < min_size else 1
+    if factor > 1:
+        marked = marked.resize((marked.width * factor, marked.height * factor), Image.Resampling.LANCZOS)
+    else:
+        marked = marked.copy()
     width, height = marked.size
-    band = max(9, height // 10)
-    font = ImageFont.load_default(size=max(7, int(band * 0.8)))
+    band = max(12, height // 12)
+    size = int(band * 0.8)
+    font = ImageFont.load_default(size=size)
+    while size > 6 and font.getbbox(MARK_TEXT)[2] > 0.9 * width:
+        size -= 1
+        font = ImageFont.load_default(size=size)
     draw = ImageDraw.Draw(marked)
     draw.rectangle([0, height - band, width, height], fill=(0, 0, 0))
     left, top, right, bottom = draw.textbbox((0, 0), MARK_TEXT, font=font)
@@ -32,21 +48,23 @@ def add_synthetic_mark(image: Image.Image) -> Image.Image:
     return marked
 
 
-def png_info(record: Mapping[str, Any]) -> PngInfo:
+def png_info(record: Mapping[str, Any], native_size: tuple[int, int] | None = None) -> PngInfo:
     info = PngInfo()
     for key in TEXT_FIELDS:
         if record.get(key) is not None:
             info.add_text(key, str(record[key]))
     info.add_text("synthetic", "true")
     info.add_text("Software", SOFTWARE)
-    info.add_text(JSON_FIELD, json.dumps({**record, "synthetic": True}, default=str))
+    extra = {"native_size": list(native_size)} if native_size else {}
+    info.add_text(JSON_FIELD, json.dumps({**record, **extra, "synthetic": True}, default=str))
     return info
 
 
 def png_bytes(image: Image.Image, record: Mapping[str, Any], mark: bool = True) -> bytes:
     """Encode an image as PNG with its provenance (and the visible mark unless mark=False)."""
     buffer = BytesIO()
-    (add_synthetic_mark(image) if mark else image).save(buffer, format="PNG", pnginfo=png_info(record))
+    shown = add_synthetic_mark(image) if mark else image
+    shown.save(buffer, format="PNG", pnginfo=png_info(record, native_size=image.size))
     return buffer.getvalue()
 
 

@@ -29,11 +29,23 @@ def test_png_carries_provenance_text_chunks_and_reads_back(tmp_path):
 
 
 def test_visible_mark_changes_only_the_bottom_band():
-    image = Image.fromarray(np.full((64, 64, 3), 120, np.uint8))
+    image = Image.fromarray(np.full((300, 300, 3), 120, np.uint8))
     marked = np.asarray(add_synthetic_mark(image)).astype(int)
-    assert (marked[:50] == 120).all()
-    band = marked[-6:]
+    assert marked.shape == (300, 300, 3)
+    assert (marked[:270] == 120).all()
+    band = marked[-25:]
     assert (band == 0).any() and (band[..., 0] > 200).any()  # black band with yellow letters
+
+
+def test_small_images_are_enlarged_so_the_mark_is_legible_and_the_native_size_is_recorded():
+    image = Image.fromarray(np.full((64, 64, 3), 120, np.uint8))
+    marked = add_synthetic_mark(image)
+    assert marked.size == (256, 256)
+    yellow = np.argwhere(np.asarray(marked)[..., 0] > 200)
+    assert yellow[:, 1].min() > 5 and yellow[:, 1].max() < 250  # the whole word fits inside the image
+    assert read_provenance(png_bytes(image, RECORD))["native_size"] == [64, 64]
+    unmarked = Image.open(__import__("io").BytesIO(png_bytes(image, RECORD, mark=False)))
+    assert unmarked.size == (64, 64)
 
 
 def test_plain_png_has_no_provenance(tmp_path):
