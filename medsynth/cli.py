@@ -124,28 +124,30 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def cmd_from_config(args: argparse.Namespace) -> int:
+    """Commands whose options are the fields of a config dataclass (training, pack evaluation)."""
     import importlib
 
-    module_name, config_name, function_name = TRAINABLE[args.component]
-    module = importlib.import_module(f"medsynth.training.{module_name}")
+    module_name, config_name, function_name = args.target
+    module = importlib.import_module(module_name)
     config = getattr(module, config_name)(**{k: v for k, v in vars(args).items() if k in args.config_fields and v is not None})
     quiet_libraries()
     result = getattr(module, function_name)(config)
-    print(f"{args.component}: done, wrote {result}")
+    print(f"done, wrote {result}")
     return EXIT_OK
 
 
-# component → (module in medsynth.training, config dataclass, train function)
+# component → (module, config dataclass, function taking the config)
 TRAINABLE = {
-    "autoencoder": ("autoencoder", "AutoencoderTrainConfig", "train_autoencoder"),
-    "base": ("base", "BaseTrainConfig", "train_base"),
-    "lora": ("lora", "LoraTrainConfig", "train_lora"),
-    "classifier": ("classifier", "ClassifierTrainConfig", "train_classifier"),
-    "clip": ("clip", "ClipTrainConfig", "train_clip"),
-    "evaluator": ("evaluator", "EvaluatorTrainConfig", "train_evaluator"),
-    "pack": ("pack", "PackAssembleConfig", "assemble_pack"),
+    "autoencoder": ("medsynth.training.autoencoder", "AutoencoderTrainConfig", "train_autoencoder"),
+    "base": ("medsynth.training.base", "BaseTrainConfig", "train_base"),
+    "lora": ("medsynth.training.lora", "LoraTrainConfig", "train_lora"),
+    "classifier": ("medsynth.training.classifier", "ClassifierTrainConfig", "train_classifier"),
+    "clip": ("medsynth.training.clip", "ClipTrainConfig", "train_clip"),
+    "evaluator": ("medsynth.training.evaluator", "EvaluatorTrainConfig", "train_evaluator"),
+    "pack": ("medsynth.training.pack", "PackAssembleConfig", "assemble_pack"),
 }
+EVALUATE_PACK = ("medsynth.pack_evaluation", "PackEvaluationConfig", "evaluate_pack")
 
 
 def _add_config_options(parser: argparse.ArgumentParser, config_cls: type) -> list[str]:
@@ -171,6 +173,16 @@ def _add_config_options(parser: argparse.ArgumentParser, config_cls: type) -> li
         parser.add_argument(f"--{item.name.replace('_', '-')}", dest=item.name, type=convert, default=None, help=f"default: {default}")
         names.append(item.name)
     return names
+
+
+def _add_config_command(subparsers, name: str, target: tuple[str, str, str]) -> None:
+    import importlib
+
+    module_name, config_name, _ = target
+    config_cls = getattr(importlib.import_module(module_name), config_name)
+    summary = (config_cls.__doc__ or name).strip().splitlines()[0]
+    part = subparsers.add_parser(name, help=summary, description=summary)
+    part.set_defaults(func=cmd_from_config, target=target, config_fields=_add_config_options(part, config_cls))
 
 
 # ------------------------------------------------------------------- parser
@@ -218,12 +230,10 @@ def build_parser() -> Parser:
         description="Train one component. Runs resume from their checkpoint; options override the config defaults.",
     )
     parts = train.add_subparsers(dest="component", metavar="COMPONENT", parser_class=Parser, required=True)
-    for component, (module_name, config_name, _) in TRAINABLE.items():
-        import importlib
-
-        config_cls = getattr(importlib.import_module(f"medsynth.training.{module_name}"), config_name)
-        part = parts.add_parser(component, help=(config_cls.__doc__ or component).strip().splitlines()[0])
-        part.set_defaults(func=cmd_train, config_fields=_add_config_options(part, config_cls))
+    for component, target in TRAINABLE.items():
+        _add_config_command(parts, component, target)
+    _add_config_command(commands, "train-lora", TRAINABLE["lora"])  # the name the SD 1.5 docs use
+    _add_config_command(commands, "evaluate-pack", EVALUATE_PACK)
     return parser
 
 

@@ -33,7 +33,7 @@ def _usable_attributes(domain: Domain, row: Mapping[str, Any]) -> dict[str, str]
             continue
         try:
             attribute = domain.get_attribute(name)
-            usable[name] = attribute.check(float(value) // 1 if name == "age" else value)
+            usable[name] = attribute.check(int(float(value)) if name == "age" else value)
         except (KeyError, ValueError):
             continue  # not an attribute of this domain, or a value outside its choices
     return usable

