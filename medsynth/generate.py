@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -91,6 +92,8 @@ class Generator:
         self.pipe = pipe.to(self.device)
         self.adapters: dict[str, Source] = {}
         self._active: str | None | bool = False  # False: not yet set
+        # a pipeline is not thread-safe (scheduler state, active adapter): one call at a time
+        self._lock = threading.Lock()
         logger.info("base pipeline %s loaded on %s (%s)", base.spec, self.device, self.dtype)
 
     def add_adapter(self, name: str, source: Source) -> None:
@@ -147,6 +150,10 @@ class Generator:
         progress: ProgressCallback | None = None,
     ) -> list[Image.Image]:
         """One image per seed. Same prompt, seed and device → identical pixels, batched or not."""
+        with self._lock:
+            return self._generate(prompt, seeds, adapter, steps, guidance, negative_prompt, progress)
+
+    def _generate(self, prompt, seeds, adapter, steps, guidance, negative_prompt, progress) -> list[Image.Image]:
         self.use_adapter(adapter)
         images: list[Image.Image] = []
         total = len(seeds) * steps

@@ -109,3 +109,15 @@ def tmp_path_dummy():
     from pathlib import Path
 
     return Path("/nonexistent")
+
+
+def test_concurrent_requests_get_the_same_pixels_as_sequential_ones(generator):
+    """The app serves requests from several threads; each must see its own adapter and schedule."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [("alpha", 1), ("beta", 2), (None, 3), ("alpha", 4), ("beta", 5), (None, 6)]
+    expected = [pixels(generator.generate(PROMPT, [seed], adapter=a, steps=4)) for a, seed in jobs]
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda job: pixels(generator.generate(PROMPT, [job[1]], adapter=job[0], steps=4)), jobs))
+    for got, want in zip(results, expected):
+        assert np.array_equal(got, want)

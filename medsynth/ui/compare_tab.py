@@ -67,7 +67,7 @@ def build(studio: Studio) -> None:
     classes = class_options(studio.registry.get_domain(first)) if first else []
     with gr.Row():
         domain = gr.Dropdown(label="Domain", choices=domains, value=first, elem_id="compare-domain")
-        label = gr.Dropdown(label="Class", choices=classes, value=classes[0][1] if classes else None, elem_id="compare-label")
+        label = gr.Dropdown(label="Class", choices=classes, value=classes[0][1] if classes else None, elem_id="compare-label", allow_custom_value=True)
         n = gr.Slider(1, 8, value=4, step=1, label="Images of each")
         button = gr.Button("Show real and synthetic", variant="primary", interactive=studio.ready)
     description = gr.Markdown(describe_class(studio, first, classes[0][1]) if classes else "")
@@ -82,4 +82,4 @@ def build(studio: Studio) -> None:
     def run(d, c, k, progress=gr.Progress()):
         return compare(studio, d, c, k, progress=progress)
 
-    button.click(run, [domain, label, n], [real, synthetic, note], concurrency_limit=2, concurrency_id="gpu")
+    button.click(run, [domain, label, n], [real, synthetic, note], concurrency_limit=2, concurrency_id="gpu", api_name="compare")

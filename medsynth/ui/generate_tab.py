@@ -162,10 +162,11 @@ def build(studio: Studio) -> None:
         with gr.Column(scale=2, min_width=300):
             domain = gr.Dropdown(label="Domain", choices=domains, value=domains[0][1] if domains else None, elem_id="domain")
             modality = gr.Markdown()
-            label = gr.Dropdown(label="Disease / finding class", choices=[], elem_id="label")
+            # choices change with the domain; the registry checks the value, so API clients may send any code
+            label = gr.Dropdown(label="Disease / finding class", choices=[], elem_id="label", allow_custom_value=True)
             description = gr.Markdown(elem_id="class-description")
             with gr.Row():
-                slots = [gr.Dropdown(visible=False, min_width=120) for _ in range(CHOICE_SLOTS)]
+                slots = [gr.Dropdown(visible=False, min_width=120, allow_custom_value=True) for _ in range(CHOICE_SLOTS)]
             number = gr.Number(visible=False)
             findings = gr.Textbox(label="Findings (free text, optional)", placeholder="e.g. irregular pigmented lesion with blue-white veil", lines=2, max_length=2000)
             findings_mode = gr.Radio([FINDINGS_EXTEND, FINDINGS_ONLY], value=FINDINGS_EXTEND, label="How to use the findings")
@@ -204,6 +205,7 @@ def build(studio: Studio) -> None:
         [gallery, cards, seed, status, all_zip, card, probs, one_png],
         concurrency_limit=2,
         concurrency_id="gpu",
+        api_name="generate",
     )
     gallery.select(select_image, cards, [card, probs, one_png])
     return domain, domain_outputs

@@ -89,7 +89,7 @@ def build(studio: Studio) -> None:
             image = gr.Image(label="Case", type="filepath", interactive=False, elem_id="quiz-image", height=320)
         with gr.Column(scale=1, min_width=280):
             header = gr.Markdown()
-            choices = gr.Radio(label="Your diagnosis", choices=[], elem_id="quiz-choices")
+            choices = gr.Radio(label="Your diagnosis", choices=[], elem_id="quiz-choices")  # filled per case
             submit = gr.Button("Check answer", elem_id="quiz-submit")
             feedback = gr.Markdown(elem_id="quiz-feedback")
             score = gr.Markdown(score_text(new_quiz_state()), elem_id="quiz-score")
@@ -99,5 +99,5 @@ def build(studio: Studio) -> None:
     def run_next(domain_choice, quiz_state, progress=gr.Progress()):
         return next_question(studio, domain_choice, quiz_state, progress=progress)
 
-    next_button.click(run_next, [domain, state], [image, choices, header, feedback, state], concurrency_limit=2, concurrency_id="gpu")
-    submit.click(lambda s, c: answer(studio, s, c), [state, choices], [feedback, score, table, state])
+    next_button.click(run_next, [domain, state], [image, choices, header, feedback, state], concurrency_limit=2, concurrency_id="gpu", api_name="quiz_next")
+    submit.click(lambda s, c: answer(studio, s, c), [state, choices], [feedback, score, table, state], api_name="quiz_answer")
