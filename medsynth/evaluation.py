@@ -8,6 +8,7 @@ through a pass-through extractor so the features are computed once for both metr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -132,3 +133,25 @@ def image_grid(rows: Sequence[Sequence[Image.Image]], row_labels: Sequence[str],
         for c, image in enumerate(row):
             grid.paste(image.convert("RGB").resize((size, size)), (label_width + c * (size + 2), y))
     return grid
+
+
+def confusion_plot(matrix: np.ndarray, classes: list[str], title: str, path: Path) -> None:
+    """Confusion matrix as a picture: shares coloured, counts written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(0.6 * len(classes) + 2, 0.6 * len(classes) + 1.5))
+    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, int(count), ha="center", va="center", color="white" if shares[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("evaluator predicted")
+    ax.set_ylabel("asked for")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -15,22 +15,18 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from .engine import GenerationRequest, MedSynth  # noqa: E402
-from .evaluation import FeatureExtractor, evaluator_report, frechet_distance, image_grid, kernel_distance, nearest_training_images  # noqa: E402
-from .metrics import classification_metrics  # noqa: E402
-from .prompts import class_prompt  # noqa: E402
-from .registry import PROJECT_ROOT, load_registry, selected_pack_name  # noqa: E402
-from .scoring import ClassifierScorer  # noqa: E402
-from .training.cache import load_domain_images  # noqa: E402
-from .training.evaluator import evaluator_folder  # noqa: E402
+from .engine import GenerationRequest, MedSynth
+from .evaluation import FeatureExtractor, confusion_plot, evaluator_report, frechet_distance, image_grid, kernel_distance, nearest_training_images
+from .metrics import classification_metrics
+from .prompts import class_prompt
+from .registry import PROJECT_ROOT, load_registry, selected_pack_name
+from .scoring import ClassifierScorer
+from .training.cache import load_domain_images
+from .training.evaluator import evaluator_folder
 
 logger = logging.getLogger(__name__)
 
@@ -53,22 +49,6 @@ class PackEvaluationConfig:
 
 def _to_pil(array: np.ndarray) -> list[Image.Image]:
     return [Image.fromarray(a) for a in array]
-
-
-def _confusion_plot(matrix: np.ndarray, classes: list[str], title: str, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(0.6 * len(classes) + 2, 0.6 * len(classes) + 1.5))
-    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-    for (i, j), count in np.ndenumerate(matrix):
-        ax.text(j, i, int(count), ha="center", va="center", color="white" if shares[i, j] > 0.5 else "black", fontsize=8)
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("evaluator predicted")
-    ax.set_ylabel("asked for")
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def generate_set(engine: MedSynth, domain: str, codes: list[str], mode: str, config: PackEvaluationConfig) -> tuple[list[Image.Image], list[str], dict]:
@@ -137,7 +117,7 @@ def evaluate_domain(engine: MedSynth, name: str, config: PackEvaluationConfig, f
             "memorisation_max": memo.max,
             "seconds": time.perf_counter() - started,
         }
-        _confusion_plot(ev.confusion, codes, f"{name}: {MODES[mode]} (evaluator)", out / f"{name}_confusion_{mode}.png")
+        confusion_plot(ev.confusion, codes, f"{name}: {MODES[mode]} (evaluator)", out / f"{name}_confusion_{mode}.png")
         grids[mode] = (images, labels)
         if mode == "lora":
             pairs = [[images[g], Image.fromarray(train.images[t])] for g, t, _ in memo.pairs]

@@ -1,0 +1,126 @@
+"""`python -m medsynth evaluate --domain D --generated DIR`: measure a folder of generated images.
+
+Reads the folder's metadata.csv (from `export`) or manifest.csv (from `generate`), and reports
+against the domain's real test split: Fréchet distance and KID on offline EfficientNet-Lite0
+features, Inception FID through torchmetrics when its weights are in the local cache, CLIP score,
+evaluator macro-F1 with a confusion matrix, and the nearest training image of each generated one.
+Writes results.json and REPORT.md with pictures into the output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from .data import load_rgb
+from .evaluation import FeatureExtractor, confusion_plot, evaluator_report, frechet_distance, image_grid, kernel_distance, nearest_training_images
+from .registry import Source, load_registry, selected_pack_name
+from .scoring import ClassifierScorer, ClipScorer
+from .training.cache import load_domain_images
+from .training.evaluator import evaluator_folder
+
+logger = logging.getLogger(__name__)
+
+LISTS = ("metadata.csv", "manifest.csv")
+
+
+@dataclass(frozen=True)
+class GeneratedSet:
+    images: list[Image.Image]
+    labels: list[str]
+    prompts: list[str]
+
+
+def load_generated(folder: Path, size: int) -> GeneratedSet:
+    for name in LISTS:
+        if (folder / name).is_file():
+            frame = pd.read_csv(folder / name, dtype=str, keep_default_na=False)
+            break
+    else:
+        raise FileNotFoundError(f"{folder} has neither metadata.csv (export) nor manifest.csv (generate)")
+    frame = frame[frame["label"] != ""]
+    if frame.empty:
+        raise ValueError(f"{folder}: no labelled images to evaluate")
+    images = [load_rgb(folder / f, size) for f in frame["file"]]
+    return GeneratedSet(images, list(frame["label"]), list(frame["prompt"]))
+
+
+def inception_fid(real: np.ndarray, generated: list[Image.Image]) -> float | None:
+    """torchmetrics' Inception FID, only when its weights are already cached (no download here)."""
+    try:
+        from torchmetrics.image.fid import FrechetInceptionDistance
+
+        metric = FrechetInceptionDistance(feature=2048)
+    except Exception as error:  # missing torch-fidelity or weights: say so in the report
+        logger.info("Inception FID skipped: %s", error)
+        return None
+    metric.update(torch.from_numpy(real).permute(0, 3, 1, 2), real=True)
+    metric.update(torch.from_numpy(np.stack([np.asarray(i) for i in generated])).permute(0, 3, 1, 2), real=False)
+    return float(metric.compute())
+
+
+def evaluate_generated(domain_name: str, generated_dir: Path, out: Path, pack: str | None = None) -> Path:
+    registry = load_registry()
+    domain = registry.get_domain(domain_name)
+    codes = list(domain.class_codes)
+    sources = domain.sources_for(pack or selected_pack_name())
+    data = load_domain_images(domain.name, 64)
+    test, train = data.split("test"), data.split("train")
+    generated = load_generated(Path(generated_dir), test.images.shape[1])
+    unknown = sorted(set(generated.labels) - set(codes))
+    if unknown:
+        raise ValueError(f"labels {unknown} are not classes of {domain.name}")
+    out.mkdir(parents=True, exist_ok=True)
+    features = FeatureExtractor()
+    real_feats, gen_feats, train_feats = features(test.images), features(generated.images), features(train.images)
+    evaluator = ClassifierScorer.from_source(Source(spec=str(evaluator_folder(domain.name)), path=evaluator_folder(domain.name)))
+    report = evaluator_report(evaluator, generated.images, generated.labels)
+    results = {
+        "domain": domain.name,
+        "generated_dir": str(generated_dir),
+        "n_generated": len(generated.images),
+        "n_real_test": len(test),
+        "per_class": pd.Series(generated.labels).value_counts().to_dict(),
+        "frechet_distance_effnet": frechet_distance(real_feats, gen_feats),
+        "kid_effnet": kernel_distance(real_feats, gen_feats)[0],
+        "inception_fid": inception_fid(test.images, generated.images),
+        "evaluator_macro_f1": report.macro_f1,
+        "evaluator_accuracy": report.accuracy,
+        "evaluator_per_class_recall": dict(zip(codes, report.per_class_recall)),
+    }
+    if sources.clip is not None and sources.missing_reason() is None:
+        clip = ClipScorer.from_source(sources.clip)
+        cosines = [clip.score([image], prompt)[0].cosine for image, prompt in zip(generated.images, generated.prompts)]
+        results["clip_score"] = float(np.mean(cosines))
+    memo = nearest_training_images(gen_feats, train_feats)
+    results["memorisation_median"], results["memorisation_max"] = memo.median, memo.max
+    confusion_plot(report.confusion, codes, f"{domain.name}: evaluator on generated images", out / "confusion.png")
+    pairs = [[generated.images[g], Image.fromarray(train.images[t])] for g, t, _ in memo.pairs]
+    image_grid(pairs, [f"cos {s:.3f}" for _, _, s in memo.pairs], label_width=90).save(out / "nearest_training.png")
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "REPORT.md").write_text(render(results))
+    return out / "REPORT.md"
+
+
+def render(results: dict) -> str:
+    fid = results["inception_fid"]
+    lines = [
+        f"# Evaluation of `{results['generated_dir']}` ({results['domain']})", "",
+        f"{results['n_generated']} generated images against {results['n_real_test']} real test images.", "",
+        "| measure | value |", "|---|---:|",
+        f"| Fréchet distance (EfficientNet-Lite0 features) | {results['frechet_distance_effnet']:.2f} |",
+        f"| KID (EfficientNet-Lite0 features) | {results['kid_effnet']:.4f} |",
+        f"| Inception FID (torchmetrics) | {'not available offline' if fid is None else f'{fid:.2f}'} |",
+        f"| evaluator macro-F1 | {results['evaluator_macro_f1']:.3f} |",
+        f"| CLIP score | {results.get('clip_score', float('nan')):.3f} |",
+        f"| nearest training image cosine, median / max | {results['memorisation_median']:.3f} / {results['memorisation_max']:.3f} |",
+        "", "![confusion](confusion.png)", "", "Closest generated ↔ training pairs: ![nearest](nearest_training.png)", "",
+    ]  # fmt: skip
+    return "\n".join(lines)
