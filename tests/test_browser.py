@@ -110,3 +110,16 @@ def test_quiz_answer_changes_the_score(page):
     assert "/ 1" in score.inner_text()
     page.screenshot(path=str(ARTIFACTS / "quiz.png"), full_page=True)
     assert_no_error_toast(page)
+
+
+def test_phone_sized_screen_has_no_sideways_scrolling(page):
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        page.get_by_role("tab", name="Generate").click()
+        page.locator("#generate").wait_for()
+        page.wait_for_timeout(300)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+        assert page.locator("#generate").is_visible() and page.locator("#notice").is_visible()
+        page.screenshot(path=str(ARTIFACTS / "phone.png"), full_page=False)
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 1000})
