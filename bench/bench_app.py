@@ -12,7 +12,6 @@ import argparse
 import socket
 import statistics
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gradio_client import Client  # noqa: E402
 
 from medsynth.cli import quiet_libraries  # noqa: E402
-from medsynth.registry import load_registry  # noqa: E402
+from medsynth.testing import pack_or_tiny  # noqa: E402
 from medsynth.ui.app import create_app  # noqa: E402
 from medsynth.ui.studio import Studio  # noqa: E402
 
@@ -46,13 +45,9 @@ def main() -> None:
     parser.add_argument("--pack", default="mini")
     args = parser.parse_args()
     quiet_libraries()
-    registry, pack = load_registry(), args.pack
-    if not registry.pack_availability(pack).available:
-        from medsynth.testing import build_tiny_pack
-
-        tiny = build_tiny_pack(Path(tempfile.mkdtemp()))
-        registry, pack = load_registry(tiny.registry_path), tiny.pack
-        print(f"# pack '{args.pack}' unavailable: benchmarking the tiny random pack instead")
+    registry, pack, note = pack_or_tiny(args.pack)
+    if note:
+        print(note)
     studio = Studio.create(pack=pack, registry=registry)
     app = create_app(studio)
     port = free_port()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from medsynth.cli import quiet_libraries  # noqa: E402
 from medsynth.engine import GenerationRequest, MedSynth  # noqa: E402
 from medsynth.generate import Generator, load_pipeline  # noqa: E402
-from medsynth.registry import load_registry  # noqa: E402
+from medsynth.testing import pack_or_tiny  # noqa: E402
 
 
 def timed(function, repeats: int) -> list[float]:
@@ -41,13 +40,9 @@ def main() -> None:
     parser.add_argument("--switch-steps", type=int, default=4, help="denoising steps per request in the switching test")
     args = parser.parse_args()
     quiet_libraries()
-    registry, pack = load_registry(), args.pack
-    if not registry.pack_availability(pack).available:
-        from medsynth.testing import build_tiny_pack
-
-        tiny = build_tiny_pack(Path(tempfile.mkdtemp()))
-        registry, pack = load_registry(tiny.registry_path), tiny.pack
-        print(f"# pack '{args.pack}' unavailable: benchmarking the tiny random pack instead")
+    registry, pack, note = pack_or_tiny(args.pack)
+    if note:
+        print(note)
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, device {'cuda' if torch.cuda.is_available() else 'cpu'}")
 
     cold = timed(lambda: MedSynth(registry, pack), 1)[0]

@@ -243,3 +243,16 @@ def max_pixel_difference(a, b) -> int:
     import numpy as np
 
     return int(np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).max())
+
+
+def pack_or_tiny(pack: str):
+    """(registry, pack name, note) for benchmarks: the named pack if present, else a tiny random one."""
+    import tempfile
+
+    from .registry import load_registry
+
+    registry = load_registry()
+    if registry.pack_availability(pack).available:
+        return registry, pack, ""
+    tiny = build_tiny_pack(Path(tempfile.mkdtemp()))
+    return load_registry(tiny.registry_path), tiny.pack, f"# pack '{pack}' unavailable: benchmarking the tiny random pack instead"

@@ -3,7 +3,7 @@
 import random
 
 import numpy as np
-import pytest
+
 import torch
 from PIL import Image
 

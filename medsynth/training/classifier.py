@@ -41,6 +41,22 @@ class ClassifierTrainConfig:
     seed: int = 0
 
 
+def labelled_splits(domain: str, size: int):
+    """(classes, train, val, train targets, val targets) of a domain's real images at `size`."""
+    classes = list(load_registry().get_domain(domain).class_codes)
+    data = load_domain_images(domain, size)
+    train, val = data.split("train"), data.split("val")
+    targets = [torch.tensor([classes.index(c) for c in part.frame["label"]]) for part in (train, val)]
+    return classes, train, val, *targets
+
+
+def balanced_class_weights(targets: torch.Tensor, n_classes: int, power: float) -> torch.Tensor:
+    """Loss weight ∝ count^-power, scaled so the average weight per training image stays 1."""
+    counts = torch.bincount(targets, minlength=n_classes).clamp_min(1).float()
+    weights = counts**-power
+    return weights / (weights * counts).sum() * counts.sum()
+
+
 def to_batch(images: np.ndarray) -> torch.Tensor:
     """uint8 NHWC → float NCHW normalised with mean = std = 0.5 (the ClassifierConfig default)."""
     return (torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0 - 0.5) / 0.5
@@ -97,15 +113,8 @@ def expected_calibration_error(logits: torch.Tensor, targets: torch.Tensor, temp
 def train_classifier(config: ClassifierTrainConfig) -> Path:
     device = pick_training_device()
     generator = seed_everything(config.seed)
-    domain = load_registry().get_domain(config.domain)
-    classes = list(domain.class_codes)
-    data = load_domain_images(config.domain, config.image_size)
-    train, val = data.split("train"), data.split("val")
-    y_train = torch.tensor([classes.index(c) for c in train.frame["label"]])
-    y_val = torch.tensor([classes.index(c) for c in val.frame["label"]])
-    counts = torch.bincount(y_train, minlength=len(classes)).clamp_min(1).float()
-    class_weights = counts ** -config.class_power
-    class_weights = class_weights / (class_weights * counts).sum() * counts.sum()
+    classes, train, val, y_train, y_val = labelled_splits(config.domain, config.image_size)
+    class_weights = balanced_class_weights(y_train, len(classes), config.class_power)
 
     model_config = ClassifierConfig(
         classes=classes, image_size=config.image_size, stem=config.stem, base_width=config.base_width,

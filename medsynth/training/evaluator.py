@@ -19,9 +19,7 @@ from tqdm import tqdm
 from ..metrics import classification_metrics
 from ..models.classifier import ClassifierConfig, save_classifier
 from ..models.features import IMAGENET_MEAN, IMAGENET_STD, efficientnet_lite0
-from ..registry import load_registry
-from .cache import load_domain_images
-from .classifier import augment, fit_temperature
+from .classifier import augment, balanced_class_weights, fit_temperature, labelled_splits
 from .common import pick_training_device, runs_dir, seed_everything, write_run_record
 from .diffusion import FLIP_OK
 
@@ -55,14 +53,8 @@ def _prepare(images, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
 def train_evaluator(config: EvaluatorTrainConfig) -> Path:
     device = pick_training_device()
     generator = seed_everything(config.seed)
-    classes = list(load_registry().get_domain(config.domain).class_codes)
-    data = load_domain_images(config.domain, config.resolution)
-    train, val = data.split("train"), data.split("val")
-    y_train = torch.tensor([classes.index(c) for c in train.frame["label"]])
-    y_val = torch.tensor([classes.index(c) for c in val.frame["label"]])
-    counts = torch.bincount(y_train, minlength=len(classes)).clamp_min(1).float()
-    weights = counts ** -config.class_power
-    weights = weights / (weights * counts).sum() * counts.sum()
+    classes, train, val, y_train, y_val = labelled_splits(config.domain, config.resolution)
+    weights = balanced_class_weights(y_train, len(classes), config.class_power)
     mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     model = efficientnet_lite0(num_classes=len(classes), pretrained=True).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
