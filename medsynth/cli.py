@@ -176,6 +176,99 @@ def _add_config_options(parser: argparse.ArgumentParser, config_cls: type) -> li
     return names
 
 
+# ---- research: `medsynth export`
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import torch
+    from accelerate import PartialState
+
+    from .dataset_export import ExportPlan, export_dataset, merge_shards
+    from .engine import GenerationRequest, MedSynth, PackUnavailableError, RequestError, check_request
+    from .registry import load_registry, selected_pack_name
+
+    if not 1 <= args.per_class <= 100_000:
+        raise UsageError(f"export: --per-class must be between 1 and 100000; got {args.per_class}")
+    registry = load_registry(args.registry)
+    pack = args.pack or selected_pack_name()
+    try:
+        registry.get_pack(pack)
+        domain = check_request(registry, pack, GenerationRequest(domain=args.domain, label=None, findings="check", steps=args.steps))
+    except (RequestError, KeyError) as error:
+        raise UsageError(f"export: {error}") from None
+    # rank and world size under `accelerate launch` (gloo on CPU-only machines); one process otherwise
+    state = PartialState(cpu=not torch.cuda.is_available())
+    quiet_libraries()
+    try:
+        engine = MedSynth.load(pack, registry, device=str(state.device))
+    except PackUnavailableError as error:
+        print(f"medsynth: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    plan = ExportPlan(domain.name, args.per_class, args.chunk, args.seed, args.validate, args.threshold, args.max_rounds, args.steps, args.mark)
+    export_dataset(engine, plan, args.out, state.process_index, state.num_processes)
+    state.wait_for_everyone()
+    if state.is_main_process:
+        metadata = merge_shards(args.out, state.num_processes) if state.num_processes > 1 else args.out / "metadata.csv"
+        print(f"exported {args.per_class} image(s) per class of {domain.name} to {args.out} ({metadata.name})")
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .dataset_evaluation import evaluate_generated
+    from .registry import load_registry
+
+    if not args.generated.is_dir():
+        raise UsageError(f"evaluate: {args.generated} is not a folder")
+    registry = load_registry(args.registry)
+    try:
+        registry.get_domain(args.domain)
+    except KeyError as error:
+        raise UsageError(f"evaluate: {error}") from None
+    quiet_libraries()
+    try:
+        report = evaluate_generated(args.domain, args.generated, args.out or args.generated / "evaluation", args.pack)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"medsynth: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"wrote {report} and results.json")
+    return EXIT_OK
+
+
+def _add_evaluate_command(commands) -> None:
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="measure a folder of generated images against the real test split",
+        description="Fréchet distance and KID (EfficientNet-Lite0 features), Inception FID when its weights are cached, "
+        "CLIP score, evaluator macro-F1 and confusion matrix, nearest training images; JSON + Markdown report.",
+    )
+    evaluate.add_argument("--domain", required=True)
+    evaluate.add_argument("--generated", type=Path, required=True, help="folder with metadata.csv (export) or manifest.csv (generate)")
+    evaluate.add_argument("--out", type=Path, default=None, help="report folder (default: <generated>/evaluation)")
+    evaluate.add_argument("--pack", default=None, help="pack whose CLIP model scores alignment")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+
+def _add_export_command(commands) -> None:
+    export = commands.add_parser(
+        "export",
+        help="export a synthetic labelled dataset (ImageFolder + metadata.csv); resumable, data-parallel",
+        description="Export a synthetic dataset: <out>/<label>/*.png and metadata.csv. Re-running resumes. "
+        "Under `accelerate launch` each process takes its share by rank.",
+    )
+    export.add_argument("--domain", required=True)
+    export.add_argument("--per-class", type=int, required=True, help="images per class")
+    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--validate", action="store_true", help="regenerate what the classifier rejects")
+    export.add_argument("--threshold", type=float, default=0.5)
+    export.add_argument("--max-rounds", type=int, default=3)
+    export.add_argument("--steps", type=int, default=None)
+    export.add_argument("--seed", type=int, default=0)
+    export.add_argument("--chunk", type=int, default=8, help="images generated per batch (the unit of resumption)")
+    export.add_argument("--mark", action="store_true", help="burn the visible SYNTHETIC mark into the pixels")
+    export.add_argument("--pack", default=None)
+    export.set_defaults(func=cmd_export)
+
+
 def _add_config_command(subparsers, name: str, target: tuple[str, str, str]) -> None:
     import importlib
 
@@ -234,6 +327,7 @@ def cmd_study_create(args: argparse.Namespace) -> int:
         asks_alignment=not args.no_alignment,
         raters=tuple(r for part in args.raters or [] for r in part.split(",") if r),
         image_size=args.image_size,
+        match_resolution=not args.keep_real_resolution,
     )
     spec.check()
     draw_real(spec.cells, spec.n_real, spec.seed, args.data)  # fail fast, before any model is loaded
@@ -319,6 +413,7 @@ def _add_study_commands(commands) -> None:
     create.add_argument("--raters", action="append", metavar="ID[,ID...]", help="allowed rater ids (default: anyone with the code)")
     create.add_argument("--no-alignment", action="store_true", help="do not ask how well images match their prompt")
     create.add_argument("--image-size", type=int, default=256, help="every image is shown square at this size (32–1024)")
+    create.add_argument("--keep-real-resolution", action="store_true", help="do not pass real images through the synthetic resolution first")
     create.add_argument("--pack", default=None, help="model pack (default: $MEDSYNTH_PACK or mini)")
     create.add_argument("--data", type=Path, default=None, help="real-data folder (default: $MEDSYNTH_DATA or ../shared/data)")
     part("list", "list studies with their counts of items, raters and ratings", cmd_study_list)
@@ -384,6 +479,8 @@ def build_parser() -> Parser:
     for component, target in TRAINABLE.items():
         _add_config_command(parts, component, target)
     _add_config_command(commands, "train-lora", TRAINABLE["lora"])  # the name the SD 1.5 docs use
+    _add_export_command(commands)
+    _add_evaluate_command(commands)
     _add_config_command(commands, "evaluate-pack", EVALUATE_PACK)
     _add_study_commands(commands)  # ---- reader studies
     return parser

@@ -184,7 +184,7 @@ def test_app_builds_and_says_which_pack_is_missing(tmp_path):
 def test_app_with_a_pack_builds_all_tabs(studio):
     app = create_app(studio)
     tabs = [c.label for c in app.blocks.values() if isinstance(c, gr.Tab)]
-    assert tabs == ["Generate", "Quiz", "Compare", "About"]
+    assert tabs == ["Generate", "Quiz", "Compare", "About", "Rate", "Studies"]
 
 
 def tmp_registry_without_pack(tmp_path):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import about_tab, compare_tab, generate_tab, quiz_tab
+from . import about_tab, compare_tab, generate_tab, quiz_tab, rate_tab, studies_tab
+from .study_place import StudyPlace
 from .studio import NOTICE, Studio
 
 CSS = """
@@ -14,7 +15,11 @@ QUEUE_SIZE = 64  # a classroom of 30 queues up; beyond this, new requests are to
 CONCURRENT_GENERATIONS = 2  # one shared model in memory; requests take turns
 
 
-def create_app(studio: Studio | None = None) -> gr.Blocks:
+def create_app(
+    studio: Studio | None = None,
+    studies_db: str | None = None,  # reader studies; default: $MEDSYNTH_STUDIES_DB or runs/studies/studies.db
+    admin_token: str | None = None,  # default: $MEDSYNTH_ADMIN_TOKEN; none: the Studies tab stays locked
+) -> gr.Blocks:
     studio = studio or Studio.create()
     with gr.Blocks(title="medsynth — synthetic medical images for teaching", fill_width=False) as app:
         gr.Markdown(f"⚠️ {NOTICE}", elem_id="notice")
@@ -28,6 +33,12 @@ def create_app(studio: Studio | None = None) -> gr.Blocks:
             compare_tab.build(studio)
         with gr.Tab("About", id="about"):
             about_tab.build(studio)
+        study_place = StudyPlace.create(studies_db, admin_token)
+        with gr.Tab("Rate", id="rate"):
+            rate_tab.build(study_place)
+        with gr.Tab("Studies", id="studies"):
+            studies_tab.build(studio, study_place)
+        app.study_place = study_place  # for tests and scripts
         app.load(lambda d: generate_tab.on_domain_change(studio, d), domain, domain_outputs)
     app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENT_GENERATIONS)
     app.studio = studio  # for tests and scripts

@@ -1,0 +1,235 @@
+"""Studies tab (admin): set up reader studies, follow them, close them, read the analysis, export.
+
+Locked unless an admin token is configured (MEDSYNTH_ADMIN_TOKEN or create_app(admin_token=...));
+every callback checks the token the admin entered, so the API endpoints are locked too.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from ..data import data_root
+from ..studies import StudyError, StudySpec
+from ..studies.build import build_study, resolve_cells
+from ..studies.export import export_study
+from ..studies.model import MAX_PER_CLASS
+from ..studies.plots import study_figure
+from ..studies.stats import analyse
+from .study_place import ADMIN_TOKEN_ENV, StudyPlace
+from .studio import Studio, gpu
+
+logger = logging.getLogger(__name__)
+
+TABLE_COLUMNS = ["code", "title", "status", "created", "items", "raters", "ratings"]
+LOCKED = f"The Studies tab is locked: no admin token is configured. Set `{ADMIN_TOKEN_ENV}` and restart the app."
+
+
+def require_admin(place: StudyPlace, credential: Any) -> None:
+    if not place.is_admin(credential):
+        raise gr.Error("Admin only: unlock the Studies tab with the admin token first.")
+
+
+def studies_table(place: StudyPlace) -> pd.DataFrame:
+    rows = [vars(summary) for summary in place.store.list_studies()]
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def study_picker(place: StudyPlace, value: str | None = None) -> gr.Dropdown:
+    studies = place.store.list_studies()
+    choices = [(f"{s.code} — {s.title} ({s.status})", s.code) for s in reversed(studies)]
+    codes = [code for _, code in choices]
+    return gr.Dropdown(choices=choices, value=value if value in codes else (codes[0] if codes else None))
+
+
+def refresh(place: StudyPlace, credential: Any, picked: str | None) -> list[Any]:
+    require_admin(place, credential)
+    return [studies_table(place), study_picker(place, picked)]
+
+
+def unlock(place: StudyPlace, credential: Any) -> list[Any]:
+    """Check the admin token; on success keep it for this browser session and open the admin panel."""
+    if not place.admin_enabled:
+        raise gr.Error(LOCKED)
+    if not place.is_admin(credential):
+        raise gr.Error("That is not the admin token.")
+    return [credential, gr.Column(visible=True), "Unlocked.", studies_table(place), study_picker(place)]
+
+
+def domain_options(studio: Studio) -> list[tuple[str, str]]:
+    """Every registry domain; those the loaded pack cannot generate are marked real-images-only."""
+    available = set(studio.engine.available_domains) if studio.ready else set()
+    return [
+        (f"{d.display_name} ({d.modality})" + ("" if name in available else " — real images only"), name)
+        for name, d in studio.registry.domains.items()
+    ]
+
+
+def class_picker(studio: Studio, domains: list[str] | None) -> gr.Dropdown:
+    """Every class of the chosen domains, all selected (remove the ones you do not want)."""
+    choices = [
+        (f"{studio.registry.get_domain(d).display_name}: {c.name} ({c.code})", f"{d}/{c.code}")
+        for d in domains or []
+        for c in studio.registry.get_domain(d).classes
+    ]
+    return gr.Dropdown(choices=choices, value=[value for _, value in choices])
+
+
+def _whole(name: str, value: Any, low: int, high: int) -> int:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise gr.Error(f"{name} must be a whole number from {low} to {high}; got {value!r}") from None
+    if number != int(number) or not low <= number <= high:
+        raise gr.Error(f"{name} must be a whole number from {low} to {high}; got {value!r}")
+    return int(number)
+
+
+def parse_raters(text: Any) -> tuple[str, ...]:
+    return tuple(part for part in re.split(r"[\s,;]+", text or "") if part)
+
+
+def create_study(
+    studio: Studio,
+    place: StudyPlace,
+    credential: Any,
+    title: Any,
+    domains: list[str] | None,
+    classes: list[str] | None,
+    n_synthetic: Any,
+    n_real: Any,
+    seed: Any,
+    asks_alignment: bool,
+    raters: Any,
+    progress: Any = None,
+) -> list[Any]:
+    """Generate and draw the images once, freeze them, and open the study; returns message, table, picker."""
+    require_admin(place, credential)
+    try:
+        spec = StudySpec(
+            title=str(title or "").strip(),
+            cells=resolve_cells(studio.registry, list(domains or []), list(classes or [])),
+            n_synthetic=_whole("synthetic images per class", n_synthetic, 0, MAX_PER_CLASS),
+            n_real=_whole("real images per class", n_real, 0, MAX_PER_CLASS),
+            seed=_whole("seed", seed, 0, 2**31 - 1),
+            asks_alignment=bool(asks_alignment),
+            raters=parse_raters(raters),
+        )
+
+        def report(done: int, total: int, message: str) -> None:
+            if progress is not None:
+                progress(done / max(total, 1), desc=message)
+
+        study = build_study(place.store, spec, studio.registry, studio.engine, studio.reference_root or data_root(), report)
+    except StudyError as error:
+        raise gr.Error(str(error)) from None
+    count = len(place.store.items(study.code))
+    message = (
+        f"Study **{study.code}** is open with {count} images ({len(spec.cells)} class(es)). "
+        f"Give raters the code `{study.code}` and their rater id; they rate in the Rate tab."
+    )
+    return [message, studies_table(place), study_picker(place, study.code)]
+
+
+def show_results(place: StudyPlace, credential: Any, code: Any) -> list[Any]:
+    """Summary line, figure and the three analysis tables of one study."""
+    require_admin(place, credential)
+    try:
+        study = place.store.get_study(code)
+        stats = analyse(place.store.ratings(study.code))
+    except StudyError as error:
+        raise gr.Error(str(error)) from None
+    summary = (
+        f"**{study.code} — {study.title}** ({study.status}) · {stats.ratings} rating(s) by {stats.raters} rater(s) "
+        f"of {stats.items} image(s). Accuracy near 50% means raters could not tell synthetic images from real ones."
+    )
+    figure = study_figure(stats) if stats.ratings else None
+    return [summary, figure, stats.scores.round(3), stats.detection.round(3), stats.agreement.round(3)]
+
+
+def close_study(place: StudyPlace, credential: Any, code: Any) -> list[Any]:
+    require_admin(place, credential)
+    try:
+        study = place.store.close_study(code)
+    except StudyError as error:
+        raise gr.Error(str(error)) from None
+    return [f"Study **{study.code}** is closed; raters can no longer sign in.", studies_table(place), study_picker(place, study.code)]
+
+
+def export(studio: Studio, place: StudyPlace, credential: Any, code: Any, pseudonymise: bool) -> list[Any]:
+    """ratings and manifest as CSV and Parquet, ready to download."""
+    require_admin(place, credential)
+    try:
+        result = export_study(place.store, code, studio.new_output_dir(), pseudonymise=bool(pseudonymise))
+    except StudyError as error:
+        raise gr.Error(str(error)) from None
+    names = "pseudonymised" if pseudonymise else "with rater ids"
+    return [[str(path) for path in result.files], f"Exported {result.ratings} rating(s) ({names}) and {result.items} item(s)."]
+
+
+def build(studio: Studio, place: StudyPlace) -> None:
+    """The Studies tab's components and wiring (call inside a gr.Blocks context)."""
+    if not place.admin_enabled:
+        gr.Markdown(LOCKED, elem_id="studies-locked")
+    with gr.Row():
+        token = gr.Textbox(label="Admin token", type="password", elem_id="admin-token", scale=3)
+        unlock_button = gr.Button("Unlock", elem_id="admin-unlock", scale=1, interactive=place.admin_enabled)
+        unlock_message = gr.Markdown(elem_id="admin-message")
+    credential = gr.State("")
+    options = domain_options(studio)
+    with gr.Column(visible=False, elem_id="admin-panel") as panel:
+        with gr.Accordion("New study", open=True):
+            title = gr.Textbox(label="Title", placeholder="e.g. Dermatology realism, spring cohort", max_length=200, elem_id="study-title")
+            with gr.Row():
+                domains = gr.Dropdown(choices=options, multiselect=True, label="Domains", elem_id="study-domains")
+                classes = gr.Dropdown(choices=[], multiselect=True, label="Classes", elem_id="study-classes")
+            with gr.Row():
+                n_synthetic = gr.Number(label="Synthetic images per class", value=10, precision=0, minimum=0, maximum=MAX_PER_CLASS)
+                n_real = gr.Number(label="Real images per class", value=10, precision=0, minimum=0, maximum=MAX_PER_CLASS)
+                seed = gr.Number(label="Seed", value=0, precision=0, minimum=0)
+                asks_alignment = gr.Checkbox(label="Ask about prompt alignment", value=True)
+            raters = gr.Textbox(label="Allowed rater ids (optional; blank: anyone with the code)", placeholder="alice, bob, carol")
+            create_button = gr.Button("Create study (generates the images once)", variant="primary", elem_id="study-create")
+            created = gr.Markdown(elem_id="study-created")
+        with gr.Row():
+            table = gr.Dataframe(pd.DataFrame(columns=TABLE_COLUMNS), label="Studies", interactive=False, elem_id="study-table")
+        with gr.Row():
+            picker = gr.Dropdown(label="Study", choices=[], elem_id="study-picker", scale=3)
+            refresh_button = gr.Button("Refresh", scale=1)
+            results_button = gr.Button("Show results", variant="primary", scale=1, elem_id="study-results")
+            close_button = gr.Button("Close study", variant="stop", scale=1, elem_id="study-close")
+        summary = gr.Markdown(elem_id="study-summary")
+        figure = gr.Plot(label="Scores and real-vs-synthetic accuracy", show_label=False, elem_id="study-plot")
+        scores = gr.Dataframe(label="Mean scores by class and source (95% interval)", interactive=False)
+        detection = gr.Dataframe(label="Real or synthetic? Accuracy (95% Wilson interval; p: binomial test against 50%)", interactive=False)
+        agreement = gr.Dataframe(label="Inter-rater agreement", interactive=False)
+        with gr.Row():
+            pseudonymise = gr.Checkbox(label="Pseudonymise rater ids", value=True)
+            export_button = gr.Button("Export CSV + Parquet", elem_id="study-export")
+        files = gr.File(label="Export", file_count="multiple", interactive=False, elem_id="study-files")
+        exported = gr.Markdown()
+
+    gr.on([unlock_button.click, token.submit], lambda t: unlock(place, t), token,
+          [credential, panel, unlock_message, table, picker], api_name=False)  # fmt: skip
+    domains.change(lambda d: class_picker(studio, d), domains, classes, api_name=False)
+
+    @gpu
+    def run_create(*args, progress=gr.Progress()):
+        return create_study(studio, place, *args, progress=progress)
+
+    create_button.click(
+        run_create,
+        [credential, title, domains, classes, n_synthetic, n_real, seed, asks_alignment, raters],
+        [created, table, picker],
+        concurrency_limit=2,
+        concurrency_id="gpu",
+        api_name=False,
+    )
+    refresh_button.click(lambda c, p: refresh(place, c, p), [credential, picker], [table, picker], api_name=False)
+    results_button.click(lambda c, p: show_results(place, c, p), [credential, picker], [summary, figure, scores, detection, agreement], api_name=False)
+    close_button.click(lambda c, p: close_study(place, c, p), [credential, picker], [summary, table, picker], api_name=False)
+    export_button.click(lambda c, p, s: export(studio, place, c, p, s), [credential, picker, pseudonymise], [files, exported], api_name=False)
