@@ -9,9 +9,11 @@ PY=${PYTHON:-python}
 DOMAINS="dermatology ophthalmology brain_mri chest_xray"
 
 $PY -m medsynth train autoencoder --steps 1000
-$PY -m medsynth train base --steps ${BASE_STEPS:-2500}
-for d in $DOMAINS; do $PY -m medsynth train lora --domain "$d" --steps ${LORA_STEPS:-500}; done
+$PY -m medsynth train base --steps 2500
+for d in $DOMAINS; do $PY -m medsynth train lora --domain "$d" --steps 400; done
 $PY -m medsynth train pack
-for d in $DOMAINS; do $PY -m medsynth train classifier --domain "$d"; done
-$PY -m medsynth train clip
-for d in $DOMAINS; do $PY -m medsynth train evaluator --domain "$d"; done
+$PY -m medsynth train classifier --domain brain_mri --epochs 20
+for d in chest_xray dermatology ophthalmology; do $PY -m medsynth train classifier --domain "$d" --epochs 14; done
+$PY -m medsynth train clip --steps 800
+for d in $DOMAINS; do $PY -m medsynth train evaluator --domain "$d" --epochs 4; done
+$PY -m medsynth train model-card

@@ -106,6 +106,19 @@ def render_model_card(config: ModelCardConfig) -> Path:
         "used only for measurement and are not shipped.",
         "",
     ]
+    lines += ["## Validation metrics (model selection split)", "", "| domain | classifier acc / bal. acc / macro-F1 | temperature | ECE before → after | CLIP zero-shot |", "|---|---|---:|---|---:|"]
+    clip = _record(pack / "clip" / "training_clip.json").get("metrics", {})
+    for domain in ("dermatology", "ophthalmology", "brain_mri", "chest_xray"):
+        config = _record(pack / "classifiers" / domain / "config.json")
+        m = config.get("metrics", {})
+        if m:
+            lines.append(
+                f"| {domain} | {m['val_accuracy']:.3f} / {m['val_balanced_accuracy']:.3f} / {m['val_macro_f1']:.3f} | {config['temperature']:.2f} | "
+                f"{m['val_ece_before']:.3f} → {m['val_ece_after']:.3f} | {clip.get(f'val_zero_shot_accuracy_{domain}', float('nan')):.3f} |"
+            )
+    lines.append("")
+    if not results:
+        lines += ["_The test-split evaluation (`python -m medsynth evaluate-pack`) has not been run for this pack yet._", ""]
     if results:
         report = PROJECT_ROOT / "reports" / "mini" / "REPORT.md"
         lines += ["## Measured quality (real test split)", "", f"Full report with pictures: `{report.relative_to(PROJECT_ROOT)}`.", ""]
