@@ -97,8 +97,11 @@ def evaluate_generated(domain_name: str, generated_dir: Path, out: Path, pack: s
     }
     if sources.clip is not None and sources.missing_reason() is None:
         clip = ClipScorer.from_source(sources.clip)
-        cosines = [clip.score([image], prompt)[0].cosine for image, prompt in zip(generated.images, generated.prompts)]
-        results["clip_score"] = float(np.mean(cosines))
+        # embed each distinct prompt once and all images in batches, not one model call per image
+        prompts = sorted(set(generated.prompts))
+        text = clip.embed_texts(prompts)
+        own = text[[prompts.index(p) for p in generated.prompts]]
+        results["clip_score"] = float((clip.embed_images(generated.images) * own).sum(dim=1).mean())
     memo = nearest_training_images(gen_feats, train_feats)
     results["memorisation_median"], results["memorisation_max"] = memo.median, memo.max
     confusion_plot(report.confusion, codes, f"{domain.name}: evaluator on generated images", out / "confusion.png")

@@ -28,6 +28,7 @@ def test_evaluate_writes_results_report_and_pictures(real_data, tmp_path, monkey
     assert results["n_generated"] == 12 and results["per_class"] == {"normal": 4, "pneumonia": 4, "covid19": 4}
     assert results["frechet_distance_effnet"] > 0 and 0 <= results["evaluator_macro_f1"] <= 1
     assert -1 <= results["memorisation_median"] <= results["memorisation_max"] <= 1
+    assert -1 <= results["clip_score"] <= 1  # the mini pack's CLIP scores each image against its prompt
     assert (tmp_path / "eval" / "confusion.png").stat().st_size > 1000
     assert "Fréchet distance" in report.read_text()
 
