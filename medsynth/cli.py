@@ -132,7 +132,11 @@ def cmd_from_config(args: argparse.Namespace) -> int:
     module = importlib.import_module(module_name)
     config = getattr(module, config_name)(**{k: v for k, v in vars(args).items() if k in args.config_fields and v is not None})
     quiet_libraries()
-    result = getattr(module, function_name)(config)
+    try:
+        result = getattr(module, function_name)(config)
+    except (KeyError, ValueError, FileNotFoundError) as error:  # bad names or inputs: one line, no traceback
+        print(f"medsynth: {error.args[0] if isinstance(error, KeyError) and error.args else error}", file=sys.stderr)
+        return EXIT_FAILURE
     print(f"done, wrote {result}")
     return EXIT_OK
 
@@ -149,6 +153,7 @@ TRAINABLE = {
     "model-card": ("medsynth.training.model_card", "ModelCardConfig", "render_model_card"),
 }
 EVALUATE_PACK = ("medsynth.pack_evaluation", "PackEvaluationConfig", "evaluate_pack")
+AUGMENT_EXPERIMENT = ("medsynth.augment_experiment", "AugmentExperimentConfig", "run_experiment")
 
 
 def _add_config_options(parser: argparse.ArgumentParser, config_cls: type) -> list[str]:
@@ -482,6 +487,7 @@ def build_parser() -> Parser:
     _add_export_command(commands)
     _add_evaluate_command(commands)
     _add_config_command(commands, "evaluate-pack", EVALUATE_PACK)
+    _add_config_command(commands, "augment-experiment", AUGMENT_EXPERIMENT)
     _add_study_commands(commands)  # ---- reader studies
     return parser
 

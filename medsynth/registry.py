@@ -91,6 +91,7 @@ class ClassInfo:
     code: str
     name: str
     description: str
+    rare: bool = False  # a minority class: where synthetic augmentation is supposed to help
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,10 @@ class Domain:
     @property
     def class_codes(self) -> tuple[str, ...]:
         return tuple(c.code for c in self.classes)
+
+    @property
+    def rare_classes(self) -> tuple[str, ...]:
+        return tuple(c.code for c in self.classes if c.rare)
 
     def get_class(self, code: str) -> ClassInfo:
         for info in self.classes:
@@ -284,7 +289,10 @@ def _parse_domain(name: str, raw: Mapping[str, Any], root: Path, packs: Mapping[
     classes = []
     for i, item in enumerate(_require(raw, "classes", where, list)):
         cw = f"{where}.classes[{i}]"
-        classes.append(ClassInfo(_require(item, "code", cw), _require(item, "name", cw), _require(item, "description", cw)))
+        rare = item.get("rare", False)
+        if not isinstance(rare, bool):
+            raise RegistryError(f"{cw}.rare: must be true or false, got {rare!r}")
+        classes.append(ClassInfo(_require(item, "code", cw), _require(item, "name", cw), _require(item, "description", cw), rare))
     codes = [c.code.lower() for c in classes]
     if len(set(codes)) != len(codes):
         raise RegistryError(f"{where}.classes: duplicate class codes")

@@ -14,6 +14,7 @@ def test_real_registry_has_the_five_domains_with_described_classes():
             assert len(info.description) > 30, f"{domain.name}/{info.code} needs a real description"
         assert set(domain.sources) == {"mini", "sd15"}
     assert registry.get_domain("dermatology").get_class("MEL").code == "mel"
+    assert registry.get_domain("dermatology").rare_classes == ("akiec", "vasc", "df")  # the rare classes
     assert set(registry.packs) == {"mini", "sd15"}
     assert registry.get_pack("sd15").base.hub_id == "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
@@ -74,6 +75,7 @@ attributes = [{ name = "age", phrase = "{value} years", min = 1, max = 9 }]
         (lambda t: t.replace("min = 1, max = 9", "min = 9, max = 1"), "min 9 is larger"),
         (lambda t: t.replace('"{value} years"', '"years"'), r"attributes\[age\].phrase: must contain"),
         (lambda t: t.replace("[packs.p]", "[packs.p"), "not valid TOML"),
+        (lambda t: t.replace('description = "b" }', 'description = "b", rare = "yes" }'), r"classes\[1\].rare: must be true or false"),
     ],
 )
 def test_registry_errors_name_the_bad_field(tmp_path, edit, message):
@@ -90,6 +92,9 @@ def test_good_minimal_registry_loads(tmp_path):
     path.write_text(GOOD_DOMAIN)
     registry = load_registry(path)
     assert registry.get_domain("d").class_codes == ("a", "b")
+    assert registry.get_domain("d").rare_classes == ()
+    path.write_text(GOOD_DOMAIN.replace('description = "b" }', 'description = "b", rare = true }'))
+    assert load_registry(path).get_domain("d").rare_classes == ("b",)
     assert not registry.domain_availability("p")["d"].available
 
 

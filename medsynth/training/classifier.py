@@ -94,7 +94,7 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
         return loss
 
     optimizer.step(closure)
-    return float(log_t.exp().clamp(0.05, 20.0))
+    return float(log_t.detach().exp().clamp(0.05, 20.0))
 
 
 def expected_calibration_error(logits: torch.Tensor, targets: torch.Tensor, temperature: float, bins: int = 10) -> float:
@@ -110,42 +110,61 @@ def expected_calibration_error(logits: torch.Tensor, targets: torch.Tensor, temp
     return ece
 
 
-def train_classifier(config: ClassifierTrainConfig) -> Path:
+@dataclass
+class FittedClassifier:
+    model: nn.Module
+    config: ClassifierConfig
+    history: list[dict]
+    chosen: dict  # the validation metrics of the chosen epoch
+
+
+def fit_classifier(
+    config: ClassifierTrainConfig,
+    classes: list[str],
+    train_images: np.ndarray,
+    y_train: torch.Tensor,
+    val_images: np.ndarray,
+    y_val: torch.Tensor,
+    class_weights: torch.Tensor | None = None,
+    steps_per_epoch: int | None = None,
+) -> FittedClassifier:
+    """Train from scratch, keep the epoch with the best val balanced accuracy + macro-F1, calibrate on val.
+
+    `steps_per_epoch` fixes the compute independently of the training-set size (the augmentation
+    experiment gives every condition the same number of steps); default: one pass over the data.
+    """
     device = pick_training_device()
     generator = seed_everything(config.seed)
-    classes, train, val, y_train, y_val = labelled_splits(config.domain, config.image_size)
-    class_weights = balanced_class_weights(y_train, len(classes), config.class_power)
-
     model_config = ClassifierConfig(
-        classes=classes, image_size=config.image_size, stem=config.stem, base_width=config.base_width,
+        classes=list(classes), image_size=config.image_size, stem=config.stem, base_width=config.base_width,
         mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
     )  # fmt: skip
     model = build_classifier(model_config).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay, nesterov=True)
-    steps_per_epoch = max(1, len(train) // config.batch_size)
+    steps_per_epoch = steps_per_epoch or max(1, len(train_images) // config.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr * 10, total_steps=config.epochs * steps_per_epoch, pct_start=0.15)
-    loss_fn = nn.CrossEntropyLoss(weight=class_weights.to(device), label_smoothing=config.label_smoothing)
+    weight = None if class_weights is None else class_weights.to(device)
+    loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
     flip = config.domain in FLIP_OK
     best, best_state, history = -1.0, None, []
-    started = time.perf_counter()
-    for epoch in tqdm(range(config.epochs), desc=f"classifier {config.domain}", unit="epoch"):
+    batches = _shuffled_batches(len(train_images), config.batch_size, generator)
+    for epoch in tqdm(range(config.epochs), desc=f"classifier {config.domain}", unit="epoch", leave=False):
         model.train()
-        order = torch.randperm(len(train), generator=generator)
-        for start in range(0, steps_per_epoch * config.batch_size, config.batch_size):
-            index = order[start : start + config.batch_size]
-            batch = augment(to_batch(train.images[index.numpy()]), flip, generator).to(device)
+        for _ in range(steps_per_epoch):
+            index = next(batches)
+            batch = augment(to_batch(train_images[index.numpy()]), flip, generator).to(device)
             loss = loss_fn(model(batch), y_train[index].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
-        val_metrics = classification_metrics(y_val.numpy(), predict_logits(model, val.images, device).argmax(1).numpy(), len(classes))
+        val_metrics = classification_metrics(y_val.numpy(), predict_logits(model, val_images, device).argmax(1).numpy(), len(classes))
         history.append({"epoch": epoch + 1, **val_metrics})
         score = val_metrics["balanced_accuracy"] + val_metrics["macro_f1"]
         if score > best:  # model selection on the validation split only
             best, best_state = score, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
-    val_logits = predict_logits(model, val.images, device)
+    val_logits = predict_logits(model, val_images, device)
     model_config.temperature = fit_temperature(val_logits, y_val)
     chosen = max(history, key=lambda h: h["balanced_accuracy"] + h["macro_f1"])
     model_config.metrics = {
@@ -154,8 +173,26 @@ def train_classifier(config: ClassifierTrainConfig) -> Path:
         "val_ece_before": round(expected_calibration_error(val_logits, y_val, 1.0), 4),
         "val_ece_after": round(expected_calibration_error(val_logits, y_val, model_config.temperature), 4),
     }
-    out = Path(config.out or MINI_PACK_DIR / "classifiers" / config.domain)
-    save_classifier(model.cpu(), model_config, out, dtype=torch.float16)
-    write_run_record(out, "classifier", config, {**model_config.metrics, "history": history}, time.perf_counter() - started, config.epochs)
-    return out
+    return FittedClassifier(model, model_config, history, chosen)
 
+
+def _shuffled_batches(n: int, batch_size: int, generator: torch.Generator):
+    """Endless mini-batches of indices: full shuffled passes, a short tail carried into the next pass."""
+    carry = torch.empty(0, dtype=torch.long)
+    while True:
+        order = torch.cat([carry, torch.randperm(n, generator=generator)])
+        whole = len(order) // batch_size * batch_size
+        for start in range(0, whole, batch_size):
+            yield order[start : start + batch_size]
+        carry = order[whole:]
+
+
+def train_classifier(config: ClassifierTrainConfig) -> Path:
+    started = time.perf_counter()
+    classes, train, val, y_train, y_val = labelled_splits(config.domain, config.image_size)
+    class_weights = balanced_class_weights(y_train, len(classes), config.class_power)
+    fitted = fit_classifier(config, classes, train.images, y_train, val.images, y_val, class_weights)
+    out = Path(config.out or MINI_PACK_DIR / "classifiers" / config.domain)
+    save_classifier(fitted.model.cpu(), fitted.config, out, dtype=torch.float16)
+    write_run_record(out, "classifier", config, {**fitted.config.metrics, "history": fitted.history}, time.perf_counter() - started, config.epochs)
+    return out
