@@ -52,10 +52,17 @@ def main() -> None:
     request = GenerationRequest(domain=first.name, label=first.classes[0].code, n=4, seed=0)
     engine.run(request)  # warm-up
     latency = timed(lambda: engine.run(request), args.repeats)
-    generate_only = timed(
-        lambda: engine.generator.generate("warm", [0, 1, 2, 3], first.name, engine.pack.default_steps, engine.pack.default_guidance),
-        args.repeats,
-    )
+    def generation(generator: Generator, adapter: str | None):
+        return lambda: generator.generate("warm", [0, 1, 2, 3], adapter, engine.pack.default_steps, engine.pack.default_guidance)
+
+    generate_only = timed(generation(engine.generator, first.name), args.repeats)
+    # baselines in the same run: the LoRA applied unfused by the PEFT layers, and the bare base
+    unfused = Generator(engine.pack.base, engine.pack.text_encoder, fuse_adapters=False)
+    unfused.add_adapter(first.name, first.sources_for(pack).adapter)
+    generation(unfused, first.name)()  # warm-up
+    generate_unfused = timed(generation(unfused, first.name), args.repeats)
+    generate_bare = timed(generation(engine.generator, None), args.repeats)
+    del unfused
 
     # adapter switching: the same request sequence, alternating domains, three ways
     sequence = [domains[i % len(domains)] for i in range(2 * len(domains))]
@@ -94,7 +101,9 @@ def main() -> None:
     print("|---|---:|---|")
     print(f"| cold start: pipeline + all adapters + scorers | {cold:.2f} | once per process |")
     print(f"| one request: 4 images, {engine.pack.default_steps} steps, guidance {engine.pack.default_guidance:g}, scored | {statistics.median(latency):.2f} | median of {args.repeats} |")
-    print(f"| the same, generation only (no scoring) | {statistics.median(generate_only):.2f} | median of {args.repeats} |")
+    print(f"| the same, generation only (no scoring), LoRA fused | {statistics.median(generate_only):.2f} | median of {args.repeats} |")
+    print(f"| generation only, LoRA unfused (PEFT layers) | {statistics.median(generate_unfused):.2f} | baseline, same run |")
+    print(f"| generation only, bare base (no LoRA) | {statistics.median(generate_bare):.2f} | lower bound, same run |")
     print(f"\n### adapter switching: {len(sequence)} requests alternating domains, 1 image, {steps} steps each\n")
     print("| way | seconds per request | × set_adapters |")
     print("|---|---:|---:|")

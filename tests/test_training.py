@@ -4,6 +4,7 @@ import random
 
 import numpy as np
 
+import pytest
 import torch
 from PIL import Image
 
@@ -110,15 +111,22 @@ def test_autoencoder_base_and_pack_folder_on_real_chest_films(real_data, tmp_pat
     assert image.size == (64, 64)
 
 
-def test_classifier_training_selects_on_val_and_calibrates(real_data, tmp_path, monkeypatch):
+@pytest.mark.parametrize("select", ["balanced", "accuracy"])
+def test_classifier_training_selects_on_val_and_calibrates(real_data, tmp_path, monkeypatch, select):
     monkeypatch.setenv("MEDSYNTH_RUNS", str(tmp_path / "runs"))
+    import json
+
     from medsynth.models.classifier import load_classifier
 
-    assert main(["train", "classifier", "--domain", "chest_xray", "--epochs", "2", "--base-width", "8", "--out", str(tmp_path / "clf")]) == 0
+    assert main(["train", "classifier", "--domain", "chest_xray", "--epochs", "3", "--base-width", "8", "--select", select,
+                 "--out", str(tmp_path / "clf")]) == 0  # fmt: skip
     model, config = load_classifier(tmp_path / "clf")
     assert config.classes == ["normal", "pneumonia", "covid19"] and config.temperature > 0
     assert {"val_accuracy", "val_macro_f1", "chosen_epoch", "val_ece_after"} <= set(config.metrics)
     assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 3)
+    history = json.loads((tmp_path / "clf" / "training_classifier.json").read_text())["metrics"]["history"]
+    key = {"balanced": lambda h: h["balanced_accuracy"] + h["macro_f1"], "accuracy": lambda h: h["accuracy"]}[select]
+    assert key(history[config.metrics["chosen_epoch"] - 1]) == pytest.approx(max(key(h) for h in history))
 
 
 def test_clip_training_writes_an_open_clip_folder_with_real_image_percentiles(real_data, tmp_path, monkeypatch):
