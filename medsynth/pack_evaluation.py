@@ -140,21 +140,35 @@ def _local(path: Path):
 
 
 def evaluate_pack(config: PackEvaluationConfig) -> Path:
+    """Evaluate the chosen domains; their results join those of earlier runs in the same folder."""
     registry = load_registry()
     engine = MedSynth(registry, config.pack or selected_pack_name())
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     features = FeatureExtractor(engine.device)
     domains = list(config.domains) or engine.available_domains
-    results = {"pack": engine.pack.name, "config": {k: str(v) for k, v in asdict(config).items()}, "domains": {}}
-    started = time.perf_counter()
     for name in tqdm(domains, desc="evaluating domains"):
-        results["domains"][name] = evaluate_domain(engine, name, config, features, out)
-        (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
-    results["wall_time_s"] = time.perf_counter() - started
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
+        started = time.perf_counter()
+        result = evaluate_domain(engine, name, config, features, out)
+        result["wall_time_s"] = round(time.perf_counter() - started, 1)
+        results = merge_results(out / "results.json", engine.pack.name, config, name, result)
+    order = [d for d in registry.domains if d in results["domains"]]
+    results["domains"] = {d: results["domains"][d] for d in order}
     (out / "REPORT.md").write_text(render_report(results))
     return out / "REPORT.md"
+
+
+def merge_results(path: Path, pack: str, config: PackEvaluationConfig, name: str, result: dict) -> dict:
+    """Read-modify-write of results.json: one domain at a time, so domains can be evaluated in separate runs."""
+    results = json.loads(path.read_text()) if path.exists() else {}
+    if results.get("pack") != pack:  # another pack's results are not mixed in
+        results = {"pack": pack, "domains": {}}
+    results["config"] = {k: str(v) for k, v in asdict(config).items() if k != "domains"}
+    results["domains"][name] = result
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2, default=float))
+    tmp.replace(path)
+    return results
 
 
 BARS = {"dermatology": 0.75, "brain_mri": 0.90, "chest_xray": 0.85, "ophthalmology": 0.55}
