@@ -90,12 +90,12 @@ def main() -> None:
             pipe(prompt, num_inference_steps=steps, guidance_scale=3.0, generator=torch.Generator().manual_seed(0))
 
     switch = {name: min(timed(fn, max(1, args.repeats - 1))) / len(sequence) for name, fn in [
-        ("set_adapters (preloaded)", with_set_adapters),
+        ("preloaded, switched by set_adapters + fuse", with_set_adapters),
         ("load_lora_weights per request", with_load_per_request),
         ("fresh pipeline per request", with_fresh_pipeline),
     ]}  # fmt: skip
 
-    base = switch["set_adapters (preloaded)"]
+    base = switch["preloaded, switched by set_adapters + fuse"]
     print(f"\n## generator — pack {pack}, {len(domains)} domain adapters\n")
     print("| measure | seconds | note |")
     print("|---|---:|---|")
@@ -105,7 +105,7 @@ def main() -> None:
     print(f"| generation only, LoRA unfused (PEFT layers) | {statistics.median(generate_unfused):.2f} | baseline, same run |")
     print(f"| generation only, bare base (no LoRA) | {statistics.median(generate_bare):.2f} | lower bound, same run |")
     print(f"\n### adapter switching: {len(sequence)} requests alternating domains, 1 image, {steps} steps each\n")
-    print("| way | seconds per request | × set_adapters |")
+    print("| way | seconds per request | × preloaded |")
     print("|---|---:|---:|")
     for name, seconds in switch.items():
         print(f"| {name} | {seconds:.3f} | {seconds / base:.1f} |")
