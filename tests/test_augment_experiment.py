@@ -110,6 +110,9 @@ def test_summary_and_paired_differences_match_numpy():
     diff = paired_differences(runs, ["x"]).set_index("condition")
     assert diff.loc["synthetic", "macro_f1_diff_mean"] == pytest.approx(np.mean([0.05, 0.01, -0.01]))
     assert diff.loc["synthetic", "rare_recall_diff_sd"] == pytest.approx(np.std([0.1, 0.2, 0.0], ddof=1))
+    from scipy.stats import ttest_rel
+
+    assert diff.loc["synthetic", "macro_f1_p"] == pytest.approx(ttest_rel([0.55, 0.61, 0.69], [0.5, 0.6, 0.7]).pvalue)
 
 
 def test_experiment_on_real_chest_films_writes_report_and_resumes(real_data, tmp_path, monkeypatch, capsys):
