@@ -94,6 +94,11 @@ def test_train_lora_on_a_tiny_sd15_style_base_loads_back_and_changes_pixels(tmp_
     main(["train-lora", "--base", str(base), "--text-encoder", "", "--domain", "chest_xray", "--data", str(data),
           "--steps", "6", "--batch-size", "4", "--out", str(tmp_path / "lora")])  # fmt: skip
     assert '"steps": 6' in (tmp_path / "lora" / "training_lora_chest_xray.json").read_text()
+    # a longer run into the same folder would resume a schedule made for 6 steps: refused with the way out
+    capsys.readouterr()
+    assert main(["train-lora", "--base", str(base), "--text-encoder", "", "--domain", "chest_xray", "--data", str(data),
+                 "--steps", "9", "--batch-size", "4", "--out", str(tmp_path / "lora")]) == 1  # fmt: skip
+    assert "belongs to a 6-step run, not 9 steps" in capsys.readouterr().err
 
 
 def test_autoencoder_base_and_pack_folder_on_real_chest_films(real_data, tmp_path, monkeypatch):

@@ -168,6 +168,11 @@ def run_diffusion_training(
     if ema is not None:
         states["ema"] = ema
     step, elapsed = checkpoint.load(**states) if checkpoint.exists() else (0, 0.0)
+    if lr_schedule.total_steps != settings.steps:  # the schedule was restored from a run of another length
+        raise ValueError(
+            f"{checkpoint.path} belongs to a {lr_schedule.total_steps}-step run, not {settings.steps} steps: "
+            "delete it to start over, or train into another --out folder"
+        )
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if torch.device(device).type == "cuda" else torch.autocast("cpu", enabled=False)
     started = time.perf_counter() - elapsed
     running = None
