@@ -10,10 +10,14 @@ DOMAINS="dermatology ophthalmology brain_mri chest_xray"
 
 $PY -m medsynth train autoencoder --steps 1000
 $PY -m medsynth train base --steps 2500
-for d in $DOMAINS; do $PY -m medsynth train lora --domain "$d" --steps 400; done
+# pack v2: 1200 LoRA steps (v1 had 400; the ophthalmology adapter is still the 400-step one)
+for d in dermatology brain_mri chest_xray; do $PY -m medsynth train lora --domain "$d" --steps 1200; done
+$PY -m medsynth train lora --domain ophthalmology --steps 400
 $PY -m medsynth train pack
 $PY -m medsynth train classifier --domain brain_mri --epochs 20
-for d in chest_xray dermatology ophthalmology; do $PY -m medsynth train classifier --domain "$d" --epochs 14; done
+for d in chest_xray ophthalmology; do $PY -m medsynth train classifier --domain "$d" --epochs 14; done
+$PY -m medsynth train classifier --domain dermatology --epochs 30 --select accuracy  # pack v2
 $PY -m medsynth train clip --steps 800
 for d in $DOMAINS; do $PY -m medsynth train evaluator --domain "$d" --epochs 4; done
+$PY -m medsynth evaluate-pack  # reports/mini: the test-split evaluation the model card quotes
 $PY -m medsynth train model-card

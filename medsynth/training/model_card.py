@@ -21,6 +21,15 @@ All images were re-encoded as 128×128 JPEG by the data curators and are used he
 The non-commercial licences of HAM10000 and of many COVID-19 case images carry over to this pack:
 **research and education only, no commercial use.**"""
 
+VERSIONS = """## Versions
+- **v1** (first commit of the pack): LoRAs 400 steps; classifiers chosen on val balanced accuracy + macro-F1.
+- **v2**: dermatology, brain_mri and chest_xray LoRAs trained 1200 steps (Fréchet distance to real test
+  images fell below the bare base's in brain_mri and chest_xray; v1's LoRAs were worse than the base);
+  dermatology classifier trained 30 epochs and chosen on val accuracy (val accuracy 0.709 → 0.768, balanced
+  accuracy unchanged). The ophthalmology LoRA and classifier are still v1: a 30-epoch
+  accuracy-selected ophthalmology classifier gained val accuracy (0.473 → 0.499) but lost balanced accuracy
+  (0.433 → 0.364), so it was not taken. Base, autoencoder and CLIP are unchanged."""
+
 INTENDED_USE = """## Intended use
 Teaching (what does a melanoma, a glioma, a cataract look like?) and research on synthetic data
 (augmentation experiments, reader studies, evaluation methods). **Never diagnosis**, never as evidence
@@ -131,6 +140,7 @@ def render_model_card(config: ModelCardConfig) -> Path:
                 f"{r['base']['frechet_distance']:.1f} → {r['lora']['frechet_distance']:.1f} ({r['frechet_floor_train_vs_test']:.1f}) |"
             )
         lines.append("")
+    lines += [VERSIONS, ""]
     lines.append(INTENDED_USE)
     path = pack / "MODEL_CARD.md"
     path.write_text("\n".join(lines) + "\n")
