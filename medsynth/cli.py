@@ -121,6 +121,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if result.acceptance_rate is not None:
         print(f"classifier agreement: {result.acceptance_rate:.0%} of {len(result.attempts)} generated")
     print(f"wrote {len(paths)} image(s) and manifest.csv to {args.out}")
+    if not result.images and not args.keep_rejected:
+        print("warning: no image passed validation; --keep-rejected also writes the rejected attempts", file=sys.stderr)
     return EXIT_OK
 
 

@@ -153,7 +153,8 @@ def evaluate_pack(config: PackEvaluationConfig) -> Path:
         result["wall_time_s"] = round(time.perf_counter() - started, 1)
         results = merge_results(out / "results.json", engine.pack.name, config, name, result)
     order = [d for d in registry.domains if d in results["domains"]]
-    results["domains"] = {d: results["domains"][d] for d in order}
+    results["domains"] = {d: results["domains"][d] for d in order}  # registry order, however runs were split
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
     (out / "REPORT.md").write_text(render_report(results))
     return out / "REPORT.md"
 

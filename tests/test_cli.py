@@ -93,3 +93,13 @@ def test_help_documents_every_command():
     for argv in ([], ["domains"], ["generate"]):
         result = subprocess.run([sys.executable, "-m", "medsynth", *argv, "--help"], capture_output=True, text=True)
         assert result.returncode == 0 and "usage: medsynth" in result.stdout
+
+
+def test_generate_says_how_to_keep_images_when_none_pass_validation(cli, tmp_path):
+    # threshold 1.0 cannot be met by a softmax probability below 1: every attempt is rejected
+    argv = ["generate", "--domain", "alpha", "--label", "a1", "--n", "2", "--seed", "0", "--validate", "--threshold", "1.0",
+            "--max-rounds", "2", "--quiet"]  # fmt: skip
+    code, stdout, err = cli(*argv, "--out", str(tmp_path / "none"))
+    assert code == 0 and "wrote 0 image(s)" in stdout and "--keep-rejected" in err
+    code, stdout, err = cli(*argv, "--keep-rejected", "--out", str(tmp_path / "kept"))
+    assert code == 0 and "wrote 4 image(s)" in stdout and "--keep-rejected" not in err
