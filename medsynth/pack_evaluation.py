@@ -44,6 +44,7 @@ class PackEvaluationConfig:
     threshold: float = 0.5
     max_rounds: int = 3
     seed: int = 1000
+    split: str = "test"  # "val" to make choices (LoRA length, guidance…) without looking at the test split
     out: Path = field(default_factory=lambda: PROJECT_ROOT / "reports" / "mini")
 
 
@@ -72,7 +73,7 @@ def evaluate_domain(engine: MedSynth, name: str, config: PackEvaluationConfig, f
     domain = registry.get_domain(name)
     codes = list(domain.class_codes)
     data = load_domain_images(name, engine.generator.resolution)
-    test, train = data.split("test"), data.split("train")
+    test, train = data.split(config.split), data.split("train")  # `test`: the held-out reference split
     test_images = _to_pil(test.images)
     y_test = [codes.index(c) for c in test.frame["label"]]
     report: dict = {"domain": name, "n_test": len(test), "classes": codes}
@@ -141,6 +142,8 @@ def _local(path: Path):
 
 def evaluate_pack(config: PackEvaluationConfig) -> Path:
     """Evaluate the chosen domains; their results join those of earlier runs in the same folder."""
+    if config.split not in ("val", "test"):
+        raise ValueError(f"split must be val or test; got {config.split!r}")
     registry = load_registry()
     engine = MedSynth(registry, config.pack or selected_pack_name())
     out = Path(config.out)
@@ -162,7 +165,7 @@ def evaluate_pack(config: PackEvaluationConfig) -> Path:
 def merge_results(path: Path, pack: str, config: PackEvaluationConfig, name: str, result: dict) -> dict:
     """Read-modify-write of results.json: one domain at a time, so domains can be evaluated in separate runs."""
     results = json.loads(path.read_text()) if path.exists() else {}
-    if results.get("pack") != pack:  # another pack's results are not mixed in
+    if results.get("pack") != pack or results.get("config", {}).get("split", "test") != config.split:  # never mix packs or splits
         results = {"pack": pack, "domains": {}}
     results["config"] = {k: str(v) for k, v in asdict(config).items() if k != "domains"}
     results["domains"][name] = result
@@ -177,9 +180,10 @@ PUBLISHED_F1 = 0.6727  # SD+LoRA PathMNIST generated-image F1
 
 
 def render_report(results: dict) -> str:
-    lines = [f"# Evaluation of the `{results['pack']}` pack", "", "Real test split of each domain; generated images: "
-             f"{results['config']['per_class']} per class, seeds fixed. Reproduce: `python -m medsynth evaluate-pack`.", ""]  # fmt: skip
-    lines += ["## Real test images", "", "| domain | classifier acc | bar | balanced acc | macro-F1 | CLIP zero-shot | evaluator acc |", "|---|---:|---:|---:|---:|---:|---:|"]
+    split = results["config"].get("split", "test")
+    lines = [f"# Evaluation of the `{results['pack']}` pack", "", f"Real {split} split of each domain; generated images: "
+             f"{results['config']['per_class']} per class, seeds fixed. Reproduce: `python -m medsynth evaluate-pack{' --split val' if split == 'val' else ''}`.", ""]  # fmt: skip
+    lines += [f"## Real {split} images", "", "| domain | classifier acc | bar | balanced acc | macro-F1 | CLIP zero-shot | evaluator acc |", "|---|---:|---:|---:|---:|---:|---:|"]
     for name, r in results["domains"].items():
         c = r["classifier_real_test"]
         bar = BARS.get(name)

@@ -18,6 +18,14 @@ def test_results_of_separate_runs_merge_and_another_pack_starts_over(tmp_path):
     assert merged["domains"] == {"chest_xray": {"x": 1}, "brain_mri": {"x": 2}}
     assert json.loads(path.read_text()) == merged
     assert merge_results(path, "other", config, "brain_mri", {"x": 3})["domains"] == {"brain_mri": {"x": 3}}
+    on_val = PackEvaluationConfig(out=tmp_path, split="val")  # val and test numbers never share a report
+    assert merge_results(path, "other", on_val, "chest_xray", {"x": 4})["domains"] == {"chest_xray": {"x": 4}}
+    assert "Real val split" in render_report({"pack": "other", "config": {"split": "val", "per_class": 1}, "domains": {}})
+
+
+def test_unknown_split_is_a_one_line_error(capsys):
+    assert main(["evaluate-pack", "--split", "train"]) == 1
+    assert "split must be val or test" in capsys.readouterr().err
 
 
 def test_evaluate_pack_on_real_chest_films_writes_a_consistent_report(real_data, tmp_path, monkeypatch):
