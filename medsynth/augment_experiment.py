@@ -33,7 +33,6 @@ from .data import load_rgb
 from .metrics import classification_metrics, per_class_recall
 from .registry import PROJECT_ROOT, load_registry, selected_pack_name
 from .training.classifier import ClassifierTrainConfig, balanced_class_weights, fit_classifier, labelled_splits, predict_logits
-from .training.cache import load_domain_images
 from .training.common import hardware, pick_training_device, runs_dir
 
 logger = logging.getLogger(__name__)
@@ -183,11 +182,10 @@ def run_experiment(config: AugmentExperimentConfig) -> Path:
             raise ValueError(f"unknown condition {condition!r}; choose from {', '.join(CONDITIONS)}")
     out = Path(config.out or PROJECT_ROOT / "reports" / "augment" / config.domain)
     out.mkdir(parents=True, exist_ok=True)
-    classes, train, val, y_train, y_val = labelled_splits(config.domain, config.image_size)
+    classes, (train, val, test_split), (y_train, y_val, y_test) = labelled_splits(config.domain, config.image_size, ("train", "val", "test"))
     folder = Path(config.synthetic or runs_dir() / "synthetic" / config.domain)
     ensure_synthetic(config, folder, classes)
-    test_split = load_domain_images(config.domain, config.image_size).split("test")
-    test = LabelledImages(test_split.images, np.array([classes.index(c) for c in test_split.frame["label"]]))
+    test = LabelledImages(test_split.images, y_test.numpy())
     real = LabelledImages(train.images, y_train.numpy())
     counts = real.counts(len(classes))
     minority_codes = list(config.minority or domain.rare_classes or [classes[int(np.argmin(counts))]])

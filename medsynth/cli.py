@@ -134,9 +134,11 @@ def cmd_from_config(args: argparse.Namespace) -> int:
     module = importlib.import_module(module_name)
     config = getattr(module, config_name)(**{k: v for k, v in vars(args).items() if k in args.config_fields and v is not None})
     quiet_libraries()
+    from .registry import UnknownNameError
+
     try:
         result = getattr(module, function_name)(config)
-    except (KeyError, ValueError, FileNotFoundError) as error:  # bad names or inputs: one line, no traceback
+    except (UnknownNameError, ValueError, FileNotFoundError) as error:  # bad names or inputs: one line, no traceback
         print(f"medsynth: {error.args[0] if isinstance(error, KeyError) and error.args else error}", file=sys.stderr)
         return EXIT_FAILURE
     print(f"done, wrote {result}")

@@ -96,7 +96,8 @@ class Generator:
         self.adapters: dict[str, Source] = {}
         self._active: str | None | bool = False  # False: not yet set
         self._fused = False  # the active adapter is merged into the UNet weights
-        self._base_weights: dict[str, torch.Tensor] = {}  # LoRA-wrapped UNet layers' own weights, for exact unfusing
+        # LoRA-wrapped UNet layers and a copy of their own weights, for exact unfusing
+        self._base_weights: dict[str, tuple[torch.nn.Module, torch.Tensor]] = {}
         # a pipeline is not thread-safe (scheduler state, active adapter): one call at a time
         self._lock = threading.Lock()
         logger.info("base pipeline %s loaded on %s (%s)", base.spec, self.device, self.dtype)
@@ -114,7 +115,8 @@ class Generator:
         self._active = False  # peft activates a freshly loaded adapter; re-select on next use
         for module_name, module in self.pipe.unet.named_modules():
             if isinstance(module, BaseTunerLayer) and module_name not in self._base_weights:
-                self._base_weights[module_name] = module.get_base_layer().weight.detach().clone()
+                layer = module.get_base_layer()
+                self._base_weights[module_name] = (layer, layer.weight.detach().clone())
 
     @property
     def tokenizer(self):
@@ -160,9 +162,8 @@ class Generator:
         if not self._fused:
             return
         self.pipe.unfuse_lora(components=["unet"])
-        modules = dict(self.pipe.unet.named_modules())
-        for module_name, weight in self._base_weights.items():  # unfusing subtracts: undo its rounding
-            modules[module_name].get_base_layer().weight.data.copy_(weight)
+        for layer, weight in self._base_weights.values():  # unfusing subtracts: undo its rounding
+            layer.weight.data.copy_(weight)
         self._fused = False
 
     @torch.inference_mode()

@@ -150,25 +150,28 @@ def evaluate_pack(config: PackEvaluationConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     features = FeatureExtractor(engine.device)
     domains = list(config.domains) or engine.available_domains
+    if not domains:
+        raise ValueError(f"pack {engine.pack.name} has no available domain to evaluate")
     for name in tqdm(domains, desc="evaluating domains"):
         started = time.perf_counter()
         result = evaluate_domain(engine, name, config, features, out)
         result["wall_time_s"] = round(time.perf_counter() - started, 1)
-        results = merge_results(out / "results.json", engine.pack.name, config, name, result)
-    order = [d for d in registry.domains if d in results["domains"]]
-    results["domains"] = {d: results["domains"][d] for d in order}  # registry order, however runs were split
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
+        results = merge_results(out / "results.json", engine.pack.name, config, name, result, order=list(registry.domains))
     (out / "REPORT.md").write_text(render_report(results))
     return out / "REPORT.md"
 
 
-def merge_results(path: Path, pack: str, config: PackEvaluationConfig, name: str, result: dict) -> dict:
-    """Read-modify-write of results.json: one domain at a time, so domains can be evaluated in separate runs."""
+def merge_results(path: Path, pack: str, config: PackEvaluationConfig, name: str, result: dict, order: list[str] = ()) -> dict:
+    """Read-modify-write of results.json: one domain at a time, so domains can be evaluated in separate runs.
+
+    Domains are kept in `order` (the registry's), however the runs were split; others go last."""
     results = json.loads(path.read_text()) if path.exists() else {}
     if results.get("pack") != pack or results.get("config", {}).get("split", "test") != config.split:  # never mix packs or splits
         results = {"pack": pack, "domains": {}}
     results["config"] = {k: str(v) for k, v in asdict(config).items() if k != "domains"}
     results["domains"][name] = result
+    rank = {domain: i for i, domain in enumerate(order)}
+    results["domains"] = dict(sorted(results["domains"].items(), key=lambda item: rank.get(item[0], len(rank))))
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=2, default=float))
     tmp.replace(path)

@@ -150,3 +150,5 @@ def test_experiment_on_real_chest_films_writes_report_and_resumes(real_data, tmp
     capsys.readouterr()
     assert main([*args[:-2], "--out", str(out), "--conditions", "smote"]) == 1
     assert "unknown condition 'smote'" in capsys.readouterr().err
+    assert main(["augment-experiment", "--domain", "dermoscopy", "--out", str(out)]) == 1
+    assert "unknown domain 'dermoscopy'" in capsys.readouterr().err

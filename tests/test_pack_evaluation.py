@@ -17,6 +17,8 @@ def test_results_of_separate_runs_merge_and_another_pack_starts_over(tmp_path):
     merged = merge_results(path, "mini", config, "brain_mri", {"x": 2})
     assert merged["domains"] == {"chest_xray": {"x": 1}, "brain_mri": {"x": 2}}
     assert json.loads(path.read_text()) == merged
+    ordered = merge_results(path, "mini", config, "dermatology", {"x": 0}, order=["dermatology", "brain_mri", "chest_xray"])
+    assert list(ordered["domains"]) == ["dermatology", "brain_mri", "chest_xray"]  # registry order, not run order
     assert merge_results(path, "other", config, "brain_mri", {"x": 3})["domains"] == {"brain_mri": {"x": 3}}
     on_val = PackEvaluationConfig(out=tmp_path, split="val")  # val and test numbers never share a report
     assert merge_results(path, "other", on_val, "chest_xray", {"x": 4})["domains"] == {"chest_xray": {"x": 4}}

@@ -48,13 +48,13 @@ SELECTION = {
 }
 
 
-def labelled_splits(domain: str, size: int):
-    """(classes, train, val, train targets, val targets) of a domain's real images at `size`."""
+def labelled_splits(domain: str, size: int, splits: tuple[str, ...] = ("train", "val")):
+    """(classes, images per split, class-index targets per split) of a domain's real images at `size`."""
     classes = list(load_registry().get_domain(domain).class_codes)
     data = load_domain_images(domain, size)
-    train, val = data.split("train"), data.split("val")
-    targets = [torch.tensor([classes.index(c) for c in part.frame["label"]]) for part in (train, val)]
-    return classes, train, val, *targets
+    parts = [data.split(name) for name in splits]
+    targets = [torch.tensor([classes.index(c) for c in part.frame["label"]]) for part in parts]
+    return classes, parts, targets
 
 
 def balanced_class_weights(targets: torch.Tensor, n_classes: int, power: float) -> torch.Tensor:
@@ -199,7 +199,7 @@ def _shuffled_batches(n: int, batch_size: int, generator: torch.Generator):
 
 def train_classifier(config: ClassifierTrainConfig) -> Path:
     started = time.perf_counter()
-    classes, train, val, y_train, y_val = labelled_splits(config.domain, config.image_size)
+    classes, (train, val), (y_train, y_val) = labelled_splits(config.domain, config.image_size)
     class_weights = balanced_class_weights(y_train, len(classes), config.class_power)
     fitted = fit_classifier(config, classes, train.images, y_train, val.images, y_val, class_weights)
     out = Path(config.out or MINI_PACK_DIR / "classifiers" / config.domain)

@@ -53,7 +53,7 @@ def _prepare(images, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
 def train_evaluator(config: EvaluatorTrainConfig) -> Path:
     device = pick_training_device()
     generator = seed_everything(config.seed)
-    classes, train, val, y_train, y_val = labelled_splits(config.domain, config.resolution)
+    classes, (train, val), (y_train, y_val) = labelled_splits(config.domain, config.resolution)
     weights = balanced_class_weights(y_train, len(classes), config.class_power)
     mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     model = efficientnet_lite0(num_classes=len(classes), pretrained=True).to(device)
