@@ -135,11 +135,13 @@ def save_tiny_pipeline(folder: Path, text: str = "bert", seed: int = 0) -> Path:
     return folder
 
 
-def save_tiny_lora(pipeline_folder: Path, folder: Path, seed: int, rank: int = 4, scale: float = 0.2) -> Path:
+def save_tiny_lora(
+    pipeline_folder: Path, folder: Path, seed: int, rank: int = 4, scale: float = 0.2, targets: str = "attention"
+) -> Path:
     """A LoRA with non-zero weights for the pipeline's UNet (so it visibly changes the images)."""
     torch.manual_seed(seed)
     unet = UNet2DConditionModel.from_pretrained(pipeline_folder, subfolder="unet")
-    add_lora(unet, rank=rank, alpha=rank, init_lora_weights=False)
+    add_lora(unet, rank=rank, alpha=rank, init_lora_weights=False, targets=targets)
     with torch.no_grad():
         for name, param in unet.named_parameters():
             if "lora_" in name:

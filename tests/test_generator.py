@@ -2,10 +2,14 @@
 
 import numpy as np
 import pytest
+import torch
+from peft.utils import get_peft_model_state_dict
+from safetensors.torch import load_file
 
 from medsynth.generate import Generator, GeneratorLoadError
+from medsynth.models.lora import LORA_TARGETS, add_lora
 from medsynth.registry import Source
-from medsynth.testing import build_tiny_pack
+from medsynth.testing import build_tiny_pack, save_tiny_lora
 
 PROMPT = "alpha scan showing a1 finding"
 
@@ -143,3 +147,26 @@ def test_concurrent_requests_get_the_same_pixels_as_sequential_ones(generator):
         results = list(pool.map(lambda job: pixels(generator.generate(PROMPT, [job[1]], adapter=job[0], steps=4)), jobs))
     for got, want in zip(results, expected):
         assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("targets", list(LORA_TARGETS))
+def test_every_saved_lora_layer_is_loaded_back(tiny_pack, tmp_path, targets):
+    # diffusers' loader drops layers it cannot map without an error: compare layer by layer
+    folder = save_tiny_lora(tiny_pack.root / "base", tmp_path / "lora", seed=7, targets=targets)
+    saved = load_file(folder / "pytorch_lora_weights.safetensors")
+    generator = Generator(Source.parse("base", tiny_pack.root))
+    generator.add_adapter("gamma", Source.parse(str(folder), tiny_pack.root))
+    loaded = {f"unet.{key}": value for key, value in get_peft_model_state_dict(generator.pipe.unet, adapter_name="gamma").items()}
+    assert set(loaded) == set(saved)
+    assert all(torch.equal(loaded[key], saved[key]) for key in saved)
+    adapted = {key.split(".lora_")[0].rsplit(".", 1)[-1] for key in saved}
+    assert {"to_q", "to_k", "to_v", "proj_in"} <= adapted
+    assert ({"conv1", "conv2", "time_emb_proj"} <= adapted) == (targets == "attention+resnet")
+
+
+def test_unknown_lora_targets_are_refused(tiny_pack):
+    from diffusers import UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(tiny_pack.root / "base", subfolder="unet")
+    with pytest.raises(ValueError, match="unknown LoRA targets 'everything'"):
+        add_lora(unet, targets="everything")

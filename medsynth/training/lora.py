@@ -36,6 +36,7 @@ class LoraTrainConfig:
     data: Path | None = None  # a folder with metadata.csv and images (default: the real data of the domain)
     out: Path | None = None  # default: runs/lora/<domain>
     rank: int = 8
+    targets: str = "attention"  # layers to adapt: a key of models.lora.LORA_TARGETS ("attention+resnet" adds the convolutions)
     steps: int = 800
     batch_size: int = 32
     lr: float = 1e-3
@@ -73,7 +74,7 @@ def train_lora(config: LoraTrainConfig) -> Path:
     latents, bank = build_latent_set(vae, [(domain, images)], config.captions_per_image, config.seed, device)
     text_states = encode_text(pipe.tokenizer, pipe.text_encoder.to(device), bank, device=device)
     pipe.text_encoder.to("cpu")
-    add_lora(unet, rank=config.rank, alpha=config.rank)
+    add_lora(unet, rank=config.rank, alpha=config.rank, targets=config.targets)
     unet.train()
     settings = LoopSettings(
         config.steps, config.batch_size, config.lr, config.caption_dropout, config.checkpoint_every,
