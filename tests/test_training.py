@@ -99,6 +99,10 @@ def test_train_lora_on_a_tiny_sd15_style_base_loads_back_and_changes_pixels(tmp_
     assert main(["train-lora", "--base", str(base), "--text-encoder", "", "--domain", "chest_xray", "--data", str(data),
                  "--steps", "9", "--batch-size", "4", "--out", str(tmp_path / "lora")]) == 1  # fmt: skip
     assert "belongs to a 6-step run, not 9 steps" in capsys.readouterr().err
+    # so would a run with other LoRA layers
+    assert main(["train-lora", "--base", str(base), "--text-encoder", "", "--domain", "chest_xray", "--data", str(data),
+                 "--steps", "6", "--targets", "attention+resnet", "--out", str(tmp_path / "lora")]) == 1  # fmt: skip
+    assert "holds a unet of another layout (another model or LoRA --targets)" in capsys.readouterr().err
 
 
 def test_autoencoder_base_and_pack_folder_on_real_chest_films(real_data, tmp_path, monkeypatch):

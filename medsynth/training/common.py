@@ -75,7 +75,13 @@ class Checkpoint:
             if isinstance(target, torch.Generator):
                 target.set_state(payload[key])
             elif hasattr(target, "load_state_dict"):
-                target.load_state_dict(payload[key])
+                try:
+                    target.load_state_dict(payload[key])
+                except (RuntimeError, ValueError, KeyError) as error:  # torch lists every key: keep its first line
+                    raise ValueError(
+                        f"{self.path} holds a {key} of another layout (another model or LoRA --targets): "
+                        f"delete it to start over, or train into another --out folder ({str(error).splitlines()[0]})"
+                    ) from error
         return int(payload["step"]), float(payload.get("elapsed_s", 0.0))
 
 
