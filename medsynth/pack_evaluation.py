@@ -41,6 +41,7 @@ class PackEvaluationConfig:
     domains: tuple[str, ...] = ()  # default: every available domain
     per_class: int = 50
     steps: int = 0  # 0: the pack's default
+    guidance: float = 0.0  # 0: the pack's default
     threshold: float = 0.5
     max_rounds: int = 3
     seed: int = 1000
@@ -57,7 +58,7 @@ def generate_set(engine: MedSynth, domain: str, codes: list[str], mode: str, con
     for k, code in enumerate(codes):
         request = GenerationRequest(
             domain=domain, label=code, n=config.per_class, seed=config.seed + 10_000 * k,
-            steps=config.steps or None, use_adapter=mode != "base", validate=mode == "validated",
+            steps=config.steps or None, guidance=config.guidance or None, use_adapter=mode != "base", validate=mode == "validated",
             threshold=config.threshold, max_rounds=config.max_rounds,
         )  # fmt: skip
         result = engine.run(request)
@@ -161,14 +162,31 @@ def evaluate_pack(config: PackEvaluationConfig) -> Path:
     return out / "REPORT.md"
 
 
+# what makes two runs' numbers comparable (the output folder and the domain list do not)
+COMPARABLE = ("split", "per_class", "steps", "guidance", "threshold", "max_rounds", "seed")
+
+
+def _settings(config: PackEvaluationConfig) -> dict[str, str]:
+    return {k: str(v) for k, v in asdict(config).items() if k != "domains"}
+
+
+def reproduce_command(settings: dict[str, str]) -> str:
+    """The evaluate-pack command line that repeats a report (only the options that differ from the defaults)."""
+    defaults = _settings(PackEvaluationConfig())
+    options = [f" --{k.replace('_', '-')} {settings[k]}" for k in COMPARABLE if k in settings and settings[k] != defaults[k]]
+    return "python -m medsynth evaluate-pack" + "".join(options)
+
+
 def merge_results(path: Path, pack: str, config: PackEvaluationConfig, name: str, result: dict, order: list[str] = ()) -> dict:
     """Read-modify-write of results.json: one domain at a time, so domains can be evaluated in separate runs.
 
     Domains are kept in `order` (the registry's), however the runs were split; others go last."""
     results = json.loads(path.read_text()) if path.exists() else {}
-    if results.get("pack") != pack or results.get("config", {}).get("split", "test") != config.split:  # never mix packs or splits
+    settings = _settings(config)
+    earlier = {**_settings(PackEvaluationConfig()), **results.get("config", {})}  # older reports lack newer fields
+    if results.get("pack") != pack or any(earlier[k] != settings[k] for k in COMPARABLE):  # never mix packs, splits or settings
         results = {"pack": pack, "domains": {}}
-    results["config"] = {k: str(v) for k, v in asdict(config).items() if k != "domains"}
+    results["config"] = settings
     results["domains"][name] = result
     rank = {domain: i for i, domain in enumerate(order)}
     results["domains"] = dict(sorted(results["domains"].items(), key=lambda item: rank.get(item[0], len(rank))))
@@ -185,7 +203,7 @@ PUBLISHED_F1 = 0.6727  # SD+LoRA PathMNIST generated-image F1
 def render_report(results: dict) -> str:
     split = results["config"].get("split", "test")
     lines = [f"# Evaluation of the `{results['pack']}` pack", "", f"Real {split} split of each domain; generated images: "
-             f"{results['config']['per_class']} per class, seeds fixed. Reproduce: `python -m medsynth evaluate-pack{' --split val' if split == 'val' else ''}`.", ""]  # fmt: skip
+             f"{results['config']['per_class']} per class, seeds fixed. Reproduce: `{reproduce_command(results['config'])}`.", ""]  # fmt: skip
     lines += [f"## Real {split} images", "", "| domain | classifier acc | bar | balanced acc | macro-F1 | CLIP zero-shot | evaluator acc |", "|---|---:|---:|---:|---:|---:|---:|"]
     for name, r in results["domains"].items():
         c = r["classifier_real_test"]

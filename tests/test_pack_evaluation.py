@@ -22,7 +22,12 @@ def test_results_of_separate_runs_merge_and_another_pack_starts_over(tmp_path):
     assert merge_results(path, "other", config, "brain_mri", {"x": 3})["domains"] == {"brain_mri": {"x": 3}}
     on_val = PackEvaluationConfig(out=tmp_path, split="val")  # val and test numbers never share a report
     assert merge_results(path, "other", on_val, "chest_xray", {"x": 4})["domains"] == {"chest_xray": {"x": 4}}
-    assert "Real val split" in render_report({"pack": "other", "config": {"split": "val", "per_class": 1}, "domains": {}})
+    assert merge_results(path, "other", on_val, "brain_mri", {"x": 5})["domains"] == {"chest_xray": {"x": 4}, "brain_mri": {"x": 5}}
+    stronger = PackEvaluationConfig(out=tmp_path, split="val", guidance=7.0)  # other generation settings: not comparable
+    merged = merge_results(path, "other", stronger, "chest_xray", {"x": 6})
+    assert merged["domains"] == {"chest_xray": {"x": 6}}
+    report = render_report({**merged, "domains": {}})
+    assert "Real val split" in report and "Reproduce: `python -m medsynth evaluate-pack --split val --guidance 7.0`" in report
 
 
 def test_unknown_split_is_a_one_line_error(capsys):
