@@ -145,8 +145,10 @@ def test_concurrent_requests_get_the_same_pixels_as_sequential_ones(generator):
     expected = [pixels(generator.generate(PROMPT, [seed], adapter=a, steps=4)) for a, seed in jobs]
     with ThreadPoolExecutor(6) as pool:
         results = list(pool.map(lambda job: pixels(generator.generate(PROMPT, [job[1]], adapter=job[0], steps=4)), jobs))
+    # worker threads may split float sums differently from the main thread (rounding flips of one grey
+    # level); another request's adapter or schedule would change pixels by far more
     for got, want in zip(results, expected):
-        assert np.array_equal(got, want)
+        assert np.abs(got - want).max() <= 1
 
 
 @pytest.mark.parametrize("targets", list(LORA_TARGETS))
@@ -162,6 +164,13 @@ def test_every_saved_lora_layer_is_loaded_back(tiny_pack, tmp_path, targets):
     adapted = {key.split(".lora_")[0].rsplit(".", 1)[-1] for key in saved}
     assert {"to_q", "to_k", "to_v", "proj_in"} <= adapted
     assert ({"conv1", "conv2", "time_emb_proj"} <= adapted) == (targets == "attention+resnet")
+    # fusing into convolutions too changes the images and restores the base exactly
+    before = {k: v.clone() for k, v in generator.pipe.unet.state_dict().items() if "lora_" not in k}
+    bare = pixels(generator.generate(PROMPT, [2], adapter=None, steps=3))
+    tuned = pixels(generator.generate(PROMPT, [2], adapter="gamma", steps=3))
+    assert generator._fused and np.abs(bare - tuned).mean() > 1.0
+    generator.use_adapter(None)
+    assert all(torch.equal(before[k], v) for k, v in generator.pipe.unet.state_dict().items() if "lora_" not in k)
 
 
 def test_unknown_lora_targets_are_refused(tiny_pack):
