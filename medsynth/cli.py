@@ -22,6 +22,16 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+def option_flag(field_name: str) -> str:
+    """The command-line flag of a config dataclass field (one rule for parsing and for printing commands)."""
+    return "--" + field_name.replace("_", "-")
+
+
+def command_line(command: str, options: dict) -> str:
+    """`command` followed by `--flag value` per option: how reports and the model card say what to run."""
+    return command + "".join(f" {option_flag(name)} {value}" for name, value in options.items())
+
+
 def _attribute(text: str) -> tuple[str, str]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"attribute must look like name=value, got {text!r}")
@@ -180,7 +190,7 @@ def _add_config_options(parser: argparse.ArgumentParser, config_cls: type) -> li
         else:
             continue
         default = item.default if item.default is not dataclasses.MISSING else "(computed)"
-        parser.add_argument(f"--{item.name.replace('_', '-')}", dest=item.name, type=convert, default=None, help=f"default: {default}")
+        parser.add_argument(option_flag(item.name), dest=item.name, type=convert, default=None, help=f"default: {default}")
         names.append(item.name)
     return names
 

@@ -172,9 +172,11 @@ def _settings(config: PackEvaluationConfig) -> dict[str, str]:
 
 def reproduce_command(settings: dict[str, str]) -> str:
     """The evaluate-pack command line that repeats a report (only the options that differ from the defaults)."""
+    from .cli import command_line
+
     defaults = _settings(PackEvaluationConfig())
-    options = [f" --{k.replace('_', '-')} {settings[k]}" for k in COMPARABLE if k in settings and settings[k] != defaults[k]]
-    return "python -m medsynth evaluate-pack" + "".join(options)
+    changed = {k: settings[k] for k in COMPARABLE if k in settings and settings[k] != defaults[k]}
+    return command_line("python -m medsynth evaluate-pack", changed)
 
 
 def merge_results(path: Path, pack: str, config: PackEvaluationConfig, name: str, result: dict, order: list[str] = ()) -> dict:

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..registry import PROJECT_ROOT
-from .common import MINI_PACK_DIR
+from ..cli import command_line
+from .common import MINI_PACK_DIR, PACK_DOMAINS
 
 DATA_SOURCES = """| domain | source | licence | images used (train / val / test) |
 |---|---|---|---|
@@ -73,10 +74,6 @@ TARGET_WORDS = {
 }
 
 
-def _options(config: dict, names: tuple[str, ...]) -> str:
-    return "".join(f" --{name.replace('_', '-')} {config[name]}" for name in names if name in config)
-
-
 def _describe_loras(configs: list[dict]) -> str:
     kinds = sorted({(c.get("rank", 8), c.get("targets", "attention")) for c in configs if c})
     return "; ".join(f"rank {rank}, {TARGET_WORDS.get(targets, targets)}" for rank, targets in kinds) or "no records"
@@ -87,16 +84,19 @@ def render_model_card(config: ModelCardConfig) -> Path:
     rows = []
     components = [("autoencoder", pack / "base" / "training_autoencoder.json", "python -m medsynth train autoencoder")]
     components.append(("shared base UNet", pack / "base" / "training_base.json", "python -m medsynth train base"))
-    for domain in ("dermatology", "ophthalmology", "brain_mri", "chest_xray"):
+    for domain in PACK_DOMAINS:
         components.append((f"LoRA {domain}", pack / "lora" / domain / f"training_lora_{domain}.json", f"python -m medsynth train lora --domain {domain}"))
-    for domain in ("dermatology", "ophthalmology", "brain_mri", "chest_xray"):
+    for domain in PACK_DOMAINS:
         components.append((f"classifier {domain}", pack / "classifiers" / domain / "training_classifier.json", f"python -m medsynth train classifier --domain {domain}"))
     components.append(("CLIP", pack / "clip" / "training_clip.json", "python -m medsynth train clip"))
+    lora_configs = []
     for name, path, command in components:
         record = _record(path)
-        command += _options(record.get("config", {}), COMMAND_OPTIONS)
+        config_used = record.get("config", {})
+        if name.startswith("LoRA "):
+            lora_configs.append(config_used)
+        command = command_line(command, {k: config_used[k] for k in COMMAND_OPTIONS if k in config_used})
         rows.append(f"| {name} | `{command}` | {record.get('steps', '–')} | {record.get('wall_time_s', 0) / 60:.1f} min | {record.get('hardware', '–')} |")
-    lora_configs = [_record(pack / "lora" / d / f"training_lora_{d}.json").get("config", {}) for d in ("dermatology", "ophthalmology", "brain_mri", "chest_xray")]
     results = _record(Path(config.results))
     lines = [
         "# Model card: medsynth `mini` pack",
@@ -136,7 +136,7 @@ def render_model_card(config: ModelCardConfig) -> Path:
     ]
     lines += ["## Validation metrics (model selection split)", "", "| domain | classifier acc / bal. acc / macro-F1 | temperature | ECE before → after | CLIP zero-shot |", "|---|---|---:|---|---:|"]
     clip = _record(pack / "clip" / "training_clip.json").get("metrics", {})
-    for domain in ("dermatology", "ophthalmology", "brain_mri", "chest_xray"):
+    for domain in PACK_DOMAINS:
         config = _record(pack / "classifiers" / domain / "config.json")
         m = config.get("metrics", {})
         if m:
