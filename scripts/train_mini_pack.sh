@@ -10,9 +10,8 @@ DOMAINS="dermatology ophthalmology brain_mri chest_xray"
 
 $PY -m medsynth train autoencoder --steps 1000
 $PY -m medsynth train base --steps 2500
-# pack v2: 1200 LoRA steps (v1 had 400; the ophthalmology adapter is still the 400-step one)
-for d in dermatology brain_mri chest_xray; do $PY -m medsynth train lora --domain "$d" --steps 1200; done
-$PY -m medsynth train lora --domain ophthalmology --steps 400
+# pack v3: LoRA on the ResNet-block convolutions too, 1200 steps each
+for d in $DOMAINS; do $PY -m medsynth train lora --domain "$d" --steps 1200 --targets attention+resnet; done
 $PY -m medsynth train pack
 $PY -m medsynth train classifier --domain brain_mri --epochs 20
 for d in chest_xray ophthalmology; do $PY -m medsynth train classifier --domain "$d" --epochs 14; done

@@ -29,7 +29,7 @@ class ClassifierTrainConfig:
 
     domain: str = "dermatology"
     out: Path | None = None  # default: assets/models/mini/classifiers/<domain>
-    image_size: int = 64
+    image_size: int = 64  # the generator's output size: the classifier scores generated images, which hold no finer detail
     base_width: int = 24
     stem: str = "conv3s2"
     epochs: int = 20

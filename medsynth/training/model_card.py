@@ -18,7 +18,8 @@ DATA_SOURCES = """| domain | source | licence | images used (train / val / test)
 | chest_xray | Kermany et al. paediatric films (CC BY 4.0) + adult COVID-19 case-report films (mostly CC BY-NC-SA) | mixed, per image | 772 / 99 / 154 |
 | pathology | not in this pack: only 9 example tiles exist offline | – | – |
 
-All images were re-encoded as 128×128 JPEG by the data curators and are used here at 64×64.
+All images were re-encoded as 128×128 JPEG by the data curators. The generator works at 64×64; each
+classifier's input size is listed under Contents.
 The non-commercial licences of HAM10000 and of many COVID-19 case images carry over to this pack:
 **research and education only, no commercial use.**"""
 
@@ -29,7 +30,15 @@ VERSIONS = """## Versions
   dermatology classifier trained 30 epochs and chosen on val accuracy (val accuracy 0.709 → 0.768, balanced
   accuracy unchanged). The ophthalmology LoRA and classifier are still v1: a 30-epoch
   accuracy-selected ophthalmology classifier gained val accuracy (0.473 → 0.499) but lost balanced accuracy
-  (0.433 → 0.364), so it was not taken. Base, autoencoder and CLIP are unchanged."""
+  (0.433 → 0.364), so it was not taken. Base, autoencoder and CLIP are unchanged.
+- **v3**: all four LoRAs retrained 1200 steps with `--targets attention+resnet` (the ResNet-block convolutions
+  and time projections are adapted too) and saved with peft's keys, so every tensor loads: the v1/v2 files lost
+  their attention tensors at load time (a saver bug, fixed in `models/lora.py`). Against v2 on the test-split
+  evaluation, base + LoRA: evaluator F1 dermatology 0.253 → 0.326, ophthalmology 0.151 → 0.185, brain_mri
+  0.443 → 0.435, chest_xray 0.358 → 0.422; Fréchet 168.9 → 190.3, 324.3 → 294.1, 527.7 → 509.9, 518.8 → 478.5.
+  Classifiers at 128×128 input (ImageNet stem) were tried for ophthalmology (val accuracy 0.505, but 0.457 on
+  the 64×64 images the app gives it, against 0.473 for the shipped one) and chest_xray (0.889 against 0.919):
+  not taken. Base, autoencoder, CLIP and classifiers are unchanged."""
 
 INTENDED_USE = """## Intended use
 Teaching (what does a melanoma, a glioma, a cataract look like?) and research on synthetic data
@@ -67,7 +76,7 @@ def _size_mb(folder: Path) -> float:
 
 
 # the options a training record's config holds that its command line must repeat
-COMMAND_OPTIONS = ("steps", "targets", "epochs", "image_size", "select")
+COMMAND_OPTIONS = ("steps", "targets", "epochs", "image_size", "stem", "select")
 TARGET_WORDS = {
     "attention": "attention and feed-forward projections",
     "attention+resnet": "attention, feed-forward and ResNet-block convolutions",
@@ -77,6 +86,19 @@ TARGET_WORDS = {
 def _describe_loras(configs: list[dict]) -> str:
     kinds = sorted({(c.get("rank", 8), c.get("targets", "attention")) for c in configs if c})
     return "; ".join(f"rank {rank}, {TARGET_WORDS.get(targets, targets)}" for rank, targets in kinds) or "no records"
+
+
+STEM_WORDS = {"imagenet": "7×7 stride-2 stem + max-pool", "conv3s1": "3×3 stride-1 stem", "conv3s2": "3×3 stride-2 stem"}
+
+
+def _describe_classifiers(pack: Path) -> str:
+    """Input size and stem of each shipped classifier, from its config.json."""
+    configs = {domain: _record(pack / "classifiers" / domain / "config.json") for domain in PACK_DOMAINS}
+    kinds: dict[tuple[int, str], list[str]] = {}
+    for domain, config in configs.items():
+        if config:
+            kinds.setdefault((config.get("image_size", 64), config.get("stem", "conv3s2")), []).append(domain)
+    return "; ".join(f"{size}×{size} px, {STEM_WORDS.get(stem, stem)}: {', '.join(domains)}" for (size, stem), domains in kinds.items()) or "no records"
 
 
 def render_model_card(config: ModelCardConfig) -> Path:
@@ -111,7 +133,7 @@ def render_model_card(config: ModelCardConfig) -> Path:
         f"- `lora/<domain>/`: one LoRA per domain ({_describe_loras(lora_configs)}), loaded with "
         "`load_lora_weights(..., adapter_name=domain)`.",
         "- `classifiers/<domain>/`: ResNet-18-family classifiers (torchvision BasicBlock [2,2,2,2], stage widths "
-        "24-48-96-192, 3×3 stride-2 stem), trained from scratch with class-weighted loss, chosen on val, "
+        f"24-48-96-192; {_describe_classifiers(pack)}), trained from scratch with class-weighted loss, chosen on val, "
         "temperature-calibrated on val.",
         "- `clip/`: small open_clip CLIP (ViT 4×192 on 8-px patches, text transformer 3×96) trained on "
         "image–caption pairs of the four domains, with real-image alignment percentiles per class.",
