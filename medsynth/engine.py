@@ -149,7 +149,7 @@ class MedSynth:
             raise PackUnavailableError(f"model pack '{pack}' is unavailable: {reason}")
         started = time.perf_counter()
         try:
-            self.generator = Generator(self.pack.base, self.pack.text_encoder, device=device)
+            self.generator = Generator(self.pack.base, self.pack.text_encoder, device=device, base_unconditional=self.pack.base_unconditional)
         except GeneratorLoadError as error:
             raise PackUnavailableError(f"model pack '{pack}' is unavailable: {error}") from error
         self.device = self.generator.device
@@ -249,6 +249,7 @@ class MedSynth:
                 "scheduler": info.scheduler,
                 "steps": steps,
                 "guidance": guidance,
+                "guidance_unconditional": info.unconditional,
                 "device": info.device,
                 "round": attempt.round,
                 "accepted": attempt.accepted,

@@ -157,7 +157,7 @@ def evaluate_pack(config: PackEvaluationConfig) -> Path:
         started = time.perf_counter()
         result = evaluate_domain(engine, name, config, features, out)
         result["wall_time_s"] = round(time.perf_counter() - started, 1)
-        results = merge_results(out / "results.json", engine.pack.name, config, name, result, order=list(registry.domains))
+        results = merge_results(out / "results.json", engine.pack.name, config, name, result, order=list(registry.domains), pack_settings=pack_settings(engine.pack))
     (out / "REPORT.md").write_text(render_report(results))
     return out / "REPORT.md"
 
@@ -179,16 +179,25 @@ def reproduce_command(settings: dict[str, str]) -> str:
     return command_line("python -m medsynth evaluate-pack", changed)
 
 
-def merge_results(path: Path, pack: str, config: PackEvaluationConfig, name: str, result: dict, order: list[str] = ()) -> dict:
+def pack_settings(pack) -> dict:
+    """The registry's generation settings of a pack: two reports with different ones do not compare."""
+    return {"default_steps": pack.default_steps, "default_guidance": pack.default_guidance, "base_unconditional": pack.base_unconditional}
+
+
+def merge_results(
+    path: Path, pack: str, config: PackEvaluationConfig, name: str, result: dict, order: list[str] = (), pack_settings: dict | None = None,
+) -> dict:  # fmt: skip
     """Read-modify-write of results.json: one domain at a time, so domains can be evaluated in separate runs.
 
     Domains are kept in `order` (the registry's), however the runs were split; others go last."""
     results = json.loads(path.read_text()) if path.exists() else {}
     settings = _settings(config)
     earlier = {**_settings(PackEvaluationConfig()), **results.get("config", {})}  # older reports lack newer fields
-    if results.get("pack") != pack or any(earlier[k] != settings[k] for k in COMPARABLE):  # never mix packs, splits or settings
+    same_pack = results.get("pack") == pack and results.get("pack_settings") == pack_settings
+    if not same_pack or any(earlier[k] != settings[k] for k in COMPARABLE):  # never mix packs, splits or settings
         results = {"pack": pack, "domains": {}}
     results["config"] = settings
+    results["pack_settings"] = pack_settings
     results["domains"][name] = result
     rank = {domain: i for i, domain in enumerate(order)}
     results["domains"] = dict(sorted(results["domains"].items(), key=lambda item: rank.get(item[0], len(rank))))
@@ -206,6 +215,10 @@ def render_report(results: dict) -> str:
     split = results["config"].get("split", "test")
     lines = [f"# Evaluation of the `{results['pack']}` pack", "", f"Real {split} split of each domain; generated images: "
              f"{results['config']['per_class']} per class, seeds fixed. Reproduce: `{reproduce_command(results['config'])}`.", ""]  # fmt: skip
+    if results.get("pack_settings"):
+        p = results["pack_settings"]
+        guided = "against the bare base's unconditional prediction" if p["base_unconditional"] else "against the adapter's own unconditional prediction"
+        lines += [f"Pack settings: {p['default_steps']} steps, guidance {p['default_guidance']}; with a LoRA, classifier-free guidance is {guided}.", ""]
     lines += [f"## Real {split} images", "", "| domain | classifier acc | bar | balanced acc | macro-F1 | CLIP zero-shot | evaluator acc |", "|---|---:|---:|---:|---:|---:|---:|"]
     for name, r in results["domains"].items():
         c = r["classifier_real_test"]

@@ -193,6 +193,8 @@ class ModelPack:
     default_steps: int = 20
     default_guidance: float = 5.0
     negative_prompt: str = ""
+    # guidance of an adapter against the bare base's unconditional prediction (see Generator)
+    base_unconditional: bool = False
     model_card: Path | None = None
     train_command: str = ""
 
@@ -320,6 +322,9 @@ def _parse_domain(name: str, raw: Mapping[str, Any], root: Path, packs: Mapping[
 def _parse_pack(name: str, raw: Mapping[str, Any], root: Path) -> ModelPack:
     where = f"packs.{name}"
     card = raw.get("model_card")
+    base_unconditional = raw.get("base_unconditional", False)
+    if not isinstance(base_unconditional, bool):
+        raise RegistryError(f"{where}.base_unconditional: must be true or false, got {base_unconditional!r}")
     return ModelPack(
         name=name,
         description=raw.get("description", ""),
@@ -328,6 +333,7 @@ def _parse_pack(name: str, raw: Mapping[str, Any], root: Path) -> ModelPack:
         default_steps=int(raw.get("default_steps", 20)),
         default_guidance=float(raw.get("default_guidance", 5.0)),
         negative_prompt=raw.get("negative_prompt", ""),
+        base_unconditional=base_unconditional,
         model_card=root / card if card else None,
         train_command=raw.get("train_command", ""),
     )

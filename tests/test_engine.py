@@ -47,6 +47,7 @@ def test_result_carries_scores_seeds_and_provenance(engine):
         record = read_provenance(image.png())
         assert record["seed"] == image.seed and record["domain"] == "alpha" and record["label"] == "a2"
         assert record["adapter"].endswith("lora/alpha") and record["scheduler"].startswith("DPMSolver")
+        assert record["guidance_unconditional"] == "same model"  # the tiny pack keeps diffusers' usual guidance
         assert record["scores"]["predicted"] == image.classifier.predicted
         assert record["synthetic"] is True
     # image i of a batch is the image of seed+i alone (up to a one-level float rounding flip)

@@ -28,6 +28,11 @@ def test_results_of_separate_runs_merge_and_another_pack_starts_over(tmp_path):
     assert merged["domains"] == {"chest_xray": {"x": 6}}
     report = render_report({**merged, "domains": {}})
     assert "Real val split" in report and "Reproduce: `python -m medsynth evaluate-pack --split val --guidance 7.0`" in report
+    by_base = {"default_steps": 20, "default_guidance": 4.0, "base_unconditional": True}  # the pack's own settings count too
+    assert merge_results(path, "other", stronger, "brain_mri", {"x": 7}, pack_settings=by_base)["domains"] == {"brain_mri": {"x": 7}}
+    merged = merge_results(path, "other", stronger, "chest_xray", {"x": 8}, pack_settings=by_base)
+    assert merged["domains"] == {"brain_mri": {"x": 7}, "chest_xray": {"x": 8}}
+    assert "guidance 4.0; with a LoRA, classifier-free guidance is against the bare base's unconditional" in render_report({**merged, "domains": {}})
 
 
 def test_unknown_split_is_a_one_line_error(capsys):
