@@ -149,7 +149,7 @@ class MedSynth:
             raise PackUnavailableError(f"model pack '{pack}' is unavailable: {reason}")
         started = time.perf_counter()
         try:
-            self.generator = Generator(self.pack.base, self.pack.text_encoder, device=device, base_unconditional=self.pack.base_unconditional)
+            self.generator = Generator(self.pack.base, self.pack.text_encoder, device=device)
         except GeneratorLoadError as error:
             raise PackUnavailableError(f"model pack '{pack}' is unavailable: {error}") from error
         self.device = self.generator.device
@@ -162,7 +162,7 @@ class MedSynth:
                 continue
             sources = registry.get_domain(name).sources_for(pack)
             try:
-                self.generator.add_adapter(name, sources.adapter)
+                self.generator.add_adapter(name, sources.adapter, base_unconditional=sources.base_unconditional)
                 self.classifiers[name] = ClassifierScorer.from_source(sources.classifier, self.device)
                 if sources.clip.spec not in loaded_clips:
                     loaded_clips[sources.clip.spec] = ClipScorer.from_source(sources.clip, self.device)

@@ -133,6 +133,8 @@ class DomainSources:
     classifier: Source | None = None
     clip: Source | None = None
     unavailable: str | None = None  # a curator's reason, e.g. "too little data"
+    # guide this domain's LoRA against the bare base's unconditional prediction (see Generator.add_adapter)
+    base_unconditional: bool = False
 
     def missing_reason(self) -> str | None:
         if self.unavailable:
@@ -193,8 +195,6 @@ class ModelPack:
     default_steps: int = 20
     default_guidance: float = 5.0
     negative_prompt: str = ""
-    # guidance of an adapter against the bare base's unconditional prediction (see Generator)
-    base_unconditional: bool = False
     model_card: Path | None = None
     train_command: str = ""
 
@@ -276,14 +276,17 @@ def _parse_attribute(raw: Mapping[str, Any], where: str) -> Attribute:
 
 
 def _parse_sources(raw: Mapping[str, Any], where: str, root: Path) -> DomainSources:
-    known = {"adapter", "classifier", "clip", "unavailable"}
+    known = {"adapter", "classifier", "clip", "unavailable", "base_unconditional"}
     unknown = set(raw) - known
     if unknown:
         raise RegistryError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(known))}")
     parsed = {
         role: Source.parse(_require(raw, role, where), root) for role in ("adapter", "classifier", "clip") if role in raw
     }
-    return DomainSources(**parsed, unavailable=raw.get("unavailable"))
+    base_unconditional = raw.get("base_unconditional", False)
+    if not isinstance(base_unconditional, bool):
+        raise RegistryError(f"{where}.base_unconditional: must be true or false, got {base_unconditional!r}")
+    return DomainSources(**parsed, unavailable=raw.get("unavailable"), base_unconditional=base_unconditional)
 
 
 def _parse_domain(name: str, raw: Mapping[str, Any], root: Path, packs: Mapping[str, ModelPack]) -> Domain:
@@ -322,9 +325,6 @@ def _parse_domain(name: str, raw: Mapping[str, Any], root: Path, packs: Mapping[
 def _parse_pack(name: str, raw: Mapping[str, Any], root: Path) -> ModelPack:
     where = f"packs.{name}"
     card = raw.get("model_card")
-    base_unconditional = raw.get("base_unconditional", False)
-    if not isinstance(base_unconditional, bool):
-        raise RegistryError(f"{where}.base_unconditional: must be true or false, got {base_unconditional!r}")
     return ModelPack(
         name=name,
         description=raw.get("description", ""),
@@ -333,7 +333,6 @@ def _parse_pack(name: str, raw: Mapping[str, Any], root: Path) -> ModelPack:
         default_steps=int(raw.get("default_steps", 20)),
         default_guidance=float(raw.get("default_guidance", 5.0)),
         negative_prompt=raw.get("negative_prompt", ""),
-        base_unconditional=base_unconditional,
         model_card=root / card if card else None,
         train_command=raw.get("train_command", ""),
     )

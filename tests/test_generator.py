@@ -184,8 +184,10 @@ def test_unknown_lora_targets_are_refused(tiny_pack):
 def test_unconditional_half_runs_on_the_bare_base_only_inside_the_block(tiny_pack):
     from medsynth.generate import unconditional_from
 
-    guided = Generator(Source.parse("base", tiny_pack.root), base_unconditional=True)
-    guided.add_adapter("alpha", Source.parse("lora/alpha", tiny_pack.root))
+    pristine = Generator(Source.parse("base", tiny_pack.root)).pipe.unet
+    guided = Generator(Source.parse("base", tiny_pack.root))
+    guided.add_adapter("beta", Source.parse("lora/beta", tiny_pack.root))  # LoRA layers exist before the copy
+    guided.add_adapter("alpha", Source.parse("lora/alpha", tiny_pack.root), base_unconditional=True)
     guided.use_adapter("alpha")
     unet, bare = guided.pipe.unet, guided.bare_unet
     generator = torch.Generator().manual_seed(0)
@@ -193,25 +195,25 @@ def test_unconditional_half_runs_on_the_bare_base_only_inside_the_block(tiny_pac
     text = torch.randn(4, 5, unet.config.cross_attention_dim, generator=generator)
     with torch.no_grad():
         with_lora = unet(sample, 10, text, return_dict=False)[0]
-        without = bare(sample, 10, text, return_dict=False)[0]
+        without = pristine(sample, 10, text, return_dict=False)[0]
         with unconditional_from(unet, bare):
             split = unet(sample, 10, text, return_dict=False)[0]
         after = unet(sample, 10, text, return_dict=False)[0]
     assert (with_lora - without).abs().max() > 1e-4  # the adapter does change the prediction
-    torch.testing.assert_close(split[:2], without[:2])  # unconditional half: bare base
+    torch.testing.assert_close(split[:2], without[:2])  # unconditional half: the bare base, no adapter at all
     torch.testing.assert_close(split[2:], with_lora[2:])  # conditional half: base + LoRA
     torch.testing.assert_close(after, with_lora)  # the override ends with the block
 
 
-def test_base_unconditional_guidance_changes_only_guided_adapter_images(generator, tiny_pack):
-    guided = Generator(Source.parse("base", tiny_pack.root), base_unconditional=True)
-    guided.add_adapter("alpha", Source.parse("lora/alpha", tiny_pack.root))
-    for adapter, guidance in ((None, 3.0), ("alpha", 1.0)):  # nothing to split: same pixels as usual
+def test_base_unconditional_guidance_changes_only_that_adapters_guided_images(generator, tiny_pack):
+    guided = Generator(Source.parse("base", tiny_pack.root))
+    guided.add_adapter("alpha", Source.parse("lora/alpha", tiny_pack.root), base_unconditional=True)
+    guided.add_adapter("beta", Source.parse("lora/beta", tiny_pack.root))
+    for adapter, guidance in ((None, 3.0), ("alpha", 1.0), ("beta", 3.0)):  # nothing to split: the usual pixels
         usual = pixels(generator.generate(PROMPT, [21], adapter=adapter, steps=4, guidance=guidance))
         assert np.array_equal(pixels(guided.generate(PROMPT, [21], adapter=adapter, steps=4, guidance=guidance)), usual)
     usual = pixels(generator.generate(PROMPT, [21, 22], adapter="alpha", steps=4, guidance=3.0))
     by_base = pixels(guided.generate(PROMPT, [21, 22], adapter="alpha", steps=4, guidance=3.0))
     assert np.abs(by_base - usual).mean() > 0.5
     assert np.array_equal(pixels(guided.generate(PROMPT, [21, 22], adapter="alpha", steps=4, guidance=3.0)), by_base)
-    assert (guided.info("alpha").unconditional, guided.info(None).unconditional) == ("bare base", "same model")
-    assert generator.info("alpha").unconditional == "same model"
+    assert [guided.info(a).unconditional for a in ("alpha", "beta", None)] == ["bare base", "same model", "same model"]

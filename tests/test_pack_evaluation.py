@@ -28,11 +28,11 @@ def test_results_of_separate_runs_merge_and_another_pack_starts_over(tmp_path):
     assert merged["domains"] == {"chest_xray": {"x": 6}}
     report = render_report({**merged, "domains": {}})
     assert "Real val split" in report and "Reproduce: `python -m medsynth evaluate-pack --split val --guidance 7.0`" in report
-    by_base = {"default_steps": 20, "default_guidance": 4.0, "base_unconditional": True}  # the pack's own settings count too
-    assert merge_results(path, "other", stronger, "brain_mri", {"x": 7}, pack_settings=by_base)["domains"] == {"brain_mri": {"x": 7}}
-    merged = merge_results(path, "other", stronger, "chest_xray", {"x": 8}, pack_settings=by_base)
+    more_steps = {"default_steps": 30, "default_guidance": 4.0}  # the pack's own settings count too
+    assert merge_results(path, "other", stronger, "brain_mri", {"x": 7}, pack_settings=more_steps)["domains"] == {"brain_mri": {"x": 7}}
+    merged = merge_results(path, "other", stronger, "chest_xray", {"x": 8}, pack_settings=more_steps)
     assert merged["domains"] == {"brain_mri": {"x": 7}, "chest_xray": {"x": 8}}
-    assert "guidance 4.0; with a LoRA, classifier-free guidance is against the bare base's unconditional" in render_report({**merged, "domains": {}})
+    assert "Pack settings: 30 steps, guidance 4.0." in render_report({**merged, "domains": {}})
 
 
 def test_unknown_split_is_a_one_line_error(capsys):
@@ -62,3 +62,4 @@ def test_evaluate_pack_on_real_chest_films_writes_a_consistent_report(real_data,
     base, lora = chest["base"], chest["lora"]
     both = lora["frechet_distance"] < base["frechet_distance"] and lora["evaluator_macro_f1"] > base["evaluator_macro_f1"]
     assert f"| {'✅' if both else '❌'} |" in report.split("Does the LoRA earn its place?")[1]
+    assert "| chest_xray | its own unconditional |" in report  # the registry's guidance for this adapter

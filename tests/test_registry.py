@@ -76,7 +76,7 @@ attributes = [{ name = "age", phrase = "{value} years", min = 1, max = 9 }]
         (lambda t: t.replace('"{value} years"', '"years"'), r"attributes\[age\].phrase: must contain"),
         (lambda t: t.replace("[packs.p]", "[packs.p"), "not valid TOML"),
         (lambda t: t.replace('description = "b" }', 'description = "b", rare = "yes" }'), r"classes\[1\].rare: must be true or false"),
-        (lambda t: t.replace('base = "base"', 'base = "base"\nbase_unconditional = "yes"'), "packs.p.base_unconditional: must be true or false"),
+        (lambda t: t + '[domains.d.sources.p]\nbase_unconditional = "yes"\n', "domains.d.sources.p.base_unconditional: must be true or false"),
     ],
 )
 def test_registry_errors_name_the_bad_field(tmp_path, edit, message):
@@ -97,9 +97,9 @@ def test_good_minimal_registry_loads(tmp_path):
     path.write_text(GOOD_DOMAIN.replace('description = "b" }', 'description = "b", rare = true }'))
     assert load_registry(path).get_domain("d").rare_classes == ("b",)
     assert not registry.domain_availability("p")["d"].available
-    assert not registry.get_pack("p").base_unconditional
-    path.write_text(GOOD_DOMAIN.replace('base = "base"', 'base = "base"\nbase_unconditional = true'))
-    assert load_registry(path).get_pack("p").base_unconditional
+    assert not registry.get_domain("d").sources_for("p").base_unconditional
+    path.write_text(GOOD_DOMAIN + '[domains.d.sources.p]\nbase_unconditional = true\n')
+    assert load_registry(path).get_domain("d").sources_for("p").base_unconditional
 
 
 def test_missing_registry_file_is_a_clear_error(tmp_path):
