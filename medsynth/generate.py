@@ -135,8 +135,9 @@ class Generator:
 
         base_unconditional: guide this adapter's conditional prediction away from the bare base's
         unconditional one instead of its own. A domain LoRA also learns the domain's unconditional
-        image, which takes the domain out of the guidance direction: more realistic images for the
-        domain, but it can blur the class. Costs one copy of the UNet (shared) and two half-batch UNet
+        image, which takes the domain out of the guidance direction; guiding against the bare base
+        puts it back: images closer to the domain's (Fréchet), sometimes less class-specific
+        (reports/lora_design). Costs one copy of the UNet (shared) and two half-batch UNet
         calls per step instead of one (same arithmetic; 1.41 s against 1.05 s in bench/bench_generator.py).
         """
         if name in self.adapters:
