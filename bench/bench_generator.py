@@ -63,7 +63,7 @@ def main() -> None:
     generate_unfused = timed(generation(unfused, first.name), args.repeats)
     generate_bare = timed(generation(engine.generator, None), args.repeats)
     del unfused
-    # the same adapter guided against the bare base's unconditional prediction (a second UNet, same compute)
+    # the same adapter guided against the bare base's unconditional prediction (a second UNet, two half-batch calls)
     against_base = Generator(engine.pack.base, engine.pack.text_encoder)
     against_base.add_adapter(first.name, first.sources_for(pack).adapter, base_unconditional=True)
     generation(against_base, first.name)()  # warm-up

@@ -275,6 +275,14 @@ def _parse_attribute(raw: Mapping[str, Any], where: str) -> Attribute:
     return Attribute(name, raw.get("label", name), phrase, min=low, max=high)
 
 
+def _flag(raw: Mapping[str, Any], key: str, where: str) -> bool:
+    """An optional true/false field (TOML booleans only: "yes" or 1 is a mistake, not a truth value)."""
+    value = raw.get(key, False)
+    if not isinstance(value, bool):
+        raise RegistryError(f"{where}.{key}: must be true or false, got {value!r}")
+    return value
+
+
 def _parse_sources(raw: Mapping[str, Any], where: str, root: Path) -> DomainSources:
     known = {"adapter", "classifier", "clip", "unavailable", "base_unconditional"}
     unknown = set(raw) - known
@@ -283,10 +291,7 @@ def _parse_sources(raw: Mapping[str, Any], where: str, root: Path) -> DomainSour
     parsed = {
         role: Source.parse(_require(raw, role, where), root) for role in ("adapter", "classifier", "clip") if role in raw
     }
-    base_unconditional = raw.get("base_unconditional", False)
-    if not isinstance(base_unconditional, bool):
-        raise RegistryError(f"{where}.base_unconditional: must be true or false, got {base_unconditional!r}")
-    return DomainSources(**parsed, unavailable=raw.get("unavailable"), base_unconditional=base_unconditional)
+    return DomainSources(**parsed, unavailable=raw.get("unavailable"), base_unconditional=_flag(raw, "base_unconditional", where))
 
 
 def _parse_domain(name: str, raw: Mapping[str, Any], root: Path, packs: Mapping[str, ModelPack]) -> Domain:
@@ -294,10 +299,7 @@ def _parse_domain(name: str, raw: Mapping[str, Any], root: Path, packs: Mapping[
     classes = []
     for i, item in enumerate(_require(raw, "classes", where, list)):
         cw = f"{where}.classes[{i}]"
-        rare = item.get("rare", False)
-        if not isinstance(rare, bool):
-            raise RegistryError(f"{cw}.rare: must be true or false, got {rare!r}")
-        classes.append(ClassInfo(_require(item, "code", cw), _require(item, "name", cw), _require(item, "description", cw), rare))
+        classes.append(ClassInfo(_require(item, "code", cw), _require(item, "name", cw), _require(item, "description", cw), _flag(item, "rare", cw)))
     codes = [c.code.lower() for c in classes]
     if len(set(codes)) != len(codes):
         raise RegistryError(f"{where}.classes: duplicate class codes")

@@ -94,13 +94,12 @@ def _describe_loras(configs: list[dict]) -> str:
 STEM_WORDS = {"imagenet": "7×7 stride-2 stem + max-pool", "conv3s1": "3×3 stride-1 stem", "conv3s2": "3×3 stride-2 stem"}
 
 
-def _describe_classifiers(pack: Path) -> str:
+def _describe_classifiers(configs: dict[str, dict]) -> str:
     """Input size and stem of each shipped classifier, from its config.json."""
-    configs = {domain: _record(pack / "classifiers" / domain / "config.json") for domain in PACK_DOMAINS}
     kinds: dict[tuple[int, str], list[str]] = {}
     for domain, config in configs.items():
         if config:
-            kinds.setdefault((config.get("image_size", 64), config.get("stem", "conv3s2")), []).append(domain)
+            kinds.setdefault((config["image_size"], config["stem"]), []).append(domain)
     return "; ".join(f"{size}×{size} px, {STEM_WORDS.get(stem, stem)}: {', '.join(domains)}" for (size, stem), domains in kinds.items()) or "no records"
 
 
@@ -123,6 +122,7 @@ def render_model_card(config: ModelCardConfig) -> Path:
         command = command_line(command, {k: config_used[k] for k in COMMAND_OPTIONS if k in config_used})
         rows.append(f"| {name} | `{command}` | {record.get('steps', '–')} | {record.get('wall_time_s', 0) / 60:.1f} min | {record.get('hardware', '–')} |")
     results = _record(Path(config.results))
+    classifier_configs = {domain: _record(pack / "classifiers" / domain / "config.json") for domain in PACK_DOMAINS}
     lines = [
         "# Model card: medsynth `mini` pack",
         "",
@@ -136,7 +136,7 @@ def render_model_card(config: ModelCardConfig) -> Path:
         f"- `lora/<domain>/`: one LoRA per domain ({_describe_loras(lora_configs)}), loaded with "
         "`load_lora_weights(..., adapter_name=domain)`.",
         "- `classifiers/<domain>/`: ResNet-18-family classifiers (torchvision BasicBlock [2,2,2,2], stage widths "
-        f"24-48-96-192; {_describe_classifiers(pack)}), trained from scratch with class-weighted loss, chosen on val, "
+        f"24-48-96-192; {_describe_classifiers(classifier_configs)}), trained from scratch with class-weighted loss, chosen on val, "
         "temperature-calibrated on val.",
         "- `clip/`: small open_clip CLIP (ViT 4×192 on 8-px patches, text transformer 3×96) trained on "
         "image–caption pairs of the four domains, with real-image alignment percentiles per class.",
@@ -161,8 +161,7 @@ def render_model_card(config: ModelCardConfig) -> Path:
     ]
     lines += ["## Validation metrics (model selection split)", "", "| domain | classifier acc / bal. acc / macro-F1 | temperature | ECE before → after | CLIP zero-shot |", "|---|---|---:|---|---:|"]
     clip = _record(pack / "clip" / "training_clip.json").get("metrics", {})
-    for domain in PACK_DOMAINS:
-        config = _record(pack / "classifiers" / domain / "config.json")
+    for domain, config in classifier_configs.items():
         m = config.get("metrics", {})
         if m:
             lines.append(
