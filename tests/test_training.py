@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from medsynth.cli import main
 from medsynth.generate import Generator
@@ -105,7 +106,7 @@ def test_train_lora_on_a_tiny_sd15_style_base_loads_back_and_changes_pixels(tmp_
     assert "holds a unet of another layout (another model or LoRA --targets)" in capsys.readouterr().err
 
 
-def test_autoencoder_base_and_pack_folder_on_real_chest_films(real_data, tmp_path, monkeypatch):
+def test_autoencoder_base_and_pack_folder_on_real_chest_films(real_data, tmp_path, monkeypatch, capsys):
     """Two steps of each: the shapes, the saved formats and the loader all fit together."""
     monkeypatch.setenv("MEDSYNTH_RUNS", str(tmp_path / "runs"))
     assert main(["train", "autoencoder", "--domains", "chest_xray", "--steps", "2", "--batch-size", "4",
@@ -118,6 +119,17 @@ def test_autoencoder_base_and_pack_folder_on_real_chest_films(real_data, tmp_pat
     assert generator.resolution == 64 and generator.pipe.text_encoder.config.use_attention_mask
     image = generator.generate("chest X-ray with pneumonia", [1], None, steps=2)[0]
     assert image.size == (64, 64)
+
+    # continuing from that UNet: with a vanishing learning rate the weights come back unchanged
+    base_args = ["train", "base", "--vae", str(tmp_path / "ae" / "vae"), "--domains", "chest_xray", "--steps", "1",
+                 "--batch-size", "4", "--init-unet", str(pipeline / "unet")]  # fmt: skip
+    assert main([*base_args, "--lr", "1e-12", "--block-out-channels", "16,32,32", "--out", str(tmp_path / "more")]) == 0
+    before = load_file(pipeline / "unet" / "diffusion_pytorch_model.safetensors")
+    after = load_file(tmp_path / "more" / "pipeline" / "unet" / "diffusion_pytorch_model.safetensors")
+    assert before.keys() == after.keys() and all(torch.allclose(before[k].float(), after[k].float(), atol=1e-3) for k in before)
+    # a UNet of another shape is refused with the flag to check, not a torch key dump
+    assert main([*base_args, "--block-out-channels", "16,16,32", "--out", str(tmp_path / "other")]) == 1
+    assert "is not a UNet of this configuration (check --block-out-channels" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("select", ["balanced", "accuracy"])

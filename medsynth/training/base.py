@@ -48,6 +48,9 @@ class BaseTrainConfig:
     ema_decay: float = 0.999
     seed: int = 0
     checkpoint_every: int = 250
+    # continue from a trained UNet folder (e.g. the pack's base/unet) instead of random weights;
+    # a new learning-rate cycle of `steps` runs from there, and the EMA starts from these weights
+    init_unet: Path | None = None
 
 
 def build_unet(config: BaseTrainConfig, latent_size: int, cross_attention_dim: int) -> UNet2DConditionModel:
@@ -72,6 +75,18 @@ def minilm(max_tokens: int):
     encoder = BertModel.from_pretrained(folder, add_pooling_layer=False).eval().requires_grad_(False)
     encoder.config.use_attention_mask = True  # the pipeline passes the mask, as training does
     return tokenizer, encoder
+
+
+def load_unet_weights(unet: UNet2DConditionModel, folder: Path) -> None:
+    """Copy a saved UNet's weights (any precision) into `unet`; the two must share the architecture."""
+    trained = UNet2DConditionModel.from_pretrained(folder, torch_dtype=torch.float32)
+    try:
+        unet.load_state_dict(trained.state_dict())
+    except RuntimeError as error:  # torch lists every key: keep its first line
+        raise ValueError(
+            f"{folder} is not a UNet of this configuration (check --block-out-channels and --layers-per-block): "
+            f"{str(error).splitlines()[0]}"
+        ) from error
 
 
 def load_vae(path: Path, device) -> AutoencoderKL:
@@ -100,7 +115,10 @@ def train_base(config: BaseTrainConfig) -> Path:
     logger.info("base: %d latents, %d distinct captions", len(latents.mean), len(bank))
 
     latent_size = latents.mean.shape[-1]
-    unet = build_unet(config, latent_size, text_encoder.config.hidden_size).to(device).train()
+    unet = build_unet(config, latent_size, text_encoder.config.hidden_size)
+    if config.init_unet is not None:
+        load_unet_weights(unet, config.init_unet)
+    unet.to(device).train()
     ema = copy.deepcopy(unet).eval().requires_grad_(False)
     settings = LoopSettings(
         config.steps, config.batch_size, config.lr, config.caption_dropout, config.checkpoint_every,
