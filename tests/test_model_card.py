@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from medsynth.training.model_card import ModelCardConfig, render_model_card
 
 DOMAINS = ("dermatology", "ophthalmology", "brain_mri", "chest_xray")
@@ -28,3 +30,30 @@ def test_card_names_each_runs_options_and_the_lora_and_classifier_layouts(tmp_pa
     assert "`python -m medsynth train classifier --domain ophthalmology --epochs 5 --image-size 128 --stem imagenet`" in text
     assert "64×64 px, 3×3 stride-2 stem: dermatology, brain_mri, chest_xray; 128×128 px, 7×7 stride-2 stem + max-pool: ophthalmology" in text
     assert "rank 8, attention and feed-forward projections; rank 8, attention, feed-forward and ResNet-block convolutions" in text
+
+
+def test_a_continued_base_lists_both_runs_and_the_pack_keeps_the_first_runs_record(tmp_path, monkeypatch):
+    from medsynth.training.pack import PackAssembleConfig, assemble_pack
+
+    runs = tmp_path / "runs"
+    monkeypatch.chdir(tmp_path)  # a relative --init-unet is read from where the command ran
+    write_record(runs / "base" / "training_base.json", {"steps": 2500, "lr": 3e-4, "init_unet": None}, 2500)
+    (runs / "base" / "pipeline" / "unet").mkdir(parents=True)
+    write_record(runs / "more" / "training_base.json",
+                 {"steps": 900, "lr": 2e-4, "init_unet": "runs/base/pipeline/unet", "out": "runs/more"}, 900)  # fmt: skip
+    (runs / "more" / "pipeline" / "unet").mkdir(parents=True)
+    write_record(runs / "autoencoder" / "training_autoencoder.json", {"steps": 10}, 10)
+    for domain in DOMAINS:
+        (runs / "lora_more" / domain / "adapter").mkdir(parents=True)
+        write_record(runs / "lora_more" / domain / f"training_lora_{domain}.json", {"rank": 8, "steps": 7}, 7)
+    pack = assemble_pack(PackAssembleConfig(runs=runs, out=tmp_path / "mini", base_run="more", lora_run="lora_more"))
+    assert json.loads((pack / "base" / "training_base_start.json").read_text())["steps"] == 2500
+    text = render_model_card(ModelCardConfig(pack_dir=pack, results=tmp_path / "missing.json")).read_text()
+    assert "| shared base UNet, first run | `python -m medsynth train base --steps 2500` | 2500 |" in text
+    continued = "`python -m medsynth train base --steps 900 --lr 0.0002 --init-unet runs/base/pipeline/unet --out runs/more`"
+    assert f"| shared base UNet, continued | {continued} | 900 |" in text
+
+    # the start run's record must be there, or the card could not say how the base began
+    (runs / "base" / "training_base.json").unlink()
+    with pytest.raises(FileNotFoundError, match="continued from runs/base/pipeline/unet"):
+        assemble_pack(PackAssembleConfig(runs=runs, out=tmp_path / "mini2", base_run="more", lora_run="lora_more"))

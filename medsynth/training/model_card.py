@@ -9,6 +9,7 @@ from pathlib import Path
 from ..registry import PROJECT_ROOT
 from ..cli import command_line
 from .common import MINI_PACK_DIR, PACK_DOMAINS
+from .pack import START_RECORD
 
 DATA_SOURCES = """| domain | source | licence | images used (train / val / test) |
 |---|---|---|---|
@@ -80,6 +81,7 @@ def _size_mb(folder: Path) -> float:
 
 # the options a training record's config holds that its command line must repeat
 COMMAND_OPTIONS = ("steps", "targets", "epochs", "image_size", "stem", "select")
+CONTINUED_OPTIONS = ("lr", "init_unet", "out")  # a continued base also needs its start and its own folder
 TARGET_WORDS = {
     "attention": "attention and feed-forward projections",
     "attention+resnet": "attention, feed-forward and ResNet-block convolutions",
@@ -107,7 +109,11 @@ def render_model_card(config: ModelCardConfig) -> Path:
     pack = Path(config.pack_dir)
     rows = []
     components = [("autoencoder", pack / "base" / "training_autoencoder.json", "python -m medsynth train autoencoder")]
-    components.append(("shared base UNet", pack / "base" / "training_base.json", "python -m medsynth train base"))
+    if (pack / "base" / START_RECORD).exists():  # a base continued from an earlier run: both runs, in order
+        components.append(("shared base UNet, first run", pack / "base" / START_RECORD, "python -m medsynth train base"))
+        components.append(("shared base UNet, continued", pack / "base" / "training_base.json", "python -m medsynth train base"))
+    else:
+        components.append(("shared base UNet", pack / "base" / "training_base.json", "python -m medsynth train base"))
     for domain in PACK_DOMAINS:
         components.append((f"LoRA {domain}", pack / "lora" / domain / f"training_lora_{domain}.json", f"python -m medsynth train lora --domain {domain}"))
     for domain in PACK_DOMAINS:
@@ -119,7 +125,8 @@ def render_model_card(config: ModelCardConfig) -> Path:
         config_used = record.get("config", {})
         if name.startswith("LoRA "):
             lora_configs.append(config_used)
-        command = command_line(command, {k: config_used[k] for k in COMMAND_OPTIONS if k in config_used})
+        options = COMMAND_OPTIONS + (CONTINUED_OPTIONS if config_used.get("init_unet") else ())
+        command = command_line(command, {k: config_used[k] for k in options if k in config_used})
         rows.append(f"| {name} | `{command}` | {record.get('steps', '–')} | {record.get('wall_time_s', 0) / 60:.1f} min | {record.get('hardware', '–')} |")
     results = _record(Path(config.results))
     classifier_configs = {domain: _record(pack / "classifiers" / domain / "config.json") for domain in PACK_DOMAINS}

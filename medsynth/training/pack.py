@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .common import MINI_PACK_DIR, PACK_DOMAINS, runs_dir
+
+# the record of the run a continued base started from (`train base --init-unet`), kept beside its own
+START_RECORD = "training_base_start.json"
 
 
 @dataclass
@@ -16,6 +20,8 @@ class PackAssembleConfig:
     runs: Path = field(default_factory=runs_dir)
     out: Path = MINI_PACK_DIR
     domains: tuple[str, ...] = PACK_DOMAINS
+    base_run: str = "base"  # run folders under `runs`: the base's, and the one holding lora/<domain>
+    lora_run: str = "lora"
 
 
 def _replace(source: Path, target: Path) -> None:
@@ -26,12 +32,26 @@ def _replace(source: Path, target: Path) -> None:
     shutil.copytree(source, target)
 
 
+def start_record(base_record: Path) -> Path | None:
+    """The training record of the run a continued base began from; None for a base trained from scratch."""
+    init_unet = json.loads(base_record.read_text())["config"].get("init_unet")
+    if init_unet is None:
+        return None
+    record = Path(init_unet).parent.parent / "training_base.json"  # <run>/pipeline/unet → <run>
+    if not record.is_file():
+        raise FileNotFoundError(f"the base continued from {init_unet}, but that run's record {record} is missing")
+    return record
+
+
 def assemble_pack(config: PackAssembleConfig) -> Path:
-    _replace(config.runs / "base" / "pipeline", config.out / "base")
-    shutil.copy2(config.runs / "base" / "training_base.json", config.out / "base" / "training_base.json")
+    base_run = config.runs / config.base_run
+    _replace(base_run / "pipeline", config.out / "base")
+    shutil.copy2(base_run / "training_base.json", config.out / "base" / "training_base.json")
+    if (start := start_record(base_run / "training_base.json")) is not None:
+        shutil.copy2(start, config.out / "base" / START_RECORD)
     shutil.copy2(config.runs / "autoencoder" / "training_autoencoder.json", config.out / "base" / "training_autoencoder.json")
     for domain in config.domains:
-        _replace(config.runs / "lora" / domain / "adapter", config.out / "lora" / domain)
-        record = config.runs / "lora" / domain / f"training_lora_{domain}.json"
-        shutil.copy2(record, config.out / "lora" / domain / record.name)
+        lora_run = config.runs / config.lora_run / domain
+        _replace(lora_run / "adapter", config.out / "lora" / domain)
+        shutil.copy2(lora_run / f"training_lora_{domain}.json", config.out / "lora" / domain / f"training_lora_{domain}.json")
     return config.out
