@@ -45,13 +45,16 @@ def test_a_continued_base_lists_both_runs_and_the_pack_keeps_the_first_runs_reco
     write_record(runs / "autoencoder" / "training_autoencoder.json", {"steps": 10}, 10)
     for domain in DOMAINS:
         (runs / "lora_more" / domain / "adapter").mkdir(parents=True)
-        write_record(runs / "lora_more" / domain / f"training_lora_{domain}.json", {"rank": 8, "steps": 7}, 7)
+        lora_config = {"rank": 8, "steps": 7, "base": "runs/more/pipeline", "out": f"runs/lora_more/{domain}"}
+        write_record(runs / "lora_more" / domain / f"training_lora_{domain}.json", lora_config, 7)
     pack = assemble_pack(PackAssembleConfig(runs=runs, out=tmp_path / "mini", base_run="more", lora_run="lora_more"))
     assert json.loads((pack / "base" / "training_base_start.json").read_text())["steps"] == 2500
     text = render_model_card(ModelCardConfig(pack_dir=pack, results=tmp_path / "missing.json")).read_text()
     assert "| shared base UNet, first run | `python -m medsynth train base --steps 2500` | 2500 |" in text
     continued = "`python -m medsynth train base --steps 900 --lr 0.0002 --init-unet runs/base/pipeline/unet --out runs/more`"
     assert f"| shared base UNet, continued | {continued} | 900 |" in text
+    # the adapters name the base they were trained on, which is not the default folder
+    assert "`python -m medsynth train lora --domain chest_xray --steps 7 --base runs/more/pipeline --out runs/lora_more/chest_xray`" in text
 
     # the start run's record must be there, or the card could not say how the base began
     (runs / "base" / "training_base.json").unlink()

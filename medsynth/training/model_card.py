@@ -109,7 +109,8 @@ def render_model_card(config: ModelCardConfig) -> Path:
     pack = Path(config.pack_dir)
     rows = []
     components = [("autoencoder", pack / "base" / "training_autoencoder.json", "python -m medsynth train autoencoder")]
-    if (pack / "base" / START_RECORD).exists():  # a base continued from an earlier run: both runs, in order
+    continued = (pack / "base" / START_RECORD).exists()
+    if continued:  # a base continued from an earlier run: both runs, in order
         components.append(("shared base UNet, first run", pack / "base" / START_RECORD, "python -m medsynth train base"))
         components.append(("shared base UNet, continued", pack / "base" / "training_base.json", "python -m medsynth train base"))
     else:
@@ -126,6 +127,8 @@ def render_model_card(config: ModelCardConfig) -> Path:
         if name.startswith("LoRA "):
             lora_configs.append(config_used)
         options = COMMAND_OPTIONS + (CONTINUED_OPTIONS if config_used.get("init_unet") else ())
+        if continued and name.startswith("LoRA "):  # trained on the continued base, not the default folder
+            options += ("base", "out")
         command = command_line(command, {k: config_used[k] for k in options if k in config_used})
         rows.append(f"| {name} | `{command}` | {record.get('steps', '–')} | {record.get('wall_time_s', 0) / 60:.1f} min | {record.get('hardware', '–')} |")
     results = _record(Path(config.results))
