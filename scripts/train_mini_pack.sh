@@ -7,12 +7,17 @@ cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=PASSIVE  # no busy-waiting threads when the machine is shared
 PY=${PYTHON:-python}
 DOMAINS="dermatology ophthalmology brain_mri chest_xray"
+RUNS=${MEDSYNTH_RUNS:-runs}  # where every command below keeps its run folder
 
 $PY -m medsynth train autoencoder --steps 1000
 $PY -m medsynth train base --steps 2500
-# pack v3: LoRA on the ResNet-block convolutions too, 1200 steps each
-for d in $DOMAINS; do $PY -m medsynth train lora --domain "$d" --steps 1200 --targets attention+resnet; done
-$PY -m medsynth train pack
+# pack v5: the base continued for 2500 more steps (a second learning-rate cycle, peak 2e-4)
+$PY -m medsynth train base --steps 2500 --lr 0.0002 --init-unet "$RUNS/base/pipeline/unet" --out "$RUNS/base_long"
+# LoRA on the ResNet-block convolutions too (since v3), 1200 steps each, on the continued base
+for d in $DOMAINS; do
+  $PY -m medsynth train lora --domain "$d" --steps 1200 --targets attention+resnet --base "$RUNS/base_long/pipeline" --out "$RUNS/lora_base_long/$d"
+done
+$PY -m medsynth train pack --base-run base_long --lora-run lora_base_long
 $PY -m medsynth train classifier --domain brain_mri --epochs 20
 for d in chest_xray ophthalmology; do $PY -m medsynth train classifier --domain "$d" --epochs 14; done
 $PY -m medsynth train classifier --domain dermatology --epochs 30 --select accuracy  # pack v2
