@@ -85,6 +85,23 @@ class LabelledImages:
         return np.bincount(self.labels, minlength=n_classes).tolist()
 
 
+# options that only say where files go: a re-run may put them elsewhere
+WHERE_OPTIONS = ("synthetic", "out")
+
+
+def reproduce_command(config: dict) -> str:
+    """The command line that repeats a run: the domain, then every option that differs from its default."""
+    from .cli import command_line
+
+    def plain(value):  # as the setup file stores it, and as the command line takes it (comma-separated)
+        return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+
+    defaults = asdict(AugmentExperimentConfig())
+    changed = {"domain": config["domain"]}
+    changed.update({k: plain(v) for k, v in config.items() if k not in (*WHERE_OPTIONS, "domain") and plain(v) != plain(defaults[k])})
+    return command_line("python -m medsynth augment-experiment", changed)
+
+
 def load_synthetic(folder: Path, classes: list[str], size: int, accepted_only: bool) -> LabelledImages:
     """An `export` folder as arrays; `accepted_only` keeps the images that passed validation."""
     frame = pd.read_csv(folder / "metadata.csv", dtype=str, keep_default_na=False)
@@ -354,7 +371,7 @@ than plain oversampling? Same classifier (ResNet-18 family from scratch, base wi
 {config['image_size']} px), same {setup['steps_per_run']} optimisation steps, augmentation and model
 selection on the real val split in every run; only the training set (or loss weights) changes.
 Measured on the real test split ({setup['n_test']} images). Hardware: {setup['hardware']}.
-Reproduce: `python -m medsynth augment-experiment --domain {setup['domain']}`.
+Reproduce: `{reproduce_command(config)}`.
 
 ## Training images per class
 

@@ -152,3 +152,16 @@ def test_experiment_on_real_chest_films_writes_report_and_resumes(real_data, tmp
     assert "unknown condition 'smote'" in capsys.readouterr().err
     assert main(["augment-experiment", "--domain", "dermoscopy", "--out", str(out)]) == 1
     assert "unknown domain 'dermoscopy'" in capsys.readouterr().err
+
+
+def test_reproduce_command_repeats_the_options_that_differ_from_the_defaults():
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from medsynth.augment_experiment import AugmentExperimentConfig, reproduce_command
+
+    config = AugmentExperimentConfig(domain="chest_xray", seeds=(0, 1, 2, 3, 4), epochs=10, out=Path("elsewhere"))
+    stored = json.loads(json.dumps(asdict(config), default=str))  # as setup.json keeps it
+    assert reproduce_command(stored) == "python -m medsynth augment-experiment --domain chest_xray --seeds 0,1,2,3,4"
+    stored.update(minority=["normal"], base_width=8)
+    assert reproduce_command(stored).endswith("--domain chest_xray --minority normal --seeds 0,1,2,3,4 --base-width 8")
