@@ -91,15 +91,11 @@ WHERE_OPTIONS = ("synthetic", "out")
 
 def reproduce_command(config: dict) -> str:
     """The command line that repeats a run: the domain, then every option that differs from its default."""
-    from .cli import command_line
+    from .cli import changed_options, command_line
 
-    def plain(value):  # as the setup file stores it, and as the command line takes it (comma-separated)
-        return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
-
-    defaults = asdict(AugmentExperimentConfig())
-    changed = {"domain": config["domain"]}
-    changed.update({k: plain(v) for k, v in config.items() if k not in (*WHERE_OPTIONS, "domain") and plain(v) != plain(defaults[k])})
-    return command_line("python -m medsynth augment-experiment", changed)
+    keys = [k for k in config if k not in (*WHERE_OPTIONS, "domain")]
+    changed = changed_options(config, asdict(AugmentExperimentConfig()), keys)
+    return command_line("python -m medsynth augment-experiment", {"domain": config["domain"], **changed})
 
 
 def load_synthetic(folder: Path, classes: list[str], size: int, accepted_only: bool) -> LabelledImages:

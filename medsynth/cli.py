@@ -32,6 +32,16 @@ def command_line(command: str, options: dict) -> str:
     return command + "".join(f" {option_flag(name)} {value}" for name, value in options.items())
 
 
+def option_value(value) -> str:
+    """A config value as its flag takes it: sequences comma-separated (also as a JSON record stores them)."""
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def changed_options(values: dict, defaults: dict, keys) -> dict[str, str]:
+    """The options among `keys` whose value differs from the default, written as the command line takes them."""
+    return {k: option_value(values[k]) for k in keys if k in values and k in defaults and option_value(values[k]) != option_value(defaults[k])}
+
+
 def _attribute(text: str) -> tuple[str, str]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"attribute must look like name=value, got {text!r}")

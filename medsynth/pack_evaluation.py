@@ -172,11 +172,9 @@ def _settings(config: PackEvaluationConfig) -> dict[str, str]:
 
 def reproduce_command(settings: dict[str, str]) -> str:
     """The evaluate-pack command line that repeats a report (only the options that differ from the defaults)."""
-    from .cli import command_line
+    from .cli import changed_options, command_line
 
-    defaults = _settings(PackEvaluationConfig())
-    changed = {k: settings[k] for k in COMPARABLE if k in settings and settings[k] != defaults[k]}
-    return command_line("python -m medsynth evaluate-pack", changed)
+    return command_line("python -m medsynth evaluate-pack", changed_options(settings, _settings(PackEvaluationConfig()), COMPARABLE))
 
 
 def pack_settings(pack) -> dict:
