@@ -29,11 +29,13 @@ def option_flag(field_name: str) -> str:
 
 def command_line(command: str, options: dict) -> str:
     """`command` followed by `--flag value` per option: how reports and the model card say what to run."""
-    return command + "".join(f" {option_flag(name)} {value}" for name, value in options.items())
+    return command + "".join(f" {option_flag(name)} {option_value(value)}" for name, value in options.items())
 
 
 def option_value(value) -> str:
-    """A config value as its flag takes it: sequences comma-separated (also as a JSON record stores them)."""
+    """A config value as its flag takes it: yes/no, sequences comma-separated (also as a JSON record stores them)."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 

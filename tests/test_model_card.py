@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from medsynth.training.model_card import ModelCardConfig, render_model_card
 
@@ -60,3 +61,37 @@ def test_a_continued_base_lists_both_runs_and_the_pack_keeps_the_first_runs_reco
     (runs / "base" / "training_base.json").unlink()
     with pytest.raises(FileNotFoundError, match="continued from runs/base/pipeline/unet"):
         assemble_pack(PackAssembleConfig(runs=runs, out=tmp_path / "mini2", base_run="more", lora_run="lora_more"))
+
+
+def test_a_fine_tuned_decoder_replaces_the_base_vae_only_if_its_encoder_made_the_latents(tmp_path):
+    from safetensors.torch import load_file
+
+    from medsynth.training.autoencoder import AutoencoderTrainConfig, build_autoencoder
+    from medsynth.training.pack import install_decoder
+
+    shipped = build_autoencoder(AutoencoderTrainConfig(block_out_channels=(16, 16)))
+    shipped.register_to_config(scaling_factor=0.44)
+    base = tmp_path / "mini" / "base"
+    shipped.half().save_pretrained(base / "vae")
+    tuned = build_autoencoder(AutoencoderTrainConfig(block_out_channels=(16, 16)))
+    tuned.load_state_dict(shipped.float().state_dict())
+    with torch.no_grad():
+        tuned.decoder.conv_out.weight.add_(0.5)
+    tuned.save_pretrained(tmp_path / "runs" / "decoder" / "vae")  # float32, default scaling factor
+    write_record(tmp_path / "runs" / "decoder" / "training_autoencoder.json",
+                 {"steps": 30, "lr": 3e-4, "init_vae": "runs/base/pipeline/vae", "decoder_only": True, "out": "runs/decoder"}, 30)  # fmt: skip
+    install_decoder(tmp_path / "runs" / "decoder", base)
+    installed = load_file(base / "vae" / "diffusion_pytorch_model.safetensors")
+    assert installed["decoder.conv_out.weight"].dtype == torch.float16  # the pipeline's precision: the pack's size
+    assert torch.allclose(installed["decoder.conv_out.weight"].float(), tuned.decoder.conv_out.weight.half().float())
+    assert json.loads((base / "vae" / "config.json").read_text())["scaling_factor"] == 0.44  # the base's calibration
+    text = render_model_card(ModelCardConfig(pack_dir=tmp_path / "mini", results=tmp_path / "missing.json")).read_text()
+    command = "`python -m medsynth train autoencoder --steps 30 --lr 0.0003 --init-vae runs/base/pipeline/vae --decoder-only yes --out runs/decoder`"
+    assert f"| autoencoder decoder, continued | {command} | 30 |" in text
+
+    # an autoencoder with another encoder would decode latents the base never made: refused
+    with torch.no_grad():
+        tuned.encoder.conv_in.weight.add_(0.5)
+    tuned.save_pretrained(tmp_path / "runs" / "other" / "vae")
+    with pytest.raises(ValueError, match="has another encoder than"):
+        install_decoder(tmp_path / "runs" / "other", base)

@@ -132,6 +132,26 @@ def test_autoencoder_base_and_pack_folder_on_real_chest_films(real_data, tmp_pat
     assert "is not a UNet of this configuration (check --block-out-channels" in capsys.readouterr().err
 
 
+def test_decoder_only_training_keeps_the_encoder_and_its_latents(real_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MEDSYNTH_RUNS", str(tmp_path / "runs"))
+    ae_args = ["train", "autoencoder", "--domains", "chest_xray", "--batch-size", "4"]
+    assert main([*ae_args, "--steps", "2", "--block-out-channels", "16,16,32", "--out", str(tmp_path / "ae")]) == 0
+    # the layout comes from the folder it continues, whatever the (default) layout flags say
+    assert main([*ae_args, "--steps", "3", "--lr", "1e-3", "--init-vae", str(tmp_path / "ae" / "vae"), "--decoder-only", "yes",
+                 "--out", str(tmp_path / "decoder")]) == 0  # fmt: skip
+    before = load_file(tmp_path / "ae" / "vae" / "diffusion_pytorch_model.safetensors")
+    after = load_file(tmp_path / "decoder" / "vae" / "diffusion_pytorch_model.safetensors")
+    encoder = [k for k in before if k.startswith(("encoder.", "quant_conv."))]
+    assert encoder and all(torch.equal(before[k], after[k]) for k in encoder)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+    record = (tmp_path / "decoder" / "training_autoencoder.json").read_text()
+    assert '"decoder_only": true' in record and '"block_out_channels": [\n      16,\n      16,\n      32' in record
+    # a decoder-only run needs something to continue
+    capsys.readouterr()
+    assert main([*ae_args, "--steps", "1", "--decoder-only", "yes", "--out", str(tmp_path / "nothing")]) == 1
+    assert "--decoder-only continues a trained autoencoder: give it with --init-vae FOLDER" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("select", ["balanced", "accuracy"])
 def test_classifier_training_selects_on_val_and_calibrates(real_data, tmp_path, monkeypatch, select):
     monkeypatch.setenv("MEDSYNTH_RUNS", str(tmp_path / "runs"))

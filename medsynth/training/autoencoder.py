@@ -33,6 +33,11 @@ class AutoencoderTrainConfig:
     perceptual_weight: float = 0.2
     seed: int = 0
     checkpoint_every: int = 200
+    # continue from a trained AutoencoderKL folder (e.g. a base pipeline's vae); its layout wins over the
+    # fields above. With `decoder_only` the encoder stays frozen: latents are unchanged, so every UNet and
+    # LoRA trained on them stays valid, and only the pictures drawn from latents get sharper
+    init_vae: Path | None = None
+    decoder_only: bool = False
 
 
 def build_autoencoder(config: AutoencoderTrainConfig) -> AutoencoderKL:
@@ -50,6 +55,23 @@ def build_autoencoder(config: AutoencoderTrainConfig) -> AutoencoderKL:
     )
 
 
+def load_or_build(config: AutoencoderTrainConfig) -> AutoencoderKL:
+    """The autoencoder a run starts from; with `decoder_only`, its encoder frozen."""
+    if config.decoder_only and config.init_vae is None:
+        raise ValueError("--decoder-only continues a trained autoencoder: give it with --init-vae FOLDER")
+    if config.init_vae is None:
+        return build_autoencoder(config)
+    if not (Path(config.init_vae) / "config.json").is_file():
+        raise FileNotFoundError(f"--init-vae {config.init_vae} is not an AutoencoderKL folder (no config.json)")
+    model = AutoencoderKL.from_pretrained(config.init_vae)
+    config.block_out_channels = tuple(model.config.block_out_channels)  # the record says what was trained
+    config.latent_channels = model.config.latent_channels
+    if config.decoder_only:
+        for frozen in (model.encoder, model.quant_conv):
+            frozen.requires_grad_(False)
+    return model
+
+
 def training_images(domains, resolution: int, splits=("train",)) -> torch.Tensor:
     arrays = [load_domain_images(d, resolution).split(*splits).images for d in domains]
     return torch.from_numpy(np.concatenate(arrays)).permute(0, 3, 1, 2).contiguous()  # uint8 NCHW
@@ -64,9 +86,10 @@ def train_autoencoder(config: AutoencoderTrainConfig) -> Path:
     generator = seed_everything(config.seed)
     images = training_images(config.domains, config.resolution)
     val_images = training_images(config.domains, config.resolution, splits=("val",))
-    model = build_autoencoder(config).to(device).train()
+    model = load_or_build(config).to(device).train()
     perceptual = PerceptualLoss().to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.steps, pct_start=0.05)
     checkpoint = Checkpoint(config.out / "checkpoint.pt")
     step, elapsed = checkpoint.load(model=model, optimizer=optimizer, scheduler=scheduler) if checkpoint.exists() else (0, 0.0)
@@ -79,13 +102,14 @@ def train_autoencoder(config: AutoencoderTrainConfig) -> Path:
         batch = to_unit(images[next(batches)]).to(device)
         if torch.rand(1, generator=generator).item() < 0.5:
             batch = batch.flip(-1)
-        posterior = model.encode(batch).latent_dist
+        with torch.set_grad_enabled(not config.decoder_only):
+            posterior = model.encode(batch).latent_dist
         recon = model.decode(posterior.sample(generator=None)).sample
         l1 = (recon - batch).abs().mean()
         loss = l1 + config.perceptual_weight * perceptual(recon, batch) + config.kl_weight * posterior.kl().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
         scheduler.step()
         step += 1

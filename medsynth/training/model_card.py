@@ -9,7 +9,7 @@ from pathlib import Path
 from ..registry import PROJECT_ROOT
 from ..cli import command_line
 from .common import MINI_PACK_DIR, PACK_DOMAINS
-from .pack import START_RECORD
+from .pack import DECODER_RECORD, START_RECORD
 
 DATA_SOURCES = """| domain | source | licence | images used (train / val / test) |
 |---|---|---|---|
@@ -89,7 +89,8 @@ def _size_mb(folder: Path) -> float:
 
 # the options a training record's config holds that its command line must repeat
 COMMAND_OPTIONS = ("steps", "targets", "epochs", "image_size", "stem", "select")
-CONTINUED_OPTIONS = ("lr", "init_unet", "out")  # a continued base also needs its start and its own folder
+# a continued run (base, or decoder on the frozen encoder) also needs its start and its own folder
+CONTINUED_OPTIONS = ("lr", "init_unet", "init_vae", "decoder_only", "out")
 TARGET_WORDS = {
     "attention": "attention and feed-forward projections",
     "attention+resnet": "attention, feed-forward and ResNet-block convolutions",
@@ -117,6 +118,8 @@ def render_model_card(config: ModelCardConfig) -> Path:
     pack = Path(config.pack_dir)
     rows = []
     components = [("autoencoder", pack / "base" / "training_autoencoder.json", "python -m medsynth train autoencoder")]
+    if (pack / "base" / DECODER_RECORD).exists():
+        components.append(("autoencoder decoder, continued", pack / "base" / DECODER_RECORD, "python -m medsynth train autoencoder"))
     continued = (pack / "base" / START_RECORD).exists()
     if continued:  # a base continued from an earlier run: both runs, in order
         components.append(("shared base UNet, first run", pack / "base" / START_RECORD, "python -m medsynth train base"))
@@ -134,7 +137,7 @@ def render_model_card(config: ModelCardConfig) -> Path:
         config_used = record.get("config", {})
         if name.startswith("LoRA "):
             lora_configs.append(config_used)
-        options = COMMAND_OPTIONS + (CONTINUED_OPTIONS if config_used.get("init_unet") else ())
+        options = COMMAND_OPTIONS + (CONTINUED_OPTIONS if config_used.get("init_unet") or config_used.get("init_vae") else ())
         if continued and name.startswith("LoRA "):  # trained on the continued base, not the default folder
             options += ("base", "out")
         command = command_line(command, {k: config_used[k] for k in options if k in config_used})

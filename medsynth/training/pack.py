@@ -7,10 +7,16 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+from diffusers import AutoencoderKL
+
 from .common import MINI_PACK_DIR, PACK_DOMAINS, runs_dir
 
 # the record of the run a continued base started from (`train base --init-unet`), kept beside its own
 START_RECORD = "training_base_start.json"
+# the record of a decoder fine-tuned on the frozen encoder (`train autoencoder --decoder-only`)
+DECODER_RECORD = "training_decoder.json"
+LATENT_KEYS = ("encoder.", "quant_conv.")  # the part of an AutoencoderKL that decides the latents
 
 
 @dataclass
@@ -22,6 +28,7 @@ class PackAssembleConfig:
     domains: tuple[str, ...] = PACK_DOMAINS
     base_run: str = "base"  # run folders under `runs`: the base's, and the one holding lora/<domain>
     lora_run: str = "lora"
+    vae_run: str = ""  # a `train autoencoder --decoder-only` run whose vae replaces the base pipeline's
 
 
 def _replace(source: Path, target: Path) -> None:
@@ -43,6 +50,25 @@ def start_record(base_record: Path) -> Path | None:
     return record
 
 
+def install_decoder(run: Path, base: Path) -> None:
+    """Swap a fine-tuned decoder into a base pipeline: only if its encoder is the one the UNet's latents came from."""
+    if not (run / "vae" / "config.json").is_file():
+        raise FileNotFoundError(f"{run / 'vae'} is missing: run `train autoencoder --decoder-only` first")
+    tuned = AutoencoderKL.from_pretrained(run / "vae")
+    shipped = AutoencoderKL.from_pretrained(base / "vae")
+    tuned_state, shipped_state = tuned.state_dict(), shipped.state_dict()
+    for key, value in shipped_state.items():
+        if key.startswith(LATENT_KEYS) and not torch.allclose(value.float(), tuned_state[key].float(), rtol=1e-3, atol=1e-4):
+            raise ValueError(
+                f"{run / 'vae'} has another encoder than {base / 'vae'}: the base UNet was trained on other latents "
+                "(fine-tune with `train autoencoder --decoder-only --init-vae` from the base pipeline's vae)"
+            )
+    tuned.register_to_config(scaling_factor=shipped.config.scaling_factor)  # calibrated on these latents by `train base`
+    shutil.rmtree(base / "vae")
+    tuned.half().save_pretrained(base / "vae", safe_serialization=True)  # the pipeline's precision
+    shutil.copy2(run / "training_autoencoder.json", base / DECODER_RECORD)
+
+
 def assemble_pack(config: PackAssembleConfig) -> Path:
     base_run = config.runs / config.base_run
     _replace(base_run / "pipeline", config.out / "base")
@@ -50,6 +76,8 @@ def assemble_pack(config: PackAssembleConfig) -> Path:
     if (start := start_record(base_run / "training_base.json")) is not None:
         shutil.copy2(start, config.out / "base" / START_RECORD)
     shutil.copy2(config.runs / "autoencoder" / "training_autoencoder.json", config.out / "base" / "training_autoencoder.json")
+    if config.vae_run:
+        install_decoder(config.runs / config.vae_run, config.out / "base")
     for domain in config.domains:
         lora_run = config.runs / config.lora_run / domain
         _replace(lora_run / "adapter", config.out / "lora" / domain)
