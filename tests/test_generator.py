@@ -217,3 +217,18 @@ def test_base_unconditional_guidance_changes_only_that_adapters_guided_images(ge
     assert np.abs(by_base - usual).mean() > 0.5
     assert np.array_equal(pixels(guided.generate(PROMPT, [21, 22], adapter="alpha", steps=4, guidance=3.0)), by_base)
     assert [guided.info(a).unconditional for a in ("alpha", "beta", None)] == ["bare base", "same model", "same model"]
+
+
+def test_reconstruct_is_the_autoencoders_round_trip_and_ignores_adapters(generator):
+    real = np.random.default_rng(0).integers(0, 256, size=(3, 32, 32, 3), dtype=np.uint8)
+    out = generator.reconstruct(real, batch_size=2)  # two batches
+    assert out.shape == real.shape and out.dtype == np.uint8
+    vae = generator.pipe.vae
+    with torch.no_grad():
+        x = torch.from_numpy(real[:1]).permute(0, 3, 1, 2).float() / 127.5 - 1
+        expected = ((vae.decode(vae.encode(x).latent_dist.mode()).sample.clamp(-1, 1) + 1) * 127.5).round()
+    assert np.array_equal(out[:1], expected.to(torch.uint8).permute(0, 2, 3, 1).numpy())
+    generator.use_adapter("alpha")  # a LoRA lives in the UNet: the autoencoder's ceiling is the base's
+    assert np.array_equal(generator.reconstruct(real), out)
+    generator.use_adapter(None)
+    assert generator.reconstruct(real[:0]).shape == (0, 32, 32, 3)

@@ -63,3 +63,7 @@ def test_evaluate_pack_on_real_chest_films_writes_a_consistent_report(real_data,
     both = lora["frechet_distance"] < base["frechet_distance"] and lora["evaluator_macro_f1"] > base["evaluator_macro_f1"]
     assert f"| {'✅' if both else '❌'} |" in report.split("Does the LoRA earn its place?")[1]
     assert "| chest_xray | its own unconditional |" in report  # the registry's guidance for this adapter
+    ceiling = chest["autoencoder_ceiling"]
+    assert 0 <= ceiling["evaluator_macro_f1"] <= 1 and ceiling["frechet_distance"] > 0
+    real_f1 = chest["evaluator_real_test"]["macro_f1"]
+    assert f"| chest_xray | {real_f1:.3f} → {ceiling['evaluator_macro_f1']:.3f} | {ceiling['frechet_distance']:.1f} |" in report
