@@ -179,6 +179,7 @@ TRAINABLE = {
     "model-card": ("medsynth.training.model_card", "ModelCardConfig", "render_model_card"),
 }
 EVALUATE_PACK = ("medsynth.pack_evaluation", "PackEvaluationConfig", "evaluate_pack")
+EVALUATE_AUTOENCODER = ("medsynth.autoencoder_evaluation", "AutoencoderEvaluationConfig", "evaluate_autoencoder")
 AUGMENT_EXPERIMENT = ("medsynth.augment_experiment", "AugmentExperimentConfig", "run_experiment")
 
 
@@ -513,6 +514,7 @@ def build_parser() -> Parser:
     _add_export_command(commands)
     _add_evaluate_command(commands)
     _add_config_command(commands, "evaluate-pack", EVALUATE_PACK)
+    _add_config_command(commands, "evaluate-autoencoder", EVALUATE_AUTOENCODER)
     _add_config_command(commands, "augment-experiment", AUGMENT_EXPERIMENT)
     _add_study_commands(commands)  # ---- reader studies
     return parser

@@ -21,10 +21,10 @@ from PIL import Image
 
 from .data import load_rgb
 from .evaluation import FeatureExtractor, confusion_plot, evaluator_report, frechet_distance, image_grid, kernel_distance, nearest_training_images
-from .registry import Source, load_registry, selected_pack_name
-from .scoring import ClassifierScorer, ClipScorer
+from .registry import load_registry, selected_pack_name
+from .scoring import ClipScorer
 from .training.cache import load_domain_images
-from .training.evaluator import evaluator_folder
+from .training.evaluator import load_evaluator
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def evaluate_generated(domain_name: str, generated_dir: Path, out: Path, pack: s
     out.mkdir(parents=True, exist_ok=True)
     features = FeatureExtractor()
     real_feats, gen_feats, train_feats = features(test.images), features(generated.images), features(train.images)
-    evaluator = ClassifierScorer.from_source(Source(spec=str(evaluator_folder(domain.name)), path=evaluator_folder(domain.name)))
+    evaluator = load_evaluator(domain.name)
     report = evaluator_report(evaluator, generated.images, generated.labels)
     results = {
         "domain": domain.name,

@@ -105,6 +105,19 @@ def unconditional_from(unet: torch.nn.Module, bare_unet: torch.nn.Module):
         del unet.forward  # back to the class's forward
 
 
+@torch.no_grad()
+def autoencoder_round_trip(vae, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Real images (uint8 NHWC) encoded and decoded: the most detail and class evidence any generated
+    image can carry, whatever the UNet draws."""
+    out = []
+    for start in range(0, len(images), batch_size):
+        batch = torch.from_numpy(images[start : start + batch_size]).permute(0, 3, 1, 2)
+        pixels = batch.to(vae.device, vae.dtype) / 127.5 - 1.0
+        decoded = vae.decode(vae.encode(pixels).latent_dist.mode()).sample
+        out.append(((decoded.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+    return np.concatenate(out) if out else np.empty((0, *images.shape[1:]), dtype=np.uint8)
+
+
 class Generator:
     """Owns the loaded pipeline; adapters are loaded once and switched by fusing, never reloaded."""
 
@@ -169,17 +182,9 @@ class Generator:
     def resolution(self) -> int:
         return int(self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor)
 
-    @torch.no_grad()
-    def reconstruct(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """Real images (uint8 NHWC at `resolution`) through the autoencoder and back: the most detail and
-        class evidence any generated image can carry, whatever the UNet draws."""
-        vae, out = self.pipe.vae, []
-        for start in range(0, len(images), batch_size):
-            batch = torch.from_numpy(images[start : start + batch_size]).permute(0, 3, 1, 2)
-            pixels = batch.to(vae.device, vae.dtype) / 127.5 - 1.0
-            decoded = vae.decode(vae.encode(pixels).latent_dist.mode()).sample
-            out.append(((decoded.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
-        return np.concatenate(out) if out else np.empty((0, *images.shape[1:]), dtype=np.uint8)
+    def reconstruct(self, images: np.ndarray) -> np.ndarray:
+        """Real images through this pipeline's autoencoder and back (see `autoencoder_round_trip`)."""
+        return autoencoder_round_trip(self.pipe.vae, images)
 
     def info(self, adapter: str | None) -> GeneratorInfo:
         return GeneratorInfo(

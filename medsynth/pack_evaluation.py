@@ -19,14 +19,14 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from .autoencoder_evaluation import autoencoder_ceiling
 from .engine import GenerationRequest, MedSynth
 from .evaluation import FeatureExtractor, confusion_plot, evaluator_report, frechet_distance, image_grid, kernel_distance, nearest_training_images
 from .metrics import classification_metrics
 from .prompts import class_prompt
 from .registry import PROJECT_ROOT, load_registry, selected_pack_name
-from .scoring import ClassifierScorer
 from .training.cache import load_domain_images
-from .training.evaluator import evaluator_folder
+from .training.evaluator import load_evaluator
 
 logger = logging.getLogger(__name__)
 
@@ -93,14 +93,11 @@ def evaluate_domain(engine: MedSynth, name: str, config: PackEvaluationConfig, f
     floor_index = np.random.default_rng(0).choice(len(train), size=min(len(train), len(codes) * config.per_class), replace=False)
     report["frechet_floor_train_vs_test"] = frechet_distance(real_test_feats, train_feats[floor_index])
     report["kid_floor_train_vs_test"] = kernel_distance(real_test_feats, train_feats[floor_index])[0]
-    evaluator = ClassifierScorer.from_source(_local(evaluator_folder(name)))
+    evaluator = load_evaluator(name)
     predicted = evaluator.logits(test_images).argmax(1).tolist()
     report["evaluator_real_test"] = classification_metrics(y_test, predicted, len(codes))
-    reconstructed = engine.generator.reconstruct(test.images)  # the autoencoder's ceiling on the same real images
-    report["autoencoder_ceiling"] = {
-        "evaluator_macro_f1": evaluator_report(evaluator, _to_pil(reconstructed), list(test.frame["label"])).macro_f1,
-        "frechet_distance": frechet_distance(real_test_feats, features(reconstructed)),
-    }
+    reconstructed = engine.generator.reconstruct(test.images)  # the most any generated image can carry
+    report["autoencoder_ceiling"] = autoencoder_ceiling(reconstructed, test.images, list(test.frame["label"]), evaluator, real_test_feats, features)
 
     grids = {}
     for mode in MODES:
@@ -136,14 +133,6 @@ def evaluate_domain(engine: MedSynth, name: str, config: PackEvaluationConfig, f
         row_labels += [f"{code}: real", f"{code}: LoRA", f"{code}: base"]
     image_grid(rows, row_labels, label_width=150).save(out / f"{name}_grid.png")
     return report
-
-
-def _local(path: Path):
-    from .registry import Source
-
-    if not path.exists():
-        raise FileNotFoundError(f"evaluator {path} not found: run `python -m medsynth train evaluator --domain {path.name}`")
-    return Source(spec=str(path), path=path)
 
 
 def evaluate_pack(config: PackEvaluationConfig) -> Path:

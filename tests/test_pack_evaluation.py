@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
+from medsynth.autoencoder_evaluation import psnr_db
 from medsynth.cli import main
 from medsynth.pack_evaluation import BARS, PackEvaluationConfig, merge_results, render_report
 
@@ -40,10 +42,19 @@ def test_unknown_split_is_a_one_line_error(capsys):
     assert "split must be val or test" in capsys.readouterr().err
 
 
-def test_evaluate_pack_on_real_chest_films_writes_a_consistent_report(real_data, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def chest_evaluator_runs(real_data, tmp_path_factory):
+    """A runs folder holding a one-epoch chest_xray evaluator, shared by the tests that measure with it."""
+    runs = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEDSYNTH_RUNS", str(runs))
+        assert main(["train", "evaluator", "--domain", "chest_xray", "--epochs", "1"]) == 0
+    return runs
+
+
+def test_evaluate_pack_on_real_chest_films_writes_a_consistent_report(chest_evaluator_runs, tmp_path, monkeypatch):
     """The embedded pack, a one-epoch evaluator, 2 images per class and 2 steps: every section, every picture."""
-    monkeypatch.setenv("MEDSYNTH_RUNS", str(tmp_path / "runs"))
-    assert main(["train", "evaluator", "--domain", "chest_xray", "--epochs", "1"]) == 0
+    monkeypatch.setenv("MEDSYNTH_RUNS", str(chest_evaluator_runs))
     out = tmp_path / "report"
     assert main(["evaluate-pack", "--domains", "chest_xray", "--per-class", "2", "--steps", "2", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
@@ -67,3 +78,25 @@ def test_evaluate_pack_on_real_chest_films_writes_a_consistent_report(real_data,
     assert 0 <= ceiling["evaluator_macro_f1"] <= 1 and ceiling["frechet_distance"] > 0
     real_f1 = chest["evaluator_real_test"]["macro_f1"]
     assert f"| chest_xray | {real_f1:.3f} → {ceiling['evaluator_macro_f1']:.3f} | {ceiling['frechet_distance']:.1f} |" in report
+
+
+def test_psnr_of_identical_and_of_known_noise_images():
+    real = np.full((2, 4, 4, 3), 100, dtype=np.uint8)
+    assert psnr_db(real, real) > 90
+    assert psnr_db(real, real + 10) == pytest.approx(10 * np.log10(255**2 / 100))
+
+
+def test_evaluate_autoencoder_measures_what_the_pack_autoencoder_lets_through(chest_evaluator_runs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MEDSYNTH_RUNS", str(chest_evaluator_runs))
+    out = tmp_path / "ceiling.json"
+    assert main(["evaluate-autoencoder", "--domains", "chest_xray", "--out", str(out)]) == 0
+    chest = json.loads(out.read_text())["domains"]["chest_xray"]
+    assert chest["n_images"] == 99 and set(chest["evaluator_per_class_recall"]) == {"normal", "pneumonia", "covid19"}
+    assert 0 <= chest["evaluator_macro_f1"] <= 1 and chest["frechet_distance"] > 0
+    assert 20 < chest["psnr_db"] < 45  # a trained autoencoder: close, not identical
+    printed = capsys.readouterr().out
+    assert f"| chest_xray | {chest['evaluator_macro_f1_real']:.3f} → {chest['evaluator_macro_f1']:.3f} |" in printed
+    # a folder that is not an autoencoder, or the training split: one line each, no traceback
+    assert main(["evaluate-autoencoder", "--vae", str(tmp_path), "--domains", "chest_xray"]) == 1
+    assert main(["evaluate-autoencoder", "--split", "train", "--domains", "chest_xray"]) == 1
+    assert "is not an AutoencoderKL folder" in capsys.readouterr().err

@@ -19,6 +19,8 @@ from tqdm import tqdm
 from ..metrics import classification_metrics
 from ..models.classifier import ClassifierConfig, save_classifier
 from ..models.features import IMAGENET_MEAN, IMAGENET_STD, efficientnet_lite0
+from ..registry import Source
+from ..scoring import ClassifierScorer
 from .classifier import augment, balanced_class_weights, fit_temperature, labelled_splits
 from .common import pick_training_device, runs_dir, seed_everything, write_run_record
 from .diffusion import FLIP_OK
@@ -42,6 +44,14 @@ class EvaluatorTrainConfig:
 
 def evaluator_folder(domain: str) -> Path:
     return runs_dir() / "evaluators" / domain
+
+
+def load_evaluator(domain: str) -> ClassifierScorer:
+    """The domain's independent evaluator; a missing one names the command that trains it."""
+    folder = evaluator_folder(domain)
+    if not folder.exists():
+        raise FileNotFoundError(f"evaluator {folder} not found: run `python -m medsynth train evaluator --domain {domain}`")
+    return ClassifierScorer.from_source(Source(spec=str(folder), path=folder))
 
 
 def _prepare(images, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
