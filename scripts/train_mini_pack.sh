@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train every component of the embedded "mini" pack, in order, on ../shared/data.
 # Each step resumes from its checkpoint under runs/ (git-ignored), so the script can be re-run
-# after an interruption. On a GPU the same commands take minutes; on 2 CPU cores, about 2 hours.
+# after an interruption. On a GPU the same commands take minutes; on 2 CPU cores, about 5 hours (each run's time: MODEL_CARD.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=PASSIVE  # no busy-waiting threads when the machine is shared
@@ -17,7 +17,9 @@ $PY -m medsynth train base --steps 2500 --lr 0.0002 --init-unet "$RUNS/base/pipe
 for d in $DOMAINS; do
   $PY -m medsynth train lora --domain "$d" --steps 1200 --targets attention+resnet --base "$RUNS/base_long/pipeline" --out "$RUNS/lora_base_long/$d"
 done
-$PY -m medsynth train pack --base-run base_long --lora-run lora_base_long
+# pack v6: the decoder trained 2000 more steps with the encoder frozen (latents, base and LoRAs unchanged)
+$PY -m medsynth train autoencoder --steps 2000 --lr 0.0003 --init-vae "$RUNS/base_long/pipeline/vae" --decoder-only yes --out "$RUNS/autoencoder_decoder"
+$PY -m medsynth train pack --base-run base_long --lora-run lora_base_long --vae-run autoencoder_decoder
 $PY -m medsynth train classifier --domain brain_mri --epochs 20
 for d in chest_xray ophthalmology; do $PY -m medsynth train classifier --domain "$d" --epochs 14; done
 $PY -m medsynth train classifier --domain dermatology --epochs 30 --select accuracy  # pack v2

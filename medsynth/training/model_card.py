@@ -50,7 +50,16 @@ VERSIONS = """## Versions
   0.533 → 0.623, chest_xray 0.422 → 0.473; Fréchet 190.3 → 186.0, 294.1 → 274.9, 424.3 → 397.6, 478.5 → 445.7.
   Dermatology's validated F1 drops 0.644 → 0.472 only because one vascular lesion and one dermatofibroma now
   pass the classifier and enter the macro average with F1 0 (per-class recalls as before, `reports/lora_design`).
-  Autoencoder, classifiers, CLIP and registry settings are unchanged."""
+  Autoencoder, classifiers, CLIP and registry settings are unchanged.
+- **v6**: the autoencoder's decoder trained 2,000 more steps with its encoder frozen (`train autoencoder
+  --init-vae --decoder-only`); latents are unchanged, so base and LoRAs are v5's. `evaluate-autoencoder` had
+  shown v5's generator at the autoencoder's ceiling: real val images encoded and decoded kept evaluator F1
+  0.275 / 0.137 / 0.611 / 0.453 (dermatology / ophthalmology / brain_mri / chest_xray), about what the adapters
+  reached; with the new decoder 0.329 / 0.168 / 0.796 / 0.488 (`reports/autoencoder`). Chosen on val: the
+  adapters' F1 rose in all four domains and Fréchet distance fell in three. On the test split, base + LoRA
+  against v5: evaluator F1 dermatology 0.343 → 0.386, ophthalmology 0.191 → 0.227, brain_mri 0.623 → 0.766,
+  chest_xray 0.473 → 0.504; Fréchet 186.0 → 195.5 (greyer skin), 274.9 → 245.2, 397.6 → 374.2, 445.7 → 365.4.
+  The bare base gained too, and in chest_xray now beats the adapter on F1 (0.521)."""
 
 INTENDED_USE = """## Intended use
 Teaching (what does a melanoma, a glioma, a cataract look like?) and research on synthetic data
@@ -68,7 +77,12 @@ about a patient, never as a substitute for real training data in a clinical prod
 - 64×64 images are far below clinical resolution: fine findings (microaneurysms, pigment network detail)
   cannot be shown faithfully.
 - The classifiers are small (ResNet-18 family at 3/8 of the width) and trained from scratch:
-  their confidence is calibrated on the validation split but they are not clinical-grade."""
+  their confidence is calibrated on the validation split but they are not clinical-grade.
+- The autoencoder bounds every generated image: its reconstructions of real normal chest films and normal or
+  diabetic fundi are blurred enough that the evaluator calls them pneumonia and cataract (`reports/autoencoder`).
+- The autoencoder's perceptual loss uses early blocks of the ImageNet EfficientNet-Lite0 whose final features
+  give the Fréchet distance and whose fine-tuned copies are the evaluators; PSNR and the pack's own classifier
+  and CLIP do not share that network."""
 
 
 @dataclass
