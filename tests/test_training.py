@@ -146,6 +146,14 @@ def test_decoder_only_training_keeps_the_encoder_and_its_latents(real_data, tmp_
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
     record = (tmp_path / "decoder" / "training_autoencoder.json").read_text()
     assert '"decoder_only": true' in record and '"block_out_channels": [\n      16,\n      16,\n      32' in record
+    # with a discriminator: its hinge loss changes the decoder's updates, never the encoder, and it is checkpointed
+    assert main([*ae_args, "--steps", "3", "--lr", "1e-3", "--init-vae", str(tmp_path / "ae" / "vae"), "--decoder-only", "yes",
+                 "--adversarial-weight", "0.5", "--adversarial-from-step", "0", "--out", str(tmp_path / "gan")]) == 0  # fmt: skip
+    adversarial = load_file(tmp_path / "gan" / "vae" / "diffusion_pytorch_model.safetensors")
+    assert all(torch.equal(before[k], adversarial[k]) for k in encoder)
+    assert any(not torch.equal(after[k], adversarial[k]) for k in after if k.startswith("decoder."))
+    saved = torch.load(tmp_path / "gan" / "checkpoint.pt", weights_only=False)
+    assert {"discriminator", "discriminator_optimizer"} <= set(saved)
     # a decoder-only run needs something to continue
     capsys.readouterr()
     assert main([*ae_args, "--steps", "1", "--decoder-only", "yes", "--out", str(tmp_path / "nothing")]) == 1
@@ -180,3 +188,11 @@ def test_clip_training_writes_an_open_clip_folder_with_real_image_percentiles(re
     assert set(clip.clip.reference["chest_xray"]) == {"normal", "pneumonia", "covid19"}
     score = clip.score([Image.new("RGB", (64, 64))], "chest X-ray", {"normal": "a", "covid19": "b"}, "covid19", "chest_xray")[0]
     assert score.rank in (1, 2) and 0 <= score.percentile <= 100
+
+
+def test_adversarial_weight_is_the_ratio_of_gradient_norms_at_the_last_layer():
+    from medsynth.training.autoencoder import adaptive_weight, build_discriminator
+
+    layer = torch.ones(4, requires_grad=True)
+    assert adaptive_weight((3 * layer).sum(), (0.5 * layer).sum(), layer).item() == pytest.approx(6.0, rel=1e-3)
+    assert build_discriminator()(torch.zeros(2, 3, 64, 64)).shape == (2, 1, 14, 14)  # one score per patch

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import AutoencoderKL
+from torch import nn
 from tqdm import tqdm
 
 from ..models.features import PerceptualLoss
@@ -38,6 +39,11 @@ class AutoencoderTrainConfig:
     # LoRA trained on them stays valid, and only the pictures drawn from latents get sharper
     init_vae: Path | None = None
     decoder_only: bool = False
+    # > 0: a patch discriminator's hinge loss joins in (as in Stable Diffusion's autoencoder), weighted against
+    # the reconstruction loss by their gradient norms at the decoder's last layer: L1 and the perceptual loss
+    # alone average what the latent leaves open into blur
+    adversarial_weight: float = 0.0
+    adversarial_from_step: int = 200  # the discriminator learns alone first: a random one's gradients mean nothing
 
 
 def build_autoencoder(config: AutoencoderTrainConfig) -> AutoencoderKL:
@@ -72,6 +78,23 @@ def load_or_build(config: AutoencoderTrainConfig) -> AutoencoderKL:
     return model
 
 
+def build_discriminator(width: int = 64) -> nn.Module:
+    """A small PatchGAN (pix2pix): one real/fake score per overlapping patch of the image."""
+    return nn.Sequential(
+        nn.Conv2d(3, width, 4, 2, 1), nn.LeakyReLU(0.2),
+        nn.Conv2d(width, width * 2, 4, 2, 1), nn.GroupNorm(16, width * 2), nn.LeakyReLU(0.2),
+        nn.Conv2d(width * 2, width * 4, 4, 1, 1), nn.GroupNorm(16, width * 4), nn.LeakyReLU(0.2),
+        nn.Conv2d(width * 4, 1, 4, 1, 1),
+    )  # fmt: skip
+
+
+def adaptive_weight(reconstruction: torch.Tensor, adversarial: torch.Tensor, last_layer: torch.Tensor) -> torch.Tensor:
+    """How much the adversarial loss counts: the ratio of the two losses' gradient norms at the last layer."""
+    reconstruction_grad = torch.autograd.grad(reconstruction, last_layer, retain_graph=True)[0]
+    adversarial_grad = torch.autograd.grad(adversarial, last_layer, retain_graph=True)[0]
+    return (reconstruction_grad.norm() / (adversarial_grad.norm() + 1e-4)).clamp(0.0, 1e4).detach()
+
+
 def training_images(domains, resolution: int, splits=("train",)) -> torch.Tensor:
     arrays = [load_domain_images(d, resolution).split(*splits).images for d in domains]
     return torch.from_numpy(np.concatenate(arrays)).permute(0, 3, 1, 2).contiguous()  # uint8 NCHW
@@ -91,8 +114,14 @@ def train_autoencoder(config: AutoencoderTrainConfig) -> Path:
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.steps, pct_start=0.05)
+    states = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
+    discriminator = None
+    if config.adversarial_weight > 0:
+        discriminator = build_discriminator().to(device).train()
+        discriminator_optimizer = torch.optim.AdamW(discriminator.parameters(), lr=config.lr, betas=(0.5, 0.9))
+        states.update(discriminator=discriminator, discriminator_optimizer=discriminator_optimizer)
     checkpoint = Checkpoint(config.out / "checkpoint.pt")
-    step, elapsed = checkpoint.load(model=model, optimizer=optimizer, scheduler=scheduler) if checkpoint.exists() else (0, 0.0)
+    step, elapsed = checkpoint.load(**states) if checkpoint.exists() else (0, 0.0)
     batches = infinite_batches(len(images), config.batch_size, generator)
     for _ in range(step):  # replay the sampler so a resumed run sees the same batches
         next(batches)
@@ -107,16 +136,26 @@ def train_autoencoder(config: AutoencoderTrainConfig) -> Path:
         recon = model.decode(posterior.sample(generator=None)).sample
         l1 = (recon - batch).abs().mean()
         loss = l1 + config.perceptual_weight * perceptual(recon, batch) + config.kl_weight * posterior.kl().mean()
+        if discriminator is not None and step >= config.adversarial_from_step:
+            fooled = -discriminator(recon).mean()
+            loss = loss + config.adversarial_weight * adaptive_weight(loss, fooled, model.decoder.conv_out.weight) * fooled
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
         scheduler.step()
+        postfix = {"l1": f"{l1.item():.4f}"}
+        if discriminator is not None:  # hinge loss: real patches above +1, reconstructed ones below -1
+            hinge = (1 - discriminator(batch)).relu().mean() + (1 + discriminator(recon.detach())).relu().mean()
+            discriminator_optimizer.zero_grad(set_to_none=True)
+            hinge.backward()
+            discriminator_optimizer.step()
+            postfix["d"] = f"{hinge.item():.3f}"
         step += 1
         bar.update(1)
-        bar.set_postfix(l1=f"{l1.item():.4f}")
+        bar.set_postfix(postfix)
         if step % config.checkpoint_every == 0 or step == config.steps:
-            checkpoint.save(step, time.perf_counter() - started, model=model, optimizer=optimizer, scheduler=scheduler)
+            checkpoint.save(step, time.perf_counter() - started, **states)
     bar.close()
     model.eval()
     metrics = evaluate_autoencoder(model, val_images, device)
