@@ -23,7 +23,7 @@ from .generate import autoencoder_round_trip
 from .registry import PROJECT_ROOT, load_registry
 from .scoring import ClassifierScorer
 from .training.cache import load_domain_images
-from .training.common import PACK_DOMAINS
+from .training.common import PACK_DOMAINS, runs_dir
 from .training.evaluator import load_evaluator
 
 
@@ -34,7 +34,7 @@ class AutoencoderEvaluationConfig:
     vae: Path = field(default_factory=lambda: PROJECT_ROOT / "assets" / "models" / "mini" / "base" / "vae")
     domains: tuple[str, ...] = PACK_DOMAINS
     split: str = "val"  # choose autoencoders on val; the test split is for the pack's report
-    out: Path | None = None  # default: <vae>/../autoencoder_<split>.json
+    out: Path | None = None  # default: runs/autoencoder_ceilings/<vae's parent folder>_<split>.json (never inside a pack)
 
 
 def psnr_db(real: np.ndarray, reconstructed: np.ndarray) -> float:
@@ -77,7 +77,7 @@ def evaluate_autoencoder(config: AutoencoderEvaluationConfig) -> Path:
         reconstructed = autoencoder_round_trip(vae, part.images)
         ceiling = autoencoder_ceiling(reconstructed, part.images, labels, evaluator, features(part.images), features)
         results["domains"][name] = {"classes": codes, "n_images": len(part), "evaluator_macro_f1_real": real.macro_f1, **ceiling}
-    out = Path(config.out or vae_folder.parent / f"autoencoder_{config.split}.json")
+    out = Path(config.out or runs_dir() / "autoencoder_ceilings" / f"{vae_folder.resolve().parent.name}_{config.split}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=float))
     print(render_table(results))

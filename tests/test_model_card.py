@@ -95,3 +95,7 @@ def test_a_fine_tuned_decoder_replaces_the_base_vae_only_if_its_encoder_made_the
     tuned.save_pretrained(tmp_path / "runs" / "other" / "vae")
     with pytest.raises(ValueError, match="has another encoder than"):
         install_decoder(tmp_path / "runs" / "other", base)
+    # so would one of another layout: the same message, not a tensor-shape error
+    build_autoencoder(AutoencoderTrainConfig(block_out_channels=(16, 32))).save_pretrained(tmp_path / "runs" / "wider" / "vae")
+    with pytest.raises(ValueError, match="has another encoder than"):
+        install_decoder(tmp_path / "runs" / "wider", base)

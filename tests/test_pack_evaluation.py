@@ -96,6 +96,9 @@ def test_evaluate_autoencoder_measures_what_the_pack_autoencoder_lets_through(ch
     assert 20 < chest["psnr_db"] < 45  # a trained autoencoder: close, not identical
     printed = capsys.readouterr().out
     assert f"| chest_xray | {chest['evaluator_macro_f1_real']:.3f} → {chest['evaluator_macro_f1']:.3f} |" in printed
+    # by default the numbers go under runs/, never into the pack folder the autoencoder came from
+    assert main(["evaluate-autoencoder", "--domains", "chest_xray"]) == 0
+    assert (chest_evaluator_runs / "autoencoder_ceilings" / "base_val.json").is_file()
     # a folder that is not an autoencoder, or the training split: one line each, no traceback
     assert main(["evaluate-autoencoder", "--vae", str(tmp_path), "--domains", "chest_xray"]) == 1
     assert main(["evaluate-autoencoder", "--split", "train", "--domains", "chest_xray"]) == 1

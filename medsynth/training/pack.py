@@ -57,8 +57,13 @@ def install_decoder(run: Path, base: Path) -> None:
     tuned = AutoencoderKL.from_pretrained(run / "vae")
     shipped = AutoencoderKL.from_pretrained(base / "vae")
     tuned_state, shipped_state = tuned.state_dict(), shipped.state_dict()
-    for key, value in shipped_state.items():
-        if key.startswith(LATENT_KEYS) and not torch.allclose(value.float(), tuned_state[key].float(), rtol=1e-3, atol=1e-4):
+    def same(key: str) -> bool:
+        theirs = tuned_state.get(key)
+        ours = shipped_state[key]
+        return theirs is not None and theirs.shape == ours.shape and torch.allclose(ours.float(), theirs.float(), rtol=1e-3, atol=1e-4)
+
+    for key in shipped_state:
+        if key.startswith(LATENT_KEYS) and not same(key):
             raise ValueError(
                 f"{run / 'vae'} has another encoder than {base / 'vae'}: the base UNet was trained on other latents "
                 "(fine-tune with `train autoencoder --decoder-only --init-vae` from the base pipeline's vae)"
