@@ -178,6 +178,36 @@ def test_classifier_training_selects_on_val_and_calibrates(real_data, tmp_path, 
     assert key(history[config.metrics["chosen_epoch"] - 1]) == pytest.approx(max(key(h) for h in history))
 
 
+def test_group_weights_even_out_groups_inside_each_class_and_keep_class_shares():
+    from medsynth.training.classifier import within_class_group_weights
+
+    targets = torch.tensor([0] * 8 + [1] * 4)
+    groups = ["child"] * 6 + ["adult"] * 2 + ["adult"] * 4
+    assert torch.allclose(within_class_group_weights(targets, groups, 0.0), torch.ones(12))
+    equal = within_class_group_weights(targets, groups, 1.0)
+    assert equal[:6].sum() == pytest.approx(equal[6:8].sum())  # the 2 adult films of class 0 weigh as much as the 6 children
+    assert equal[:8].mean() == pytest.approx(1.0) and torch.allclose(equal[8:], torch.ones(4))  # class shares unchanged
+    half = within_class_group_weights(targets, groups, 0.5)
+    assert equal[6] > half[6] > half[0] > equal[0]
+    with pytest.raises(ValueError, match="3 group labels for 12 images"):
+        within_class_group_weights(targets, groups[:3], 1.0)
+
+
+def test_classifier_training_balances_sources_and_refuses_bad_options(real_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MEDSYNTH_RUNS", str(tmp_path / "runs"))
+    import json
+
+    args = ["train", "classifier", "--domain", "chest_xray", "--epochs", "1", "--base-width", "8"]
+    assert main([*args, "--balance-groups", "source", "--group-power", "1", "--out", str(tmp_path / "clf")]) == 0
+    record = json.loads((tmp_path / "clf" / "training_classifier.json").read_text())
+    assert record["config"]["balance_groups"] == "source" and record["config"]["group_power"] == 1.0
+    assert main([*args, "--balance-groups", "scanner", "--out", str(tmp_path / "none")]) == 1
+    assert "chest_xray metadata has no column 'scanner' to balance groups by" in capsys.readouterr().err
+    assert main([*args, "--mirror", "sideways", "--out", str(tmp_path / "none")]) == 1
+    assert "mirror must be auto, yes or no; got 'sideways'" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
+
+
 def test_clip_training_writes_an_open_clip_folder_with_real_image_percentiles(real_data, tmp_path, monkeypatch):
     monkeypatch.setenv("MEDSYNTH_RUNS", str(tmp_path / "runs"))
     from medsynth.scoring import ClipScorer

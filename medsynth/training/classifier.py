@@ -17,7 +17,7 @@ from ..metrics import classification_metrics
 from ..models.classifier import ClassifierConfig, build_classifier, save_classifier
 from ..registry import load_registry
 from .cache import load_domain_images
-from .common import MINI_PACK_DIR, pick_training_device, seed_everything, write_run_record
+from .common import MINI_PACK_DIR, infinite_batches, pick_training_device, seed_everything, write_run_record
 from .diffusion import FLIP_OK
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,13 @@ class ClassifierTrainConfig:
     class_power: float = 0.5  # loss weight ∝ count^-power: balances without drowning the majority
     label_smoothing: float = 0.05
     select: str = "balanced"  # epoch chosen on val by "balanced" (balanced accuracy + macro-F1) or "accuracy"
+    # a metadata column (e.g. "source") whose groups are evened out inside every class by sampling, so that
+    # a group that comes with one label (chest_xray: all covid19 films are adult) cannot stand in for the label
+    balance_groups: str = ""
+    group_power: float = 0.5  # sampling weight ∝ the group's share of its class ^ -power (1: groups equal)
+    # mirror training images: "auto" where the generator does (FLIP_OK), "yes", "no". A mirrored fundus shows
+    # the same disease (the classifier is not told the eye), so "yes" is valid for ophthalmology too
+    mirror: str = "auto"
     seed: int = 0
 
 
@@ -62,6 +69,25 @@ def balanced_class_weights(targets: torch.Tensor, n_classes: int, power: float) 
     counts = torch.bincount(targets, minlength=n_classes).clamp_min(1).float()
     weights = counts**-power
     return weights / (weights * counts).sum() * counts.sum()
+
+
+def within_class_group_weights(targets: torch.Tensor, groups: list, power: float) -> torch.Tensor:
+    """Per-image sampling weights ∝ (group's share of its class)^-power, averaging 1 inside every class.
+
+    Each class keeps its share of the batches (class balance stays with the loss weights); inside a
+    class, rare groups are drawn more often. power 0 changes nothing, power 1 makes the groups equal.
+    """
+    if len(groups) != len(targets):
+        raise ValueError(f"{len(groups)} group labels for {len(targets)} images")
+    keys = list(zip(targets.tolist(), [str(g) for g in groups]))
+    group_counts: dict = {}
+    for key in keys:
+        group_counts[key] = group_counts.get(key, 0) + 1
+    class_counts = torch.bincount(targets).float()
+    share = torch.tensor([group_counts[key] / class_counts[key[0]].item() for key in keys])
+    weights = share**-power
+    class_mean = torch.zeros(len(class_counts)).index_add_(0, targets, weights) / class_counts.clamp_min(1)
+    return weights / class_mean[targets]
 
 
 def to_batch(images: np.ndarray) -> torch.Tensor:
@@ -134,11 +160,13 @@ def fit_classifier(
     y_val: torch.Tensor,
     class_weights: torch.Tensor | None = None,
     steps_per_epoch: int | None = None,
+    sample_weights: torch.Tensor | None = None,
 ) -> FittedClassifier:
     """Train from scratch, keep the best epoch on val (`config.select`), calibrate the temperature on val.
 
     `steps_per_epoch` fixes the compute independently of the training-set size (the augmentation
     experiment gives every condition the same number of steps); default: one pass over the data.
+    `sample_weights` (one per training image) draws batches with replacement in proportion to them.
     """
     if config.select not in SELECTION:
         raise ValueError(f"select must be one of {', '.join(SELECTION)}; got {config.select!r}")
@@ -155,9 +183,14 @@ def fit_classifier(
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr * 10, total_steps=config.epochs * steps_per_epoch, pct_start=0.15)
     weight = None if class_weights is None else class_weights.to(device)
     loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
-    flip = config.domain in FLIP_OK
+    if config.mirror not in ("auto", "yes", "no"):
+        raise ValueError(f"mirror must be auto, yes or no; got {config.mirror!r}")
+    flip = config.domain in FLIP_OK if config.mirror == "auto" else config.mirror == "yes"
     best, best_state, history = -1.0, None, []
-    batches = _shuffled_batches(len(train_images), config.batch_size, generator)
+    if sample_weights is None:
+        batches = _shuffled_batches(len(train_images), config.batch_size, generator)
+    else:
+        batches = infinite_batches(len(train_images), config.batch_size, generator, sample_weights.float())
     for epoch in tqdm(range(config.epochs), desc=f"classifier {config.domain}", unit="epoch", leave=False):
         model.train()
         for _ in range(steps_per_epoch):
@@ -201,7 +234,13 @@ def train_classifier(config: ClassifierTrainConfig) -> Path:
     started = time.perf_counter()
     classes, (train, val), (y_train, y_val) = labelled_splits(config.domain, config.image_size)
     class_weights = balanced_class_weights(y_train, len(classes), config.class_power)
-    fitted = fit_classifier(config, classes, train.images, y_train, val.images, y_val, class_weights)
+    sample_weights = None
+    if config.balance_groups:
+        if config.balance_groups not in train.frame.columns:
+            raise ValueError(f"{config.domain} metadata has no column {config.balance_groups!r} to balance groups by")
+        groups = train.frame[config.balance_groups].fillna("unknown").tolist()
+        sample_weights = within_class_group_weights(y_train, groups, config.group_power)
+    fitted = fit_classifier(config, classes, train.images, y_train, val.images, y_val, class_weights, sample_weights=sample_weights)
     out = Path(config.out or MINI_PACK_DIR / "classifiers" / config.domain)
     save_classifier(fitted.model.cpu(), fitted.config, out, dtype=torch.float16)
     write_run_record(out, "classifier", config, {**fitted.config.metrics, "history": fitted.history}, time.perf_counter() - started, config.epochs)
