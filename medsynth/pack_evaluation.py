@@ -30,6 +30,7 @@ from .training.evaluator import load_evaluator
 
 logger = logging.getLogger(__name__)
 
+SOURCE_COLUMN = "source"  # metadata column naming where an image came from (chest_xray: paediatric vs adult collections)
 MODES = {"base": "bare shared base", "lora": "base + domain LoRA", "validated": "base + LoRA + validation loop"}
 
 
@@ -51,6 +52,13 @@ class PackEvaluationConfig:
 
 def _to_pil(array: np.ndarray) -> list[Image.Image]:
     return [Image.fromarray(a) for a in array]
+
+
+def accuracy_by_group(frame, correct: np.ndarray) -> list[dict]:
+    """The classifier's accuracy per (source, label): a source that stands in for a label shows up here."""
+    groups = frame.assign(correct=correct).groupby([SOURCE_COLUMN, "label"], sort=True)["correct"]
+    return [{"source": source, "label": label, "n": int(n), "accuracy": float(acc)}
+            for (source, label), n, acc in zip(groups.size().index, groups.size(), groups.mean())]  # fmt: skip
 
 
 def generate_set(engine: MedSynth, domain: str, codes: list[str], mode: str, config: PackEvaluationConfig) -> tuple[list[Image.Image], list[str], dict]:
@@ -83,6 +91,8 @@ def evaluate_domain(engine: MedSynth, name: str, config: PackEvaluationConfig, f
     classifier = engine.classifiers[name]
     predicted = [codes.index(s.predicted) for s in classifier.score(test_images)]
     report["classifier_real_test"] = classification_metrics(y_test, predicted, len(codes))
+    if SOURCE_COLUMN in test.frame.columns:
+        report["classifier_by_source"] = accuracy_by_group(test.frame, np.array(predicted) == np.array(y_test))
     clip = engine.clips[name]
     class_emb = clip.embed_texts([class_prompt(domain, c) for c in codes])
     image_emb = clip.embed_images(test_images)
@@ -215,6 +225,11 @@ def render_report(results: dict) -> str:
         c = r["classifier_real_test"]
         bar = BARS.get(name)
         lines.append(f"| {name} | {c['accuracy']:.3f} | {bar if bar else '–'} {'✅' if bar and c['accuracy'] >= bar else ('❌' if bar else '')} | {c['balanced_accuracy']:.3f} | {c['macro_f1']:.3f} | {r['clip_zero_shot_accuracy']:.3f} | {r['evaluator_real_test']['accuracy']:.3f} |")
+    by_source = {name: r["classifier_by_source"] for name, r in results["domains"].items() if r.get("classifier_by_source")}
+    for name, groups in by_source.items():
+        lines += ["", f"Classifier accuracy on {name} by source and label (a source that comes with one label can stand in for it):", "",
+                  "| source | label | images | accuracy |", "|---|---|---:|---:|"]  # fmt: skip
+        lines += [f"| {g['source']} | {g['label']} | {g['n']} | {g['accuracy']:.2f} |" for g in groups]
     lines += ["", "## Generated images", "", "| domain | mode | evaluator macro-F1 | Fréchet (EffNet-Lite0) | floor train↔test | KID | CLIP score | classifier agreement | NN cosine median / max |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in results["domains"].items():
         for mode, label in MODES.items():

@@ -37,6 +37,18 @@ def test_results_of_separate_runs_merge_and_another_pack_starts_over(tmp_path):
     assert "Pack settings: 30 steps, guidance 4.0." in render_report({**merged, "domains": {}})
 
 
+def test_accuracy_by_source_and_label():
+    import pandas as pd
+
+    from medsynth.pack_evaluation import accuracy_by_group
+
+    frame = pd.DataFrame({"source": ["adult", "adult", "adult", "child"], "label": ["covid", "covid", "normal", "normal"]})
+    groups = accuracy_by_group(frame, np.array([True, False, False, True]))
+    assert groups == [{"source": "adult", "label": "covid", "n": 2, "accuracy": 0.5},
+                      {"source": "adult", "label": "normal", "n": 1, "accuracy": 0.0},
+                      {"source": "child", "label": "normal", "n": 1, "accuracy": 1.0}]  # fmt: skip
+
+
 def test_unknown_split_is_a_one_line_error(capsys):
     assert main(["evaluate-pack", "--split", "train"]) == 1
     assert "split must be val or test" in capsys.readouterr().err
@@ -78,6 +90,12 @@ def test_evaluate_pack_on_real_chest_films_writes_a_consistent_report(chest_eval
     assert 0 <= ceiling["evaluator_macro_f1"] <= 1 and ceiling["frechet_distance"] > 0
     real_f1 = chest["evaluator_real_test"]["macro_f1"]
     assert f"| chest_xray | {real_f1:.3f} → {ceiling['evaluator_macro_f1']:.3f} | {ceiling['frechet_distance']:.1f} |" in report
+    groups = chest["classifier_by_source"]  # chest_xray's metadata names each film's collection
+    assert sum(g["n"] for g in groups) == chest["n_test"]
+    assert sum(g["n"] * g["accuracy"] for g in groups) / chest["n_test"] == pytest.approx(accuracy)
+    assert {g["label"] for g in groups if g["source"].startswith("pediatric")} == {"normal", "pneumonia"}
+    first = groups[0]
+    assert f"| {first['source']} | {first['label']} | {first['n']} | {first['accuracy']:.2f} |" in report
 
 
 def test_psnr_of_identical_and_of_known_noise_images():
