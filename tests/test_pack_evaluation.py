@@ -56,11 +56,14 @@ def test_unknown_split_is_a_one_line_error(capsys):
 
 @pytest.fixture(scope="module")
 def chest_evaluator_runs(real_data, tmp_path_factory):
-    """A runs folder holding a one-epoch chest_xray evaluator, shared by the tests that measure with it."""
+    """A runs folder holding a one-epoch chest_xray evaluator (trained on partly degraded images), shared by
+    the tests that measure with it."""
     runs = tmp_path_factory.mktemp("runs")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MEDSYNTH_RUNS", str(runs))
-        assert main(["train", "evaluator", "--domain", "chest_xray", "--epochs", "1"]) == 0
+        assert main(["train", "evaluator", "--domain", "chest_xray", "--epochs", "1", "--degrade", "0.5"]) == 0
+    record = json.loads((runs / "evaluators" / "chest_xray" / "training_evaluator.json").read_text())
+    assert record["config"]["degrade"] == 0.5
     return runs
 
 
@@ -98,6 +101,30 @@ def test_evaluate_pack_on_real_chest_films_writes_a_consistent_report(chest_eval
     assert f"| {first['source']} | {first['label']} | {first['n']} | {first['accuracy']:.2f} |" in report
 
 
+def test_perturbations_are_slight_and_the_training_degradation_touches_its_share():
+    import torch
+
+    from medsynth.perturbations import blur, noise, perturb_uint8, random_degradation
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(8, 3, 32, 32, generator=generator)
+    blurred = blur(images, 0.8)
+    assert blurred.shape == images.shape and blurred.std() < images.std()
+    assert blurred.mean() == pytest.approx(images.mean().item(), abs=0.02) and torch.equal(blur(images, 0.0), images)
+    noisy = noise(images, 35.0, generator)
+    assert 10 * torch.log10(1 / ((noisy - images) ** 2).mean()).item() == pytest.approx(35.0, abs=0.3)
+    assert torch.equal(random_degradation(images, 0.0, generator), images)
+    changed = (random_degradation(images, 1.0, generator) != images).flatten(1).any(1)
+    assert changed.all()
+    uint8 = (images.permute(0, 2, 3, 1) * 255).byte().numpy()
+    out = perturb_uint8(uint8, "noise 35 dB")
+    assert out.dtype == np.uint8 and out.shape == uint8.shape and 30 < psnr_db(uint8, out) < 40
+    with pytest.raises(ValueError, match="degrade is a share of training images, between 0 and 1; got 2.0"):
+        from medsynth.training.evaluator import EvaluatorTrainConfig, train_evaluator
+
+        train_evaluator(EvaluatorTrainConfig(domain="chest_xray", degrade=2.0))
+
+
 def test_psnr_of_identical_and_of_known_noise_images():
     real = np.full((2, 4, 4, 3), 100, dtype=np.uint8)
     assert psnr_db(real, real) > 90
@@ -114,6 +141,9 @@ def test_evaluate_autoencoder_measures_what_the_pack_autoencoder_lets_through(ch
     assert 20 < chest["psnr_db"] < 45  # a trained autoencoder: close, not identical
     printed = capsys.readouterr().out
     assert f"| chest_xray | {chest['evaluator_macro_f1_real']:.3f} → {chest['evaluator_macro_f1']:.3f} |" in printed
+    perturbed = chest["evaluator_macro_f1_perturbed"]
+    assert set(perturbed) == {"blur 0.5 px", "blur 0.8 px", "noise 35 dB"} and all(0 <= v <= 1 for v in perturbed.values())
+    assert f"| {perturbed['blur 0.5 px']:.3f} | {perturbed['blur 0.8 px']:.3f} | {perturbed['noise 35 dB']:.3f} |" in printed
     # by default the numbers go under runs/, never into the pack folder the autoencoder came from
     assert main(["evaluate-autoencoder", "--domains", "chest_xray"]) == 0
     assert (chest_evaluator_runs / "autoencoder_ceilings" / "base_val.json").is_file()
