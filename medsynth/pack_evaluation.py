@@ -26,7 +26,7 @@ from .metrics import classification_metrics
 from .prompts import class_prompt
 from .registry import PROJECT_ROOT, load_registry, selected_pack_name
 from .training.cache import load_domain_images
-from .training.evaluator import load_evaluator
+from .training.evaluator import evaluator_degrade, load_evaluator
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ def evaluate_domain(engine: MedSynth, name: str, config: PackEvaluationConfig, f
     report["frechet_floor_train_vs_test"] = frechet_distance(real_test_feats, train_feats[floor_index])
     report["kid_floor_train_vs_test"] = kernel_distance(real_test_feats, train_feats[floor_index])[0]
     evaluator = load_evaluator(name)
+    report["evaluator_degrade"] = evaluator_degrade(name)
     predicted = evaluator.logits(test_images).argmax(1).tolist()
     report["evaluator_real_test"] = classification_metrics(y_test, predicted, len(codes))
     reconstructed = engine.generator.reconstruct(test.images)  # the most any generated image can carry
@@ -220,6 +221,10 @@ def render_report(results: dict) -> str:
     if results.get("pack_settings"):
         p = results["pack_settings"]
         lines += [f"Pack settings: {p['default_steps']} steps, guidance {p['default_guidance']}.", ""]
+    degrade = {name: r["evaluator_degrade"] for name, r in results["domains"].items() if "evaluator_degrade" in r}
+    if degrade:
+        shares = ", ".join(f"{name} {share:.0%}" for name, share in degrade.items())
+        lines += [f"Evaluators (EfficientNet-Lite0, measurement only): share of training images slightly blurred or noised: {shares}.", ""]
     lines += [f"## Real {split} images", "", "| domain | classifier acc | bar | balanced acc | macro-F1 | CLIP zero-shot | evaluator acc |", "|---|---:|---:|---:|---:|---:|---:|"]
     for name, r in results["domains"].items():
         c = r["classifier_real_test"]

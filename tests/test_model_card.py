@@ -79,14 +79,15 @@ def test_a_fine_tuned_decoder_replaces_the_base_vae_only_if_its_encoder_made_the
         tuned.decoder.conv_out.weight.add_(0.5)
     tuned.save_pretrained(tmp_path / "runs" / "decoder" / "vae")  # float32, default scaling factor
     write_record(tmp_path / "runs" / "decoder" / "training_autoencoder.json",
-                 {"steps": 30, "lr": 3e-4, "init_vae": "runs/base/pipeline/vae", "decoder_only": True, "out": "runs/decoder"}, 30)  # fmt: skip
+                 {"steps": 30, "lr": 3e-4, "init_vae": "runs/base/pipeline/vae", "decoder_only": True, "adversarial_weight": 0.5,
+                  "out": "runs/decoder"}, 30)  # fmt: skip
     install_decoder(tmp_path / "runs" / "decoder", base)
     installed = load_file(base / "vae" / "diffusion_pytorch_model.safetensors")
     assert installed["decoder.conv_out.weight"].dtype == torch.float16  # the pipeline's precision: the pack's size
     assert torch.allclose(installed["decoder.conv_out.weight"].float(), tuned.decoder.conv_out.weight.half().float())
     assert json.loads((base / "vae" / "config.json").read_text())["scaling_factor"] == 0.44  # the base's calibration
     text = render_model_card(ModelCardConfig(pack_dir=tmp_path / "mini", results=tmp_path / "missing.json")).read_text()
-    command = "`python -m medsynth train autoencoder --steps 30 --lr 0.0003 --init-vae runs/base/pipeline/vae --decoder-only yes --out runs/decoder`"
+    command = "`python -m medsynth train autoencoder --steps 30 --lr 0.0003 --init-vae runs/base/pipeline/vae --decoder-only yes --adversarial-weight 0.5 --out runs/decoder`"
     assert f"| autoencoder decoder, continued | {command} | 30 |" in text
 
     # an autoencoder with another encoder would decode latents the base never made: refused

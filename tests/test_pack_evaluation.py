@@ -93,6 +93,8 @@ def test_evaluate_pack_on_real_chest_films_writes_a_consistent_report(chest_eval
     assert 0 <= ceiling["evaluator_macro_f1"] <= 1 and ceiling["frechet_distance"] > 0
     real_f1 = chest["evaluator_real_test"]["macro_f1"]
     assert f"| chest_xray | {real_f1:.3f} → {ceiling['evaluator_macro_f1']:.3f} | {ceiling['frechet_distance']:.1f} |" in report
+    assert chest["evaluator_degrade"] == 0.5  # read from the evaluator's training record
+    assert "share of training images slightly blurred or noised: chest_xray 50%." in report
     groups = chest["classifier_by_source"]  # chest_xray's metadata names each film's collection
     assert sum(g["n"] for g in groups) == chest["n_test"]
     assert sum(g["n"] * g["accuracy"] for g in groups) / chest["n_test"] == pytest.approx(accuracy)

@@ -8,6 +8,7 @@ format (arch efficientnet_lite0), outside the pack.
 from __future__ import annotations
 
 import copy
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,7 @@ class EvaluatorTrainConfig:
     class_power: float = 0.5
     # share of training images that get a slight blur or faint noise (medsynth.perturbations): without it the
     # evaluator reads a 0.8 px blur of a normal chest film as pneumonia, so it would judge the decoder, not the finding
-    degrade: float = 0.0
+    degrade: float = 0.5
     seed: int = 1
 
 
@@ -56,6 +57,12 @@ def load_evaluator(domain: str) -> ClassifierScorer:
     if not folder.exists():
         raise FileNotFoundError(f"evaluator {folder} not found: run `python -m medsynth train evaluator --domain {domain}`")
     return ClassifierScorer.from_source(Source(spec=str(folder), path=folder))
+
+
+def evaluator_degrade(domain: str) -> float:
+    """The --degrade share the domain's evaluator was trained with (0 for evaluators from before the option)."""
+    record = evaluator_folder(domain) / "training_evaluator.json"
+    return float(json.loads(record.read_text())["config"].get("degrade", 0.0)) if record.is_file() else 0.0
 
 
 def _prepare(images, mean: torch.Tensor, std: torch.Tensor, degrade: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:

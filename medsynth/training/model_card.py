@@ -104,7 +104,7 @@ def _size_mb(folder: Path) -> float:
 # the options a training record's config holds that its command line must repeat
 COMMAND_OPTIONS = ("steps", "targets", "epochs", "image_size", "stem", "select")
 # a continued run (base, or decoder on the frozen encoder) also needs its start and its own folder
-CONTINUED_OPTIONS = ("lr", "init_unet", "init_vae", "decoder_only", "out")
+CONTINUED_OPTIONS = ("lr", "init_unet", "init_vae", "decoder_only", "adversarial_weight", "out")
 TARGET_WORDS = {
     "attention": "attention and feed-forward projections",
     "attention+resnet": "attention, feed-forward and ResNet-block convolutions",
