@@ -19,11 +19,14 @@ for d in $DOMAINS; do
 done
 # pack v6: the decoder trained 2000 more steps with the encoder frozen (latents, base and LoRAs unchanged)
 $PY -m medsynth train autoencoder --steps 2000 --lr 0.0003 --init-vae "$RUNS/base_long/pipeline/vae" --decoder-only yes --out "$RUNS/autoencoder_decoder"
-$PY -m medsynth train pack --base-run base_long --lora-run lora_base_long --vae-run autoencoder_decoder
+# pack v7: 1200 steps more with a patch discriminator's loss (sharper; lower Fréchet distance)
+$PY -m medsynth train autoencoder --steps 1200 --lr 0.0001 --init-vae "$RUNS/autoencoder_decoder/vae" --decoder-only yes --adversarial-weight 0.5 --out "$RUNS/autoencoder_gan"
+$PY -m medsynth train pack --base-run base_long --lora-run lora_base_long --vae-run autoencoder_gan
 $PY -m medsynth train classifier --domain brain_mri --epochs 20
 for d in chest_xray ophthalmology; do $PY -m medsynth train classifier --domain "$d" --epochs 14; done
 $PY -m medsynth train classifier --domain dermatology --epochs 30 --select accuracy  # pack v2
 $PY -m medsynth train clip --steps 800
+# measurement only: half the evaluators' training images slightly blurred or noised (--degrade 0.5, the default since v7)
 for d in $DOMAINS; do $PY -m medsynth train evaluator --domain "$d" --epochs 4; done
 $PY -m medsynth evaluate-pack  # reports/mini: the test-split evaluation the model card quotes
 $PY -m medsynth train model-card
