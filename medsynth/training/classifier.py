@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,9 +81,7 @@ def within_class_group_weights(targets: torch.Tensor, groups: list, power: float
     if len(groups) != len(targets):
         raise ValueError(f"{len(groups)} group labels for {len(targets)} images")
     keys = list(zip(targets.tolist(), [str(g) for g in groups]))
-    group_counts: dict = {}
-    for key in keys:
-        group_counts[key] = group_counts.get(key, 0) + 1
+    group_counts = Counter(keys)
     class_counts = torch.bincount(targets).float()
     share = torch.tensor([group_counts[key] / class_counts[key[0]].item() for key in keys])
     weights = share**-power
