@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import AutoencoderKL
-from PIL import Image
 from tqdm import tqdm
 
-from .evaluation import FeatureExtractor, evaluator_report, frechet_distance
+from .evaluation import FeatureExtractor, evaluator_report, frechet_distance, to_pil_images
 from .generate import autoencoder_round_trip
 from .perturbations import SENSITIVITY_CHECKS, perturb_uint8
 from .registry import PROJECT_ROOT, load_registry
@@ -49,7 +48,7 @@ def autoencoder_ceiling(
 ) -> dict:  # fmt: skip
     """What survives the round trip: the evaluator's macro-F1 on the reconstructions, their Fréchet distance
     to the real images (each beside its own original, so it flatters) and PSNR."""
-    report = evaluator_report(evaluator, [Image.fromarray(a) for a in reconstructed], labels)
+    report = evaluator_report(evaluator, to_pil_images(reconstructed), labels)
     return {
         "evaluator_macro_f1": report.macro_f1,
         "evaluator_per_class_recall": dict(zip(evaluator.classes, report.per_class_recall)),
@@ -74,11 +73,10 @@ def evaluate_autoencoder(config: AutoencoderEvaluationConfig) -> Path:
         part = load_domain_images(name, resolution).split(config.split)
         labels = list(part.frame["label"])
         evaluator = load_evaluator(name)
-        real = evaluator_report(evaluator, [Image.fromarray(a) for a in part.images], labels)
+        real = evaluator_report(evaluator, to_pil_images(part.images), labels)
         reconstructed = autoencoder_round_trip(vae, part.images)
         ceiling = autoencoder_ceiling(reconstructed, part.images, labels, evaluator, features(part.images), features)
-        perturbed = {check: evaluator_report(evaluator, [Image.fromarray(a) for a in perturb_uint8(part.images, check)], labels).macro_f1
-                     for check in SENSITIVITY_CHECKS}  # fmt: skip
+        perturbed = {check: evaluator_report(evaluator, to_pil_images(perturb_uint8(part.images, check)), labels).macro_f1 for check in SENSITIVITY_CHECKS}
         results["domains"][name] = {"classes": codes, "n_images": len(part), "evaluator_macro_f1_real": real.macro_f1,
                                     "evaluator_macro_f1_perturbed": perturbed, **ceiling}  # fmt: skip
     out = Path(config.out or runs_dir() / "autoencoder_ceilings" / f"{vae_folder.resolve().parent.name}_{config.split}.json")

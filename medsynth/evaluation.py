@@ -105,6 +105,11 @@ class EvaluatorReport:
     confusion: np.ndarray  # rows true, columns predicted
 
 
+def to_pil_images(arrays: np.ndarray) -> list[Image.Image]:
+    """uint8 NHWC arrays → PIL images (what the scorers take)."""
+    return [Image.fromarray(a) for a in arrays]
+
+
 def evaluator_report(evaluator: ClassifierScorer, images: Sequence[Image.Image], labels: Sequence[str]) -> EvaluatorReport:
     """How well an independent classifier recognises the asked-for class in generated images."""
     classes = evaluator.classes

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from .autoencoder_evaluation import autoencoder_ceiling
 from .engine import GenerationRequest, MedSynth
-from .evaluation import FeatureExtractor, confusion_plot, evaluator_report, frechet_distance, image_grid, kernel_distance, nearest_training_images
+from .evaluation import FeatureExtractor, confusion_plot, evaluator_report, frechet_distance, image_grid, kernel_distance, nearest_training_images, to_pil_images
 from .metrics import classification_metrics
 from .prompts import class_prompt
 from .registry import PROJECT_ROOT, load_registry, selected_pack_name
@@ -48,10 +48,6 @@ class PackEvaluationConfig:
     seed: int = 1000
     split: str = "test"  # "val" to make choices (LoRA length, guidance…) without looking at the test split
     out: Path = field(default_factory=lambda: PROJECT_ROOT / "reports" / "mini")
-
-
-def _to_pil(array: np.ndarray) -> list[Image.Image]:
-    return [Image.fromarray(a) for a in array]
 
 
 def accuracy_by_group(frame, correct: np.ndarray) -> list[dict]:
@@ -83,7 +79,7 @@ def evaluate_domain(engine: MedSynth, name: str, config: PackEvaluationConfig, f
     codes = list(domain.class_codes)
     data = load_domain_images(name, engine.generator.resolution)
     test, train = data.split(config.split), data.split("train")  # `test`: the held-out reference split
-    test_images = _to_pil(test.images)
+    test_images = to_pil_images(test.images)
     y_test = [codes.index(c) for c in test.frame["label"]]
     report: dict = {"domain": name, "n_test": len(test), "classes": codes, "base_unconditional": name in engine.generator.base_guided}
 

@@ -107,6 +107,7 @@ def test_perturbations_are_slight_and_the_training_degradation_touches_its_share
     import torch
 
     from medsynth.perturbations import blur, noise, perturb_uint8, random_degradation
+    from medsynth.training.evaluator import EvaluatorTrainConfig, train_evaluator
 
     generator = torch.Generator().manual_seed(0)
     images = torch.rand(8, 3, 32, 32, generator=generator)
@@ -122,8 +123,6 @@ def test_perturbations_are_slight_and_the_training_degradation_touches_its_share
     out = perturb_uint8(uint8, "noise 35 dB")
     assert out.dtype == np.uint8 and out.shape == uint8.shape and 30 < psnr_db(uint8, out) < 40
     with pytest.raises(ValueError, match="degrade is a share of training images, between 0 and 1; got 2.0"):
-        from medsynth.training.evaluator import EvaluatorTrainConfig, train_evaluator
-
         train_evaluator(EvaluatorTrainConfig(domain="chest_xray", degrade=2.0))
 
 

@@ -57,6 +57,7 @@ def install_decoder(run: Path, base: Path) -> None:
     tuned = AutoencoderKL.from_pretrained(run / "vae")
     shipped = AutoencoderKL.from_pretrained(base / "vae")
     tuned_state, shipped_state = tuned.state_dict(), shipped.state_dict()
+
     def same(key: str) -> bool:
         theirs = tuned_state.get(key)
         ours = shipped_state[key]
