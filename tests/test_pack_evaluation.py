@@ -37,6 +37,34 @@ def test_results_of_separate_runs_merge_and_another_pack_starts_over(tmp_path):
     assert "Pack settings: 30 steps, guidance 4.0." in render_report({**merged, "domains": {}})
 
 
+def test_the_lora_verdict_needs_every_evaluator_of_the_panel():
+    from medsynth.pack_evaluation import f1_text, lora_verdict
+
+    base = {"frechet_distance": 300.0, "evaluator_macro_f1": 0.70, "evaluator_macro_f1_panel": [0.70, 0.60, 0.65]}
+    lora = {"frechet_distance": 280.0, "evaluator_macro_f1": 0.75, "evaluator_macro_f1_panel": [0.75, 0.70, 0.64]}
+    assert lora_verdict(base, lora) == (False, 2, 3)  # higher on average, but one evaluator prefers the base
+    lora["evaluator_macro_f1_panel"][2] = 0.66
+    assert lora_verdict(base, lora) == (True, 3, 3)
+    assert lora_verdict(base, {**lora, "frechet_distance": 301.0}) == (False, 3, 3)
+    older = {"frechet_distance": 250.0, "evaluator_macro_f1": 0.8}  # a report from before the panel: its one evaluator
+    assert lora_verdict({"frechet_distance": 260.0, "evaluator_macro_f1": 0.7}, older) == (True, 1, 1)
+    assert f1_text([0.6, 0.7, 0.8]) == "0.700 (0.600–0.800)" and f1_text([0.5]) == "0.500"
+
+
+def test_the_evaluator_panel_is_the_primary_then_other_seeds(tmp_path, monkeypatch):
+    from medsynth.testing import save_tiny_classifier
+    from medsynth.training.evaluator import evaluator_folder, load_evaluator_panel
+
+    monkeypatch.setenv("MEDSYNTH_RUNS", str(tmp_path))
+    classes = ["normal", "pneumonia", "covid19"]
+    for seed in (3, 1, 12):
+        save_tiny_classifier(evaluator_folder("chest_xray", seed), classes, seed=seed, image_size=64)
+    (tmp_path / "evaluators" / "chest_xray-seed5").mkdir()  # unfinished: no config yet
+    save_tiny_classifier(tmp_path / "evaluators" / "chest_xray_old", classes, seed=0, image_size=64)
+    assert evaluator_folder("chest_xray").name == "chest_xray" and evaluator_folder("chest_xray", 3).name == "chest_xray-seed3"
+    assert list(load_evaluator_panel("chest_xray")) == [1, 3, 12]
+
+
 def test_accuracy_by_source_and_label():
     import pandas as pd
 
@@ -69,13 +97,19 @@ def chest_evaluator_runs(real_data, tmp_path_factory):
 
 def test_evaluate_pack_on_real_chest_films_writes_a_consistent_report(chest_evaluator_runs, tmp_path, monkeypatch):
     """The embedded pack, a one-epoch evaluator, 2 images per class and 2 steps: every section, every picture."""
+    import shutil
+
     monkeypatch.setenv("MEDSYNTH_RUNS", str(chest_evaluator_runs))
+    evaluators = chest_evaluator_runs / "evaluators"
+    shutil.copytree(evaluators / "chest_xray", evaluators / "chest_xray-seed7", dirs_exist_ok=True)  # a panel of two
     out = tmp_path / "report"
     assert main(["evaluate-pack", "--domains", "chest_xray", "--per-class", "2", "--steps", "2", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
     chest = results["domains"]["chest_xray"]
+    assert chest["evaluator_panel_seeds"] == [1, 7]
     for mode in ("base", "lora", "validated"):
         assert chest[mode]["n_images"] == 6 and 0 <= chest[mode]["evaluator_macro_f1"] <= 1
+        assert chest[mode]["evaluator_macro_f1_panel"] == [chest[mode]["evaluator_macro_f1"]] * 2  # same weights, same F1
         assert chest[mode]["frechet_distance"] > 0 and (out / f"chest_xray_confusion_{mode}.png").is_file()
     assert chest["frechet_floor_train_vs_test"] > 0
     for picture in ("grid", "nearest_training"):
@@ -87,7 +121,9 @@ def test_evaluate_pack_on_real_chest_films_writes_a_consistent_report(chest_eval
     assert f"| chest_xray | {accuracy:.3f} | {BARS['chest_xray']} {verdict} |" in report
     base, lora = chest["base"], chest["lora"]
     both = lora["frechet_distance"] < base["frechet_distance"] and lora["evaluator_macro_f1"] > base["evaluator_macro_f1"]
-    assert f"| {'✅' if both else '❌'} |" in report.split("Does the LoRA earn its place?")[1]
+    preferring = 2 if lora["evaluator_macro_f1"] > base["evaluator_macro_f1"] else 0
+    assert f"| {preferring} of 2 | {'✅' if both else '❌'} |" in report.split("Does the LoRA earn its place?")[1]
+    assert "Evaluator panel (the same recipe, other seeds): chest_xray 2 evaluators." in report
     assert "| chest_xray | its own unconditional |" in report  # the registry's guidance for this adapter
     ceiling = chest["autoencoder_ceiling"]
     assert 0 <= ceiling["evaluator_macro_f1"] <= 1 and ceiling["frechet_distance"] > 0

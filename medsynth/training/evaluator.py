@@ -28,6 +28,7 @@ from .common import pick_training_device, runs_dir, seed_everything, write_run_r
 from .diffusion import FLIP_OK
 
 EVAL_SIZE = 128  # 64 px images are upsampled: EfficientNet's 32x reduction needs room
+DEFAULT_SEED = 1
 
 
 @dataclass
@@ -44,11 +45,13 @@ class EvaluatorTrainConfig:
     # share of training images that get a slight blur or faint noise (medsynth.perturbations): without it the
     # evaluator reads a 0.8 px blur of a normal chest film as pneumonia, so it would judge the decoder, not the finding
     degrade: float = 0.5
-    seed: int = 1
+    seed: int = DEFAULT_SEED
 
 
-def evaluator_folder(domain: str) -> Path:
-    return runs_dir() / "evaluators" / domain
+def evaluator_folder(domain: str, seed: int = DEFAULT_SEED) -> Path:
+    """runs/evaluators/<domain> holds the primary evaluator; evaluators trained with other seeds sit beside it
+    as <domain>-seed<S> and form the panel that shows how much a verdict owes to one evaluator."""
+    return runs_dir() / "evaluators" / (domain if seed == DEFAULT_SEED else f"{domain}-seed{seed}")
 
 
 def load_evaluator(domain: str) -> ClassifierScorer:
@@ -57,6 +60,16 @@ def load_evaluator(domain: str) -> ClassifierScorer:
     if not folder.exists():
         raise FileNotFoundError(f"evaluator {folder} not found: run `python -m medsynth train evaluator --domain {domain}`")
     return ClassifierScorer.from_source(Source(spec=str(folder), path=folder))
+
+
+def load_evaluator_panel(domain: str) -> dict[int, ClassifierScorer]:
+    """Every evaluator of the domain by seed, the primary first (`train evaluator --seed S` adds one)."""
+    panel = {DEFAULT_SEED: load_evaluator(domain)}
+    for folder in (runs_dir() / "evaluators").glob(f"{domain}-seed*"):
+        seed = folder.name.removeprefix(f"{domain}-seed")
+        if seed.isdigit() and (folder / "config.json").is_file():
+            panel[int(seed)] = ClassifierScorer.from_source(Source(spec=str(folder), path=folder))
+    return dict(sorted(panel.items(), key=lambda item: (item[0] != DEFAULT_SEED, item[0])))
 
 
 def evaluator_degrade(domain: str) -> float:
@@ -118,7 +131,7 @@ def train_evaluator(config: EvaluatorTrainConfig) -> Path:
     )  # fmt: skip
     chosen = max(history, key=lambda h: h["balanced_accuracy"] + h["macro_f1"])
     model_config.metrics = {f"val_{k}": round(v, 4) for k, v in chosen.items()}
-    out = Path(config.out or evaluator_folder(config.domain))
+    out = Path(config.out or evaluator_folder(config.domain, config.seed))
     save_classifier(model.cpu(), model_config, out)
     write_run_record(out, "evaluator", config, {"history": history}, time.perf_counter() - started, config.epochs)
     return out
