@@ -100,3 +100,19 @@ def test_a_fine_tuned_decoder_replaces_the_base_vae_only_if_its_encoder_made_the
     build_autoencoder(AutoencoderTrainConfig(block_out_channels=(16, 32))).save_pretrained(tmp_path / "runs" / "wider" / "vae")
     with pytest.raises(ValueError, match="has another encoder than"):
         install_decoder(tmp_path / "runs" / "wider", base)
+
+
+def test_measured_quality_shows_the_evaluator_panels_mean_f1(tmp_path):
+    def mode(f1s):
+        return {"evaluator_macro_f1": f1s[0], "evaluator_macro_f1_panel": f1s, "frechet_distance": 300.0}
+
+    chest = {
+        "classifier_real_test": {"accuracy": 0.8, "balanced_accuracy": 0.79, "macro_f1": 0.78},
+        "clip_zero_shot_accuracy": 0.7, "frechet_floor_train_vs_test": 200.0,
+        "base": mode([0.6, 0.7, 0.8]), "lora": mode([0.5, 0.6, 0.4]), "validated": {"evaluator_macro_f1": 0.55, "frechet_distance": 310.0},
+    }  # fmt: skip
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"pack": "mini", "domains": {"chest_xray": chest}}))
+    (tmp_path / "mini").mkdir()
+    text = render_model_card(ModelCardConfig(pack_dir=tmp_path / "mini", results=results)).read_text()
+    assert "| chest_xray | 0.800 / 0.790 / 0.780 | 0.700 | 0.700 → 0.500 → 0.550 | 300.0 → 300.0 (200.0) |" in text
