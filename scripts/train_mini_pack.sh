@@ -27,6 +27,7 @@ for d in chest_xray ophthalmology; do $PY -m medsynth train classifier --domain 
 $PY -m medsynth train classifier --domain dermatology --epochs 30 --select accuracy  # pack v2
 $PY -m medsynth train clip --steps 800
 # measurement only: half the evaluators' training images slightly blurred or noised (--degrade 0.5, the default since v7)
-for d in $DOMAINS; do $PY -m medsynth train evaluator --domain "$d" --epochs 4; done
+# a panel of three (seeds 1, 2, 3): a verdict that one evaluator's training run can flip is not a verdict
+for seed in 1 2 3; do for d in $DOMAINS; do $PY -m medsynth train evaluator --domain "$d" --epochs 4 --seed "$seed"; done; done
 $PY -m medsynth evaluate-pack  # reports/mini: the test-split evaluation the model card quotes
 $PY -m medsynth train model-card
