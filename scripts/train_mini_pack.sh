@@ -22,6 +22,10 @@ $PY -m medsynth train autoencoder --steps 2000 --lr 0.0003 --init-vae "$RUNS/bas
 # pack v7: 1200 steps more with a patch discriminator's loss (sharper; lower Fréchet distance)
 $PY -m medsynth train autoencoder --steps 1200 --lr 0.0001 --init-vae "$RUNS/autoencoder_decoder/vae" --decoder-only yes --adversarial-weight 0.5 --out "$RUNS/autoencoder_gan"
 $PY -m medsynth train pack --base-run base_long --lora-run lora_base_long --vae-run autoencoder_gan
+# pack v8: the dermatology adapter retrained on the pack's own base with every class drawn equally often
+# (--class-power 1.0; "cp1"), then copied over the pack's
+$PY -m medsynth train lora --domain dermatology --steps 1200 --targets attention+resnet --class-power 1.0 --base assets/models/mini/base --out "$RUNS/lora_cp1/dermatology"
+cp "$RUNS/lora_cp1/dermatology/adapter/pytorch_lora_weights.safetensors" "$RUNS/lora_cp1/dermatology/training_lora_dermatology.json" assets/models/mini/lora/dermatology/
 $PY -m medsynth train classifier --domain brain_mri --epochs 20
 for d in chest_xray ophthalmology; do $PY -m medsynth train classifier --domain "$d" --epochs 14; done
 $PY -m medsynth train classifier --domain dermatology --epochs 30 --select accuracy  # pack v2

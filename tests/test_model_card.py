@@ -19,7 +19,8 @@ def test_card_names_each_runs_options_and_the_lora_and_classifier_layouts(tmp_pa
     pack = tmp_path / "mini"
     for i, domain in enumerate(DOMAINS):
         targets = "attention" if domain == "ophthalmology" else "attention+resnet"
-        write_record(pack / "lora" / domain / f"training_lora_{domain}.json", {"rank": 8, "targets": targets, "steps": 100 + i}, 100 + i)
+        balance = {"class_power": 1.0} if domain == "dermatology" else {"class_power": 0.5}
+        write_record(pack / "lora" / domain / f"training_lora_{domain}.json", {"rank": 8, "targets": targets, "steps": 100 + i, **balance}, 100 + i)
         size, stem = (128, "imagenet") if domain == "ophthalmology" else (64, "conv3s2")
         write_record(pack / "classifiers" / domain / "training_classifier.json", {"epochs": 5, "image_size": size, "stem": stem}, 5)
         (pack / "classifiers" / domain / "config.json").write_text(json.dumps({"image_size": size, "stem": stem}))
@@ -27,6 +28,7 @@ def test_card_names_each_runs_options_and_the_lora_and_classifier_layouts(tmp_pa
     text = card.read_text()
     assert "`python -m medsynth train lora --domain brain_mri --steps 102 --targets attention+resnet`" in text
     assert "`python -m medsynth train lora --domain ophthalmology --steps 101 --targets attention`" in text
+    assert "`python -m medsynth train lora --domain dermatology --steps 100 --targets attention+resnet --class-power 1.0`" in text
     assert "`python -m medsynth train classifier --domain chest_xray --epochs 5 --image-size 64 --stem conv3s2`" in text
     assert "`python -m medsynth train classifier --domain ophthalmology --epochs 5 --image-size 128 --stem imagenet`" in text
     assert "64×64 px, 3×3 stride-2 stem: dermatology, brain_mri, chest_xray; 128×128 px, 7×7 stride-2 stem + max-pool: ophthalmology" in text

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..registry import PROJECT_ROOT
 from ..cli import command_line
 from .common import MINI_PACK_DIR, PACK_DOMAINS
+from .lora import LoraTrainConfig
 from .pack import DECODER_RECORD, START_RECORD
 
 DATA_SOURCES = """| domain | source | licence | images used (train / val / test) |
@@ -169,6 +170,9 @@ def render_model_card(config: ModelCardConfig) -> Path:
         options = COMMAND_OPTIONS + (CONTINUED_OPTIONS if config_used.get("init_unet") or config_used.get("init_vae") else ())
         if continued and name.startswith("LoRA "):  # trained on the continued base, not the default folder
             options += ("base", "out")
+        default_power = LoraTrainConfig.class_power  # an adapter trained with another class balance says so
+        if name.startswith("LoRA ") and config_used.get("class_power", default_power) != default_power:
+            options += ("class_power",)
         command = command_line(command, {k: config_used[k] for k in options if k in config_used})
         rows.append(f"| {name} | `{command}` | {record.get('steps', '–')} | {record.get('wall_time_s', 0) / 60:.1f} min | {record.get('hardware', '–')} |")
     results = _record(Path(config.results))
