@@ -222,7 +222,8 @@ def test_base_unconditional_guidance_changes_only_that_adapters_guided_images(ge
 def test_reconstruct_is_the_autoencoders_round_trip_and_ignores_adapters(generator):
     real = np.random.default_rng(0).integers(0, 256, size=(3, 32, 32, 3), dtype=np.uint8)
     out = autoencoder_round_trip(generator.pipe.vae, real, batch_size=2)  # two batches
-    assert np.array_equal(generator.reconstruct(real), out)
+    # batch size may change the CPU kernels' summation order (seen under load): a rounding step, no more
+    assert np.abs(generator.reconstruct(real).astype(int) - out).max() <= 1
     assert out.shape == real.shape and out.dtype == np.uint8
     vae = generator.pipe.vae
     with torch.no_grad():
