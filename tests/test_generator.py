@@ -220,17 +220,19 @@ def test_base_unconditional_guidance_changes_only_that_adapters_guided_images(ge
 
 
 def test_reconstruct_is_the_autoencoders_round_trip_and_ignores_adapters(generator):
+    def same(a, b):  # batch size may change the CPU kernels' summation order (seen under load): one rounding step
+        return a.shape == b.shape and np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
     real = np.random.default_rng(0).integers(0, 256, size=(3, 32, 32, 3), dtype=np.uint8)
     out = autoencoder_round_trip(generator.pipe.vae, real, batch_size=2)  # two batches
-    # batch size may change the CPU kernels' summation order (seen under load): a rounding step, no more
-    assert np.abs(generator.reconstruct(real).astype(int) - out).max() <= 1
+    assert same(generator.reconstruct(real), out)
     assert out.shape == real.shape and out.dtype == np.uint8
     vae = generator.pipe.vae
     with torch.no_grad():
         x = torch.from_numpy(real[:1]).permute(0, 3, 1, 2).float() / 127.5 - 1
         expected = ((vae.decode(vae.encode(x).latent_dist.mode()).sample.clamp(-1, 1) + 1) * 127.5).round()
-    assert np.array_equal(out[:1], expected.to(torch.uint8).permute(0, 2, 3, 1).numpy())
+    assert same(out[:1], expected.to(torch.uint8).permute(0, 2, 3, 1).numpy())
     generator.use_adapter("alpha")  # a LoRA lives in the UNet: the autoencoder's ceiling is the base's
-    assert np.array_equal(generator.reconstruct(real), out)
+    assert same(generator.reconstruct(real), out)
     generator.use_adapter(None)
     assert generator.reconstruct(real[:0]).shape == (0, 32, 32, 3)
