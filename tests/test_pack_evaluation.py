@@ -48,7 +48,8 @@ def test_the_lora_verdict_needs_every_evaluator_of_the_panel():
     assert lora_verdict(base, {**lora, "frechet_distance": 301.0}) == (False, 3, 3)
     older = {"frechet_distance": 250.0, "evaluator_macro_f1": 0.8}  # a report from before the panel: its one evaluator
     assert lora_verdict({"frechet_distance": 260.0, "evaluator_macro_f1": 0.7}, older) == (True, 1, 1)
-    assert f1_text([0.6, 0.7, 0.8]) == "0.700 (0.600–0.800)" and f1_text([0.5]) == "0.500"
+    assert f1_text({"evaluator_macro_f1_panel": [0.6, 0.7, 0.8]}) == "0.700 (0.600–0.800)"
+    assert f1_text({"evaluator_macro_f1": 0.5}) == "0.500"
 
 
 def test_the_evaluator_panel_is_the_primary_then_other_seeds(tmp_path, monkeypatch):

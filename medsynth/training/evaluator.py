@@ -54,12 +54,16 @@ def evaluator_folder(domain: str, seed: int = DEFAULT_SEED) -> Path:
     return runs_dir() / "evaluators" / (domain if seed == DEFAULT_SEED else f"{domain}-seed{seed}")
 
 
+def _scorer(folder: Path) -> ClassifierScorer:
+    return ClassifierScorer.from_source(Source(spec=str(folder), path=folder))
+
+
 def load_evaluator(domain: str) -> ClassifierScorer:
     """The domain's independent evaluator; a missing one names the command that trains it."""
     folder = evaluator_folder(domain)
     if not folder.exists():
         raise FileNotFoundError(f"evaluator {folder} not found: run `python -m medsynth train evaluator --domain {domain}`")
-    return ClassifierScorer.from_source(Source(spec=str(folder), path=folder))
+    return _scorer(folder)
 
 
 def load_evaluator_panel(domain: str) -> dict[int, ClassifierScorer]:
@@ -68,7 +72,7 @@ def load_evaluator_panel(domain: str) -> dict[int, ClassifierScorer]:
     for folder in (runs_dir() / "evaluators").glob(f"{domain}-seed*"):
         seed = folder.name.removeprefix(f"{domain}-seed")
         if seed.isdigit() and (folder / "config.json").is_file():
-            panel[int(seed)] = ClassifierScorer.from_source(Source(spec=str(folder), path=folder))
+            panel[int(seed)] = _scorer(folder)
     return dict(sorted(panel.items(), key=lambda item: (item[0] != DEFAULT_SEED, item[0])))
 
 

@@ -83,8 +83,8 @@ VERSIONS = """## Versions
   (`--class-power 1.0` instead of 0.5); everything else unchanged. Chosen on val against v7's adapter, panel
   F1 0.528 → 0.642 (0.637-0.646; every evaluator higher, and higher than the bare base's 0.517), Fréchet
   187.5 → 182.2 (bare base 190.9), validated F1 0.696 → 0.784; dermatofibroma recall 0.12 → 0.56. The same
-  change for chest_xray lowered F1 on val (0.778 → 0.715, primary evaluator) and was not taken. Test, against v7's adapter: panel F1 0.528 → 0.642 (every evaluator higher, and
-  higher than the bare base's), Fréchet 189.1 → 181.9 (bare base 191.9), validated F1 0.696 → 0.784."""
+  change for chest_xray lowered F1 on val (0.778 → 0.715, primary evaluator) and was not taken. Test, against
+  v7's adapter: panel F1 0.528 → 0.642 (every evaluator higher, and higher than the bare base's), Fréchet 189.1 → 181.9 (bare base 191.9), validated F1 0.696 → 0.784."""
 
 INTENDED_USE = """## Intended use
 Teaching (what does a melanoma, a glioma, a cataract look like?) and research on synthetic data
@@ -243,12 +243,12 @@ def render_model_card(config: ModelCardConfig) -> Path:
     if results:
         report = PROJECT_ROOT / "reports" / "mini" / "REPORT.md"
         lines += ["## Measured quality (real test split)", "", f"Full report with pictures: `{report.relative_to(PROJECT_ROOT)}`.", ""]
-        from ..pack_evaluation import panel_f1
+        from ..pack_evaluation import panel_mean  # deferred: pack_evaluation loads the whole engine
 
         lines += ["| domain | classifier acc / bal. acc / macro-F1 | CLIP zero-shot | evaluator F1 (panel mean): base → LoRA → validated | Fréchet: base → LoRA (floor) |", "|---|---|---:|---|---|"]
         for name, r in results["domains"].items():
             c = r["classifier_real_test"]
-            f1 = {mode: sum(panel_f1(r[mode])) / len(panel_f1(r[mode])) for mode in ("base", "lora", "validated")}
+            f1 = {mode: panel_mean(r[mode]) for mode in ("base", "lora", "validated")}
             lines.append(
                 f"| {name} | {c['accuracy']:.3f} / {c['balanced_accuracy']:.3f} / {c['macro_f1']:.3f} | {r['clip_zero_shot_accuracy']:.3f} | "
                 f"{f1['base']:.3f} → {f1['lora']:.3f} → {f1['validated']:.3f} | "
