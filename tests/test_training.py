@@ -205,7 +205,27 @@ def test_classifier_training_balances_sources_and_refuses_bad_options(real_data,
     assert "chest_xray metadata has no column 'scanner' to balance groups by" in capsys.readouterr().err
     assert main([*args, "--mirror", "sideways", "--out", str(tmp_path / "none")]) == 1
     assert "mirror must be auto, yes or no; got 'sideways'" in capsys.readouterr().err
+    assert main([*args, "--rotate", "270", "--out", str(tmp_path / "none")]) == 1
+    assert "rotate is an angle in degrees between 0 and 180; got 270.0" in capsys.readouterr().err
     assert not (tmp_path / "none").exists()
+
+
+def test_rotation_turns_images_about_their_centre_and_fills_the_corners_black():
+    from medsynth.training.classifier import rotate_randomly
+
+    generator = torch.Generator().manual_seed(0)
+    batch = torch.rand(6, 3, 32, 32) * 2 - 1
+    assert torch.allclose(rotate_randomly(batch, 1e-6, generator), batch, atol=1e-4)  # no angle, no change
+    white = rotate_randomly(torch.ones(64, 1, 33, 33), 180, generator)
+    assert torch.allclose(white[:, :, 12:21, 12:21], torch.ones(1))  # a disc around the centre stays covered
+    assert (white[:, :, 0, 0] < 0).float().mean() > 0.5  # most turns uncover the corners, which become black
+    assert white.min() >= -1 - 1e-5 and white.max() <= 1 + 1e-5
+    # a horizontal bar through the centre, turned by up to 180°, is vertical in some images and not in others
+    bar = -torch.ones(200, 1, 33, 33)
+    bar[:, :, 16, :] = 1
+    turned = rotate_randomly(bar, 180, generator)
+    vertical = turned[:, 0, :, 16].mean(1) > 0.5
+    assert 0 < vertical.sum() < 200
 
 
 def test_clip_training_writes_an_open_clip_folder_with_real_image_percentiles(real_data, tmp_path, monkeypatch):

@@ -47,6 +47,9 @@ class ClassifierTrainConfig:
     # mirror training images: "auto" where the generator does (FLIP_OK), "yes", "no". A mirrored fundus shows
     # the same disease (the classifier is not told the eye), so "yes" is valid for ophthalmology too
     mirror: str = "auto"
+    # random rotation of training images within ±rotate degrees, the border filled black; fundi are round and
+    # their disease signs have no fixed orientation (0: off, as for films and scans with an upright anatomy)
+    rotate: float = 0.0
     seed: int = 0
 
 
@@ -94,9 +97,11 @@ def to_batch(images: np.ndarray) -> torch.Tensor:
     return (torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0 - 0.5) / 0.5
 
 
-def augment(batch: torch.Tensor, flip: bool, generator: torch.Generator) -> torch.Tensor:
-    """Random shifts (pad 4, crop), brightness/contrast jitter and, where valid, mirroring."""
+def augment(batch: torch.Tensor, flip: bool, generator: torch.Generator, rotate: float = 0.0) -> torch.Tensor:
+    """Random shifts (pad 4, crop), brightness/contrast jitter and, where valid, mirroring and rotation."""
     n, _, h, w = batch.shape
+    if rotate > 0:
+        batch = rotate_randomly(batch, rotate, generator)
     padded = nn.functional.pad(batch, (4, 4, 4, 4), mode="reflect")
     dx, dy = torch.randint(0, 9, (2, n), generator=generator)
     out = torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(n)])
@@ -106,6 +111,16 @@ def augment(batch: torch.Tensor, flip: bool, generator: torch.Generator) -> torc
     gain = 1 + 0.2 * (torch.rand(n, 1, 1, 1, generator=generator) - 0.5)
     bias = 0.2 * (torch.rand(n, 1, 1, 1, generator=generator) - 0.5)
     return out * gain + bias
+
+
+def rotate_randomly(batch: torch.Tensor, degrees: float, generator: torch.Generator) -> torch.Tensor:
+    """Each image turned by a uniform random angle in ±degrees about its centre; uncovered corners are black (-1)."""
+    angle = (torch.rand(len(batch), generator=generator) * 2 - 1) * torch.deg2rad(torch.tensor(degrees))
+    cos, sin, zero = angle.cos(), angle.sin(), torch.zeros_like(angle)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = nn.functional.affine_grid(theta, list(batch.shape), align_corners=False)
+    # grid_sample fills with 0; shifting by one makes the fill -1, black in the [-1, 1] normalisation
+    return nn.functional.grid_sample(batch + 1, grid, align_corners=False) - 1
 
 
 @torch.no_grad()
@@ -185,6 +200,8 @@ def fit_classifier(
     if config.mirror not in ("auto", "yes", "no"):
         raise ValueError(f"mirror must be auto, yes or no; got {config.mirror!r}")
     flip = config.domain in FLIP_OK if config.mirror == "auto" else config.mirror == "yes"
+    if not 0 <= config.rotate <= 180:
+        raise ValueError(f"rotate is an angle in degrees between 0 and 180; got {config.rotate}")
     best, best_state, history = -1.0, None, []
     if sample_weights is None:
         batches = _shuffled_batches(len(train_images), config.batch_size, generator)
@@ -194,7 +211,7 @@ def fit_classifier(
         model.train()
         for _ in range(steps_per_epoch):
             index = next(batches)
-            batch = augment(to_batch(train_images[index.numpy()]), flip, generator).to(device)
+            batch = augment(to_batch(train_images[index.numpy()]), flip, generator, config.rotate).to(device)
             loss = loss_fn(model(batch), y_train[index].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
