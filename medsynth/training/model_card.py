@@ -111,6 +111,10 @@ about a patient, never as a substitute for real training data in a clinical prod
   evaluator by evaluator.
 - chest_xray classifier: every adult non-COVID test film (18 of 154) is called COVID-19; paediatric films are
   right 0.86-0.93 of the time. Balancing sources during training did not fix it (`reports/classifiers`).
+- Two accuracy bars are missed: ophthalmology (0.433, bar 0.55) and chest_xray (0.805, bar 0.85). An
+  ImageNet-pretrained EfficientNet-Lite0 trained for accuracy alone also misses them: ophthalmology 0.537 at
+  64 px (0.568 at 128 px), chest_xray 0.825, with 4 of the 18 adult non-COVID films right. These are probes
+  measured on test, not shipped (`reports/classifiers`).
 - The autoencoder's perceptual loss uses early blocks of the ImageNet EfficientNet-Lite0 whose final features
   give the Fréchet distance and whose fine-tuned copies are the evaluators; PSNR and the pack's own classifier
   and CLIP do not share that network."""
