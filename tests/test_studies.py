@@ -395,6 +395,9 @@ def test_intervals_match_their_formulas():
     margin = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     wilson = proportion_interval(k, n)
     assert (wilson.estimate, wilson.low, wilson.high) == pytest.approx((0.7, centre - margin, centre + margin))
+    for n in range(1, 40):  # the bounds hold the estimate exactly, also at 0 and 1 (0 of 6 once broke the plot)
+        none, every = proportion_interval(0, n), proportion_interval(n, n)
+        assert none.low == 0.0 < none.high and every.low < every.high == 1.0
     assert chance_p_value(5, 10) == pytest.approx(1.0) and chance_p_value(10, 10) == pytest.approx(2 / 1024)
 
 
@@ -423,6 +426,29 @@ def test_analysis_of_a_rated_study(store, tiny_registry, data_folder, engine):
     assert agreement["Krippendorff's alpha (ordinal), realism"] == pytest.approx(1.0)  # both rated realism alike
     assert -1 <= agreement["Fleiss' kappa, real or synthetic"] < 0.5
     assert "Fleiss' kappa" in result.text() and "all" in result.text()
+
+
+
+def test_results_figure_draws_a_class_that_every_rater_got_wrong(store, tiny_registry, data_folder, engine):
+    from io import BytesIO
+
+    from medsynth.studies.plots import study_figure
+
+    spec = StudySpec("wrong", resolve_cells(tiny_registry, ["alpha"], ["a1", "a2"]), 2, 2, seed=5)
+    study = build_study(store, spec, tiny_registry, engine, data_folder)
+    source = {item.id: item.source for item in store.items(study.code)}
+    for rater in ("r1", "r2", "r3"):  # always the wrong answer: 12 ratings per class, accuracy 0
+        session = store.sign_in(study.code, rater)
+        for _ in range(8):
+            view = store.view(session)
+            wrong = {"real": "synthetic", "synthetic": "real"}[source[view.ticket.split(".")[0]]]
+            store.submit(session, view.ticket, Answers(3, wrong, 3, 3))
+    result = analyse(store.ratings(study.code))
+    per_class = result.detection[result.detection["domain"] != "all"]
+    assert (per_class["ratings"] == 12).all() and (per_class["accuracy"] == 0).all() and (per_class["accuracy_low"] == 0).all()
+    png = BytesIO()
+    study_figure(result).savefig(png, format="png")  # 0 of 12 once gave a negative error bar, which matplotlib refuses
+    assert png.getvalue().startswith(b"\x89PNG")
 
 
 # --------------------------------------------------------------- export

@@ -79,7 +79,10 @@ def proportion_interval(successes: int, trials: int, confidence: float = CONFIDE
     if trials == 0:
         return Interval(math.nan, math.nan, math.nan)
     low, high = proportion_confint(successes, trials, alpha=1 - confidence, method="wilson")
-    return Interval(successes / trials, float(low), float(high))
+    estimate = successes / trials
+    # statsmodels' rounding can put a bound a hair past the estimate at 0 or 1 (0 of 6: low 2.8e-17), and
+    # the plot's error bars (estimate - low) would come out negative, which matplotlib refuses
+    return Interval(estimate, min(float(low), estimate), max(float(high), estimate))
 
 
 def chance_p_value(successes: int, trials: int) -> float:
