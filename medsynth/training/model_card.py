@@ -84,7 +84,8 @@ VERSIONS = """## Versions
   F1 0.528 → 0.642 (0.637-0.646; every evaluator higher, and higher than the bare base's 0.517), Fréchet
   187.5 → 182.2 (bare base 190.9), validated F1 0.696 → 0.784; dermatofibroma recall 0.12 → 0.56. The same
   change for chest_xray lowered F1 on val (0.778 → 0.715, primary evaluator) and was not taken. Test, against
-  v7's adapter: panel F1 0.528 → 0.642 (every evaluator higher, and higher than the bare base's), Fréchet 189.1 → 181.9 (bare base 191.9), validated F1 0.696 → 0.784."""
+  v7's adapter: panel F1 0.528 → 0.642 (every evaluator higher, and higher than the bare base's), Fréchet
+  189.1 → 181.9 (bare base 191.9), validated F1 0.696 → 0.784."""
 
 INTENDED_USE = """## Intended use
 Teaching (what does a melanoma, a glioma, a cataract look like?) and research on synthetic data
