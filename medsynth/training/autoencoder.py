@@ -1,4 +1,9 @@
-"""Shared autoencoder (diffusers AutoencoderKL): 64x64 images ↔ 16x16x4 latents, all pack domains."""
+"""Shared autoencoder (diffusers AutoencoderKL): images ↔ latents, all pack domains.
+
+Fully convolutional (no attention in the middle block when `mid_attention` is off), so it trains on
+random crops of the full-size images (`crop`): a 64 px crop costs a quarter of a 128 px image, and the
+trained weights apply unchanged to the whole image.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,8 @@ from tqdm import tqdm
 
 from ..models.features import PerceptualLoss
 from .cache import load_domain_images
-from .common import PACK_DOMAINS, Checkpoint, infinite_batches, pick_training_device, runs_dir, seed_everything, write_run_record
+from ..precision import autocast, training_device
+from .common import PACK_DOMAINS, Checkpoint, infinite_batches, runs_dir, seed_everything, write_run_record
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +32,10 @@ class AutoencoderTrainConfig:
     domains: tuple[str, ...] = PACK_DOMAINS
     resolution: int = 64
     block_out_channels: tuple[int, ...] = (32, 64, 128)  # 3 levels: 4x smaller latents
+    layers_per_block: int = 1
     latent_channels: int = 4
+    mid_attention: bool = True  # off: fully convolutional, so crops train the same weights the full image uses
+    crop: int = 0  # > 0: train on random square crops of this size (0: whole images)
     steps: int = 2000
     batch_size: int = 16
     lr: float = 5e-4
@@ -54,10 +63,11 @@ def build_autoencoder(config: AutoencoderTrainConfig) -> AutoencoderKL:
         down_block_types=("DownEncoderBlock2D",) * levels,
         up_block_types=("UpDecoderBlock2D",) * levels,
         block_out_channels=config.block_out_channels,
-        layers_per_block=1,
+        layers_per_block=config.layers_per_block,
         latent_channels=config.latent_channels,
         norm_num_groups=16,
         sample_size=config.resolution,
+        mid_block_add_attention=config.mid_attention,
     )
 
 
@@ -71,7 +81,9 @@ def load_or_build(config: AutoencoderTrainConfig) -> AutoencoderKL:
         raise FileNotFoundError(f"--init-vae {config.init_vae} is not an AutoencoderKL folder (no config.json)")
     model = AutoencoderKL.from_pretrained(config.init_vae)
     config.block_out_channels = tuple(model.config.block_out_channels)  # the record says what was trained
+    config.layers_per_block = model.config.layers_per_block
     config.latent_channels = model.config.latent_channels
+    config.mid_attention = model.config.mid_block_add_attention
     if config.decoder_only:
         for frozen in (model.encoder, model.quant_conv):
             frozen.requires_grad_(False)
@@ -104,8 +116,18 @@ def to_unit(batch: torch.Tensor) -> torch.Tensor:
     return batch.float() / 127.5 - 1.0
 
 
+def random_crops(batch: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """One random `size`² window per image of an NCHW batch (the batch itself when size is 0 or too large)."""
+    n, _, height, width = batch.shape
+    if size <= 0 or size >= min(height, width):
+        return batch
+    tops = torch.randint(0, height - size + 1, (n,), generator=generator).tolist()
+    lefts = torch.randint(0, width - size + 1, (n,), generator=generator).tolist()
+    return torch.stack([image[:, y : y + size, x : x + size] for image, y, x in zip(batch, tops, lefts)])
+
+
 def train_autoencoder(config: AutoencoderTrainConfig) -> Path:
-    device = pick_training_device()
+    device = training_device()
     generator = seed_everything(config.seed)
     images = training_images(config.domains, config.resolution)
     val_images = training_images(config.domains, config.resolution, splits=("val",))
@@ -128,17 +150,19 @@ def train_autoencoder(config: AutoencoderTrainConfig) -> Path:
     started = time.perf_counter() - elapsed
     bar = tqdm(total=config.steps, initial=step, desc="autoencoder", unit="step")
     while step < config.steps:
-        batch = to_unit(images[next(batches)]).to(device)
-        if torch.rand(1, generator=generator).item() < 0.5:
+        views = torch.Generator().manual_seed(config.seed * 1_000_003 + step)  # crops and flips, the same on resume
+        batch = to_unit(random_crops(images[next(batches)], config.crop, views)).to(device)
+        if torch.rand(1, generator=views).item() < 0.5:
             batch = batch.flip(-1)
-        with torch.set_grad_enabled(not config.decoder_only):
-            posterior = model.encode(batch).latent_dist
-        recon = model.decode(posterior.sample(generator=None)).sample
-        l1 = (recon - batch).abs().mean()
-        loss = l1 + config.perceptual_weight * perceptual(recon, batch) + config.kl_weight * posterior.kl().mean()
-        if discriminator is not None and step >= config.adversarial_from_step:
-            fooled = -discriminator(recon).mean()
-            loss = loss + config.adversarial_weight * adaptive_weight(loss, fooled, model.decoder.conv_out.weight) * fooled
+        with autocast(device):
+            with torch.set_grad_enabled(not config.decoder_only):
+                posterior = model.encode(batch).latent_dist
+            recon = model.decode(posterior.sample(generator=None)).sample.float()
+            l1 = (recon - batch).abs().mean()
+            loss = l1 + config.perceptual_weight * perceptual(recon, batch) + config.kl_weight * posterior.kl().mean()
+            if discriminator is not None and step >= config.adversarial_from_step:
+                fooled = -discriminator(recon).float().mean()
+                loss = loss + config.adversarial_weight * adaptive_weight(loss, fooled, model.decoder.conv_out.weight) * fooled
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -146,7 +170,8 @@ def train_autoencoder(config: AutoencoderTrainConfig) -> Path:
         scheduler.step()
         postfix = {"l1": f"{l1.item():.4f}"}
         if discriminator is not None:  # hinge loss: real patches above +1, reconstructed ones below -1
-            hinge = (1 - discriminator(batch)).relu().mean() + (1 + discriminator(recon.detach())).relu().mean()
+            with autocast(device):
+                hinge = (1 - discriminator(batch).float()).relu().mean() + (1 + discriminator(recon.detach()).float()).relu().mean()
             discriminator_optimizer.zero_grad(set_to_none=True)
             hinge.backward()
             discriminator_optimizer.step()
@@ -166,16 +191,17 @@ def train_autoencoder(config: AutoencoderTrainConfig) -> Path:
 
 
 @torch.no_grad()
-def evaluate_autoencoder(model: AutoencoderKL, images: torch.Tensor, device, batch_size: int = 64) -> dict[str, float]:
+def evaluate_autoencoder(model: AutoencoderKL, images: torch.Tensor, device, batch_size: int = 16) -> dict[str, float]:
     """Reconstruction L1 and PSNR on held-out images, and the latent scale factor for diffusion."""
     l1, mse, latents = [], [], []
-    for start in range(0, len(images), batch_size):
+    for start in tqdm(range(0, len(images), batch_size), desc="autoencoder val", leave=False):
         batch = to_unit(images[start : start + batch_size]).to(device)
-        dist = model.encode(batch).latent_dist
-        recon = model.decode(dist.mode()).sample.clamp(-1, 1)
+        with autocast(device):
+            dist = model.encode(batch).latent_dist
+            recon = model.decode(dist.mode()).sample.float().clamp(-1, 1)
         l1.append((recon - batch).abs().mean(dim=(1, 2, 3)))
         mse.append(((recon - batch) / 2).pow(2).mean(dim=(1, 2, 3)))
-        latents.append(dist.mode().flatten())
+        latents.append(dist.mode().float().flatten())
     mse_all = torch.cat(mse)
     return {
         "val_l1": torch.cat(l1).mean().item(),

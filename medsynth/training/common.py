@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..precision import precision_name
 from ..registry import PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
@@ -37,8 +38,8 @@ def seed_everything(seed: int) -> torch.Generator:
 
 def hardware() -> str:
     if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
-    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}, {precision_name('cuda')})"
+    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {precision_name('cpu')}"
 
 
 def pick_training_device() -> torch.device:
