@@ -5,7 +5,7 @@ The pack is chosen by MEDSYNTH_PACK: `mini` (embedded, CPU) by default, `sd15` o
 
 import os
 
-from medsynth.cli import quiet_libraries
+from medsynth.generation.pipeline import quiet_libraries
 from medsynth.ui.app import CSS, create_app
 
 quiet_libraries()

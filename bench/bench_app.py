@@ -20,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gradio_client import Client  # noqa: E402
 
-from medsynth.cli import quiet_libraries  # noqa: E402
-from medsynth.testing import pack_or_tiny  # noqa: E402
+from medsynth.generation.pipeline import quiet_libraries
 from medsynth.ui.app import create_app  # noqa: E402
 from medsynth.ui.studio import Studio  # noqa: E402
+from tests.support.tiny_pack import pack_or_tiny  # noqa: E402
 
 
 def free_port() -> int:

@@ -18,10 +18,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from medsynth.cli import quiet_libraries  # noqa: E402
-from medsynth.engine import GenerationRequest, MedSynth  # noqa: E402
-from medsynth.generate import Generator, load_pipeline  # noqa: E402
-from medsynth.testing import pack_or_tiny  # noqa: E402
+from medsynth.generation.engine import GenerationRequest, MedSynth  # noqa: E402
+from medsynth.generation.pipeline import Generator, load_pipeline, quiet_libraries  # noqa: E402
+from tests.support.tiny_pack import pack_or_tiny  # noqa: E402
 
 
 def timed(function, repeats: int) -> list[float]:

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from medsynth.registry import load_registry  # noqa: E402
 from medsynth.studies import Answers, StudySpec, StudyStore  # noqa: E402
 from medsynth.studies.build import build_study, resolve_cells  # noqa: E402
-from medsynth.studies.loadtest import AppServer, rate, rate_concurrently, write_sample_data  # noqa: E402
-from medsynth.testing import build_tiny_pack  # noqa: E402
+from tests.support.loadtest import AppServer, rate, rate_concurrently, write_sample_data  # noqa: E402
+from tests.support.tiny_pack import build_tiny_pack  # noqa: E402
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import platform
 from functools import lru_cache
 
 import torch
@@ -72,3 +73,10 @@ def autocast(device: torch.device | str, enabled: bool = True) -> contextlib.Abs
 def precision_name(device: torch.device | str) -> str:
     dtype = autocast_dtype(device)
     return "float32" if dtype is None else f"{str(dtype).removeprefix('torch.')} autocast"
+
+
+def hardware() -> str:
+    """The machine a run used, for run records: device, threads, number format."""
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}, {precision_name('cuda')})"
+    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {precision_name('cpu')}"

@@ -1,9 +1,9 @@
 """Domain and model-pack registry: a TOML data file loaded into typed dataclasses.
 
-A domain (dermatology, chest_xray, ...) is data: its classes, prompt templates,
-optional attributes and, per model pack, the sources of its LoRA adapter,
-classifier and CLIP model. Adding a domain means adding an entry and its trained
-files; the engine never changes.
+A domain is data: its classes, prompt templates, optional attributes, which metadata columns
+feed training captions, whether a mirror image is still valid, its data source and licence,
+and, per model pack, the sources of its LoRA adapter, classifier and CLIP model. Adding a
+domain means adding an entry and its trained files; no Python changes.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-ASSETS_DIR = PROJECT_ROOT / "assets"
-DEFAULT_REGISTRY = ASSETS_DIR / "registry.toml"
+from medsynth.paths import EMBEDDED_PACK, PACK_ENV, registry_path
+
 HUB_PREFIX = "hf-hub:"
 PACKAGE_PREFIX = "pkg:"  # a model folder shipped inside an installed Python package
 
@@ -135,6 +134,7 @@ class DomainSources:
     unavailable: str | None = None  # a curator's reason, e.g. "too little data"
     # guide this domain's LoRA against the bare base's unconditional prediction (see Generator.add_adapter)
     base_unconditional: bool = False
+    accuracy_bar: float | None = None  # the classifier's real test accuracy the pack's evaluation asks for
 
     def missing_reason(self) -> str | None:
         if self.unavailable:
@@ -150,6 +150,24 @@ class DomainSources:
 
 
 @dataclass(frozen=True)
+class CaptionColumns:
+    """Which metadata columns of a domain's data feed its training captions, and how."""
+
+    attributes: Mapping[str, str] = field(default_factory=dict)  # metadata column → attribute name, in caption order
+    findings: tuple[str, ...] = ()  # free-text columns used whenever they say more than the class name
+    notes: tuple[str, ...] = ()  # long free text, used half of the time, cut to a short phrase
+    phrases: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # column → {value: phrase}, used sometimes
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a domain's real images come from, for model cards."""
+
+    description: str = ""
+    licence: str = ""
+
+
+@dataclass(frozen=True)
 class Domain:
     name: str
     display_name: str
@@ -158,6 +176,11 @@ class Domain:
     prompt_templates: tuple[str, ...]
     attributes: tuple[Attribute, ...] = ()
     sources: Mapping[str, DomainSources] = field(default_factory=dict)
+    mirror: bool = False  # a left-right mirror image is still a valid image of the class (training augmentation)
+    captions: CaptionColumns = field(default_factory=CaptionColumns)
+    source_column: str | None = None  # metadata column naming the collection an image came from (confounds)
+    data: DataSource = field(default_factory=DataSource)
+    limitations: str = ""  # what a model card must say about this domain's data
 
     @property
     def class_codes(self) -> tuple[str, ...]:
@@ -197,6 +220,8 @@ class ModelPack:
     negative_prompt: str = ""
     model_card: Path | None = None
     train_command: str = ""
+    trains: tuple[str, ...] = ()  # the domains this project trains the pack's shared parts on (base, autoencoder, CLIP)
+    size_budget_mb: float | None = None  # what the pack's files may weigh (a pack shipped inside the repository)
 
     def missing_reason(self) -> str | None:
         if self.text_encoder is not None and (reason := self.text_encoder.missing_reason()):
@@ -230,6 +255,10 @@ class Registry:
         if key not in self.domains:
             raise UnknownNameError(f"unknown domain {name!r}; choose one of {', '.join(self.domains)}")
         return self.domains[key]
+
+    def trained_domains(self, pack: str = EMBEDDED_PACK) -> tuple[str, ...]:
+        """The domains whose data trains the pack's shared parts (registry: packs.<pack>.trains)."""
+        return self.get_pack(pack).trains
 
     def pack_availability(self, pack: str) -> Availability:
         reason = self.get_pack(pack).missing_reason()
@@ -284,14 +313,43 @@ def _flag(raw: Mapping[str, Any], key: str, where: str) -> bool:
 
 
 def _parse_sources(raw: Mapping[str, Any], where: str, root: Path) -> DomainSources:
-    known = {"adapter", "classifier", "clip", "unavailable", "base_unconditional"}
+    known = {"adapter", "classifier", "clip", "unavailable", "base_unconditional", "accuracy_bar"}
     unknown = set(raw) - known
     if unknown:
         raise RegistryError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(known))}")
     parsed = {
         role: Source.parse(_require(raw, role, where), root) for role in ("adapter", "classifier", "clip") if role in raw
     }
-    return DomainSources(**parsed, unavailable=raw.get("unavailable"), base_unconditional=_flag(raw, "base_unconditional", where))
+    bar = raw.get("accuracy_bar")
+    if bar is not None and (isinstance(bar, bool) or not isinstance(bar, (int, float)) or not 0 < bar <= 1):
+        raise RegistryError(f"{where}.accuracy_bar: must be a number between 0 and 1, got {bar!r}")
+    return DomainSources(
+        **parsed, unavailable=raw.get("unavailable"), base_unconditional=_flag(raw, "base_unconditional", where),
+        accuracy_bar=None if bar is None else float(bar),
+    )  # fmt: skip
+
+
+def _strings(raw: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RegistryError(f"{where}.{key}: must be a list of column names")
+    return tuple(value)
+
+
+def _parse_captions(raw: Mapping[str, Any], where: str, attributes: tuple[Attribute, ...]) -> CaptionColumns:
+    known = {"attributes", "findings", "notes", "phrases"}
+    unknown = set(raw) - known
+    if unknown:
+        raise RegistryError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(known))}")
+    columns = raw.get("attributes", {})
+    names = {a.name for a in attributes}
+    for column, name in columns.items():
+        if name not in names:
+            raise RegistryError(f"{where}.attributes.{column}: {name!r} is not an attribute of this domain")
+    phrases = raw.get("phrases", {})
+    if not all(isinstance(table, dict) for table in phrases.values()):
+        raise RegistryError(f"{where}.phrases: each column maps values to phrases")
+    return CaptionColumns(dict(columns), _strings(raw, "findings", where), _strings(raw, "notes", where), {k: dict(v) for k, v in phrases.items()})
 
 
 def _parse_domain(name: str, raw: Mapping[str, Any], root: Path, packs: Mapping[str, ModelPack]) -> Domain:
@@ -313,6 +371,7 @@ def _parse_domain(name: str, raw: Mapping[str, Any], root: Path, packs: Mapping[
         if pack not in packs:
             raise RegistryError(f"{where}.sources.{pack}: no such pack (known: {', '.join(packs)})")
         sources[pack] = _parse_sources(table, f"{where}.sources.{pack}", root)
+    data = raw.get("data", {})
     return Domain(
         name=name,
         display_name=raw.get("display_name", name),
@@ -321,6 +380,11 @@ def _parse_domain(name: str, raw: Mapping[str, Any], root: Path, packs: Mapping[
         prompt_templates=templates,
         attributes=attributes,
         sources=sources,
+        mirror=_flag(raw, "mirror", where),
+        captions=_parse_captions(raw.get("captions", {}), f"{where}.captions", attributes),
+        source_column=raw.get("source_column"),
+        data=DataSource(data.get("description", ""), data.get("licence", "")),
+        limitations=raw.get("limitations", "").strip(),
     )
 
 
@@ -337,12 +401,14 @@ def _parse_pack(name: str, raw: Mapping[str, Any], root: Path) -> ModelPack:
         negative_prompt=raw.get("negative_prompt", ""),
         model_card=root / card if card else None,
         train_command=raw.get("train_command", ""),
+        trains=tuple(raw.get("trains", ())),
+        size_budget_mb=raw.get("size_budget_mb"),
     )
 
 
 def load_registry(path: str | Path | None = None) -> Registry:
     """Load and validate a registry file (default: $MEDSYNTH_REGISTRY or assets/registry.toml)."""
-    path = Path(path or os.environ.get("MEDSYNTH_REGISTRY") or DEFAULT_REGISTRY)
+    path = Path(path or registry_path())
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -355,9 +421,13 @@ def load_registry(path: str | Path | None = None) -> Registry:
         name: _parse_domain(name, table, root, packs)
         for name, table in _require(raw, "domains", "registry", dict).items()
     }
+    for pack in packs.values():
+        unknown = [d for d in pack.trains if d not in domains]
+        if unknown:
+            raise RegistryError(f"packs.{pack.name}.trains: unknown domain(s) {', '.join(unknown)}")
     return Registry(path=path, packs=packs, domains=domains)
 
 
 def selected_pack_name() -> str:
     """The pack chosen by the MEDSYNTH_PACK setting (default: the embedded 'mini')."""
-    return os.environ.get("MEDSYNTH_PACK", "mini").strip() or "mini"
+    return os.environ.get(PACK_ENV, EMBEDDED_PACK).strip() or EMBEDDED_PACK

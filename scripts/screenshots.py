@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from medsynth.cli import quiet_libraries  # noqa: E402
+from medsynth.generation.pipeline import quiet_libraries  # noqa: E402
 from medsynth.ui.app import CSS, create_app  # noqa: E402
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -10,8 +10,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from medsynth.data import data_root  # noqa: E402
-from medsynth.testing import TinyPack, build_tiny_pack  # noqa: E402
+from medsynth.paths import data_root
+from tests.support.tiny_pack import TinyPack, build_tiny_pack  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +29,7 @@ def tiny_registry(tiny_pack):
 
 @pytest.fixture(scope="session")
 def engine(tiny_registry, tiny_pack):
-    from medsynth.engine import MedSynth
+    from medsynth.generation.engine import MedSynth
 
     return MedSynth(tiny_registry, tiny_pack.pack)
 

@@ -77,6 +77,12 @@ attributes = [{ name = "age", phrase = "{value} years", min = 1, max = 9 }]
         (lambda t: t.replace("[packs.p]", "[packs.p"), "not valid TOML"),
         (lambda t: t.replace('description = "b" }', 'description = "b", rare = "yes" }'), r"classes\[1\].rare: must be true or false"),
         (lambda t: t + '[domains.d.sources.p]\nbase_unconditional = "yes"\n', "domains.d.sources.p.base_unconditional: must be true or false"),
+        (lambda t: t + '[domains.d.sources.p]\naccuracy_bar = 75\n', "domains.d.sources.p.accuracy_bar: must be a number between 0 and 1"),
+        (lambda t: t.replace('modality = "scan"', 'modality = "scan"\nmirror = 1'), "domains.d.mirror: must be true or false"),
+        (lambda t: t.replace('modality = "scan"', 'modality = "scan"\ncaptions = { attributes = { patient_age = "years" } }'),
+         "domains.d.captions.attributes.patient_age: 'years' is not an attribute"),
+        (lambda t: t.replace('modality = "scan"', 'modality = "scan"\ncaptions = { notes = "notes" }'), "domains.d.captions.notes: must be a list"),
+        (lambda t: t.replace('base = "base"', 'base = "base"\ntrains = ["d", "z"]'), "packs.p.trains: unknown domain.*z"),
     ],
 )
 def test_registry_errors_name_the_bad_field(tmp_path, edit, message):
@@ -100,6 +106,45 @@ def test_good_minimal_registry_loads(tmp_path):
     assert not registry.get_domain("d").sources_for("p").base_unconditional
     path.write_text(GOOD_DOMAIN + '[domains.d.sources.p]\nbase_unconditional = true\n')
     assert load_registry(path).get_domain("d").sources_for("p").base_unconditional
+
+
+def test_domain_facts_live_in_the_registry():
+    """What used to be hard-coded per domain: trained domains, mirroring, caption columns, sources, bars."""
+    registry = load_registry()
+    assert registry.trained_domains() == ("dermatology", "ophthalmology", "brain_mri", "chest_xray")
+    assert {n for n, d in registry.domains.items() if d.mirror} == {"dermatology", "brain_mri", "pathology"}
+    assert registry.get_domain("chest_xray").source_column == "source"
+    assert registry.get_domain("ophthalmology").captions.findings == ("keywords",)
+    assert registry.get_domain("dermatology").captions.phrases["confirmed_by"]["histo"] == "confirmed by histopathology"
+    for name in registry.trained_domains():
+        domain = registry.get_domain(name)
+        assert domain.data.description and domain.data.licence and domain.limitations
+        assert 0 < domain.sources_for("mini").accuracy_bar <= 1
+
+
+def test_no_domain_name_is_written_in_the_package_code():
+    """Adding a domain touches the registry and data, never code (comments and docstrings may name one)."""
+    import ast
+    import io
+    import tokenize
+
+    from medsynth.paths import PROJECT_ROOT
+
+    names = set(load_registry().domains)
+    found = []
+    for path in (PROJECT_ROOT / "medsynth").rglob("*.py"):
+        source = path.read_text()
+        docstrings = {
+            node.body[0].value.lineno for node in ast.walk(ast.parse(source))
+            if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body
+            and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)
+        }  # fmt: skip
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE) or token.start[0] in docstrings:
+                continue
+            if any(name in token.string.lower() for name in names):
+                found.append(f"{path.relative_to(PROJECT_ROOT)}:{token.start[0]}: {token.string[:60]}")
+    assert found == []
 
 
 def test_missing_registry_file_is_a_clear_error(tmp_path):

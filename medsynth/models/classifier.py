@@ -13,6 +13,8 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from medsynth.imaging import to_uint8_array, to_unit_interval
+
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 ARCHITECTURES = ("resnet18", "resnet34", "resnet50", "efficientnet_lite0")
@@ -70,7 +72,7 @@ class WidthResNet(torchvision.models.ResNet):
 
 def build_classifier(config: ClassifierConfig) -> nn.Module:
     if config.arch == "efficientnet_lite0":  # the independent evaluator's architecture
-        from .features import efficientnet_lite0
+        from medsynth.models.features import efficientnet_lite0
 
         return efficientnet_lite0(num_classes=len(config.classes), pretrained=False)
     block_name, layers = _LAYERS[config.arch]
@@ -86,13 +88,7 @@ def build_classifier(config: ClassifierConfig) -> nn.Module:
 def preprocess(images: Sequence[Image.Image], config: ClassifierConfig) -> torch.Tensor:
     """PIL images → normalised (N, 3, S, S) float tensor at the classifier's resolution."""
     size = config.image_size
-    arrays = [
-        torchvision.transforms.functional.pil_to_tensor(
-            image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
-        )
-        for image in images
-    ]
-    batch = torch.stack(arrays).float() / 255.0
+    batch = to_unit_interval(to_uint8_array(images, size))
     mean = torch.tensor(config.mean).view(1, 3, 1, 1)
     std = torch.tensor(config.std).view(1, 3, 1, 1)
     return (batch - mean) / std

@@ -11,7 +11,7 @@ import open_clip
 import torch
 from safetensors.torch import save_file
 
-from ..registry import Source
+from medsynth.registry import Source
 
 CONFIG_NAME = "open_clip_config.json"
 WEIGHTS_NAME = "open_clip_model.safetensors"

@@ -9,7 +9,7 @@
 - `loadtest`: drive the rating API over HTTP like raters do (reliability tests and the benchmark).
 """
 
-from .model import (
+from medsynth.studies.model import (
     Answers,
     Cell,
     ItemView,
@@ -24,7 +24,7 @@ from .model import (
     TicketError,
     UnknownStudyError,
 )
-from .store import StudyStore, default_db_path
+from medsynth.studies.store import StudyStore, default_db_path
 
 __all__ = [
     "Answers", "Cell", "ItemView", "OrderError", "RaterError", "RaterSession", "RatingError", "Study", "StudyClosedError",

@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from PIL import Image
 
-from ..data import domain_folder, load_metadata
-from ..prompts import class_prompt
-from ..registry import Registry, UnknownNameError
-from .model import Cell, NewItem, Study, StudyError, StudySpec
-from .store import StudyStore
+from medsynth.data.folders import load_metadata
+from medsynth.generation.prompts import class_prompt
+from medsynth.paths import domain_folder
+from medsynth.registry import Registry, UnknownNameError
+from medsynth.studies.model import Cell, NewItem, Study, StudyError, StudySpec
+from medsynth.studies.store import StudyStore
 
 if TYPE_CHECKING:
-    from ..engine import MedSynth
+    from medsynth.generation.engine import MedSynth
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ def draw_real(cells: Sequence[Cell], n: int, seed: int, root: str | Path | None 
 def _synthetic_items(
     store: StudyStore, engine: "MedSynth", spec: StudySpec, step: Callable[[str], None]
 ) -> list[NewItem]:
-    from ..engine import GenerationRequest, RequestError
+    from medsynth.generation.engine import GenerationRequest, RequestError
 
     items = []
     for cell in spec.cells:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from .stats import ALL, StudyStats
+from medsynth.studies.stats import ALL, StudyStats
 
 COLOURS = {"real": "#4c72b0", "synthetic": "#dd8452"}
 

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .model import (
+from medsynth.studies.model import (
     CODE_ALPHABET,
     CODE_LENGTH,
     Answers,
@@ -123,8 +123,7 @@ RATING_COLUMNS = (
 
 def default_db_path() -> Path:
     """$MEDSYNTH_STUDIES_DB, or runs/studies/studies.db (git-ignored) in the project."""
-    from ..training.common import runs_dir
-
+    from medsynth.paths import runs_dir
     return Path(os.environ.get(DB_ENV) or runs_dir() / "studies" / "studies.db")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,41 +18,16 @@ from diffusers import AutoencoderKL
 from torch import nn
 from tqdm import tqdm
 
-from ..models.features import PerceptualLoss
-from .cache import load_domain_images
-from ..precision import autocast, training_device
-from .common import PACK_DOMAINS, Checkpoint, infinite_batches, runs_dir, seed_everything, write_run_record
+from medsynth.data.cache import load_domain_images
+from medsynth.data.sampling import infinite_batches, seed_everything
+from medsynth.imaging import to_unit_tensor
+from medsynth.models.features import PerceptualLoss
+from medsynth.precision import autocast, training_device
+from medsynth.registry import load_registry
+from medsynth.training.config import AutoencoderTrainConfig
+from medsynth.training.runs import Checkpoint, write_run_record
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class AutoencoderTrainConfig:
-    out: Path = field(default_factory=lambda: runs_dir() / "autoencoder")
-    domains: tuple[str, ...] = PACK_DOMAINS
-    resolution: int = 64
-    block_out_channels: tuple[int, ...] = (32, 64, 128)  # 3 levels: 4x smaller latents
-    layers_per_block: int = 1
-    latent_channels: int = 4
-    mid_attention: bool = True  # off: fully convolutional, so crops train the same weights the full image uses
-    crop: int = 0  # > 0: train on random square crops of this size (0: whole images)
-    steps: int = 2000
-    batch_size: int = 16
-    lr: float = 5e-4
-    kl_weight: float = 1e-6
-    perceptual_weight: float = 0.2
-    seed: int = 0
-    checkpoint_every: int = 200
-    # continue from a trained AutoencoderKL folder (e.g. a base pipeline's vae); its layout wins over the
-    # fields above. With `decoder_only` the encoder stays frozen: latents are unchanged, so every UNet and
-    # LoRA trained on them stays valid, and only the pictures drawn from latents get sharper
-    init_vae: Path | None = None
-    decoder_only: bool = False
-    # > 0: a patch discriminator's hinge loss joins in (as in Stable Diffusion's autoencoder), weighted against
-    # the reconstruction loss by their gradient norms at the decoder's last layer: L1 and the perceptual loss
-    # alone average what the latent leaves open into blur
-    adversarial_weight: float = 0.0
-    adversarial_from_step: int = 200  # the discriminator learns alone first: a random one's gradients mean nothing
 
 
 def build_autoencoder(config: AutoencoderTrainConfig) -> AutoencoderKL:
@@ -108,27 +83,24 @@ def adaptive_weight(reconstruction: torch.Tensor, adversarial: torch.Tensor, las
 
 
 def training_images(domains, resolution: int, splits=("train",)) -> torch.Tensor:
-    arrays = [load_domain_images(d, resolution).split(*splits).images for d in domains]
-    return torch.from_numpy(np.concatenate(arrays)).permute(0, 3, 1, 2).contiguous()  # uint8 NCHW
-
-
-def to_unit(batch: torch.Tensor) -> torch.Tensor:
-    return batch.float() / 127.5 - 1.0
+    """uint8 NHWC images of every domain's splits, in one tensor."""
+    return torch.from_numpy(np.concatenate([load_domain_images(d, resolution).split(*splits).images for d in domains]))
 
 
 def random_crops(batch: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
-    """One random `size`² window per image of an NCHW batch (the batch itself when size is 0 or too large)."""
-    n, _, height, width = batch.shape
+    """One random `size`² window per image of an NHWC batch (the batch itself when size is 0 or too large)."""
+    n, height, width, _ = batch.shape
     if size <= 0 or size >= min(height, width):
         return batch
     tops = torch.randint(0, height - size + 1, (n,), generator=generator).tolist()
     lefts = torch.randint(0, width - size + 1, (n,), generator=generator).tolist()
-    return torch.stack([image[:, y : y + size, x : x + size] for image, y, x in zip(batch, tops, lefts)])
+    return torch.stack([image[y : y + size, x : x + size] for image, y, x in zip(batch, tops, lefts)])
 
 
 def train_autoencoder(config: AutoencoderTrainConfig) -> Path:
     device = training_device()
     generator = seed_everything(config.seed)
+    config = replace(config, domains=config.domains or load_registry().trained_domains())  # the record names them
     images = training_images(config.domains, config.resolution)
     val_images = training_images(config.domains, config.resolution, splits=("val",))
     model = load_or_build(config).to(device).train()
@@ -151,7 +123,7 @@ def train_autoencoder(config: AutoencoderTrainConfig) -> Path:
     bar = tqdm(total=config.steps, initial=step, desc="autoencoder", unit="step")
     while step < config.steps:
         views = torch.Generator().manual_seed(config.seed * 1_000_003 + step)  # crops and flips, the same on resume
-        batch = to_unit(random_crops(images[next(batches)], config.crop, views)).to(device)
+        batch = to_unit_tensor(random_crops(images[next(batches)], config.crop, views)).to(device)
         if torch.rand(1, generator=views).item() < 0.5:
             batch = batch.flip(-1)
         with autocast(device):
@@ -195,7 +167,7 @@ def evaluate_autoencoder(model: AutoencoderKL, images: torch.Tensor, device, bat
     """Reconstruction L1 and PSNR on held-out images, and the latent scale factor for diffusion."""
     l1, mse, latents = [], [], []
     for start in tqdm(range(0, len(images), batch_size), desc="autoencoder val", leave=False):
-        batch = to_unit(images[start : start + batch_size]).to(device)
+        batch = to_unit_tensor(images[start : start + batch_size]).to(device)
         with autocast(device):
             dist = model.encode(batch).latent_dist
             recon = model.decode(dist.mode()).sample.float().clamp(-1, 1)

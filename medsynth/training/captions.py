@@ -11,48 +11,44 @@ from __future__ import annotations
 import random
 from typing import Any, Mapping
 
-from ..prompts import PromptError, build_prompt
-from ..registry import Domain
+from medsynth.generation.prompts import PromptError, build_prompt
+from medsynth.registry import Domain
 
-# metadata column → registry attribute of the same meaning
-ATTRIBUTE_COLUMNS = {"site": "site", "age": "age", "sex": "sex", "eye": "eye", "view": "view"}
-CONFIRMATION = {
-    "histo": "confirmed by histopathology",
-    "follow_up": "confirmed by follow-up",
-    "consensus": "expert consensus diagnosis",
-    "confocal": "confirmed by confocal microscopy",
-}
 MAX_NOTE_CHARS = 160
+MISSING = ("", "unknown", "nan")
 
 
 def _usable_attributes(domain: Domain, row: Mapping[str, Any]) -> dict[str, str]:
+    """The row's metadata values that are valid attribute values of the domain (registry: captions.attributes)."""
     usable = {}
-    for column, name in ATTRIBUTE_COLUMNS.items():
+    for column, name in domain.captions.attributes.items():
         value = str(row.get(column, "") or "").strip()
-        if not value or value.lower() in ("unknown", "nan"):
+        if value.lower() in MISSING:
             continue
+        attribute = domain.get_attribute(name)
         try:
-            attribute = domain.get_attribute(name)
-            usable[name] = attribute.check(int(float(value)) if name == "age" else value)
-        except (KeyError, ValueError):
-            continue  # not an attribute of this domain, or a value outside its choices
+            usable[name] = attribute.check(value if attribute.choices else int(float(value)))
+        except ValueError:
+            continue  # a value outside the attribute's choices or range
     return usable
 
 
-def _findings(row: Mapping[str, Any], class_name: str, rng: random.Random) -> str | None:
+def _findings(domain: Domain, row: Mapping[str, Any], class_name: str, rng: random.Random) -> str | None:
+    """Free text from the registry's caption columns: findings always, notes half of the time, phrases sometimes."""
+    columns = domain.captions
     parts = []
-    keywords = str(row.get("keywords", "") or "").replace("，", ", ").strip()
-    if keywords and keywords.lower() != class_name.lower():
-        parts.append(keywords)
-    finding = str(row.get("finding", "") or "").strip()
-    if finding and finding.lower() not in ("no finding", class_name.lower()):
-        parts.append(finding)
-    notes = " ".join(str(row.get("notes", "") or "").split())
-    if notes and rng.random() < 0.5:
-        parts.append(notes[:MAX_NOTE_CHARS].rsplit(" ", 1)[0] if len(notes) > MAX_NOTE_CHARS else notes)
-    confirmed = CONFIRMATION.get(str(row.get("confirmed_by", "")).strip())
-    if confirmed and rng.random() < 0.3:
-        parts.append(confirmed)
+    for column in columns.findings:
+        text = str(row.get(column, "") or "").replace("，", ", ").strip()
+        if text and text.lower() not in ("no finding", class_name.lower()):
+            parts.append(text)
+    for column in columns.notes:
+        notes = " ".join(str(row.get(column, "") or "").split())
+        if notes and rng.random() < 0.5:
+            parts.append(notes[:MAX_NOTE_CHARS].rsplit(" ", 1)[0] if len(notes) > MAX_NOTE_CHARS else notes)
+    for column, phrases in columns.phrases.items():
+        phrase = phrases.get(str(row.get(column, "")).strip())
+        if phrase and rng.random() < 0.3:
+            parts.append(phrase)
     return ", ".join(parts) or None
 
 
@@ -62,7 +58,7 @@ def caption_for(domain: Domain, row: Mapping[str, Any], rng: random.Random, keep
     attributes = _usable_attributes(domain, row)
     chosen = [name for name in attributes if rng.random() < keep_attribute]
     rng.shuffle(chosen)
-    findings = _findings(row, domain.get_class(label).name, rng) if rng.random() < 0.7 else None
+    findings = _findings(domain, row, domain.get_class(label).name, rng) if rng.random() < 0.7 else None
     template = rng.randrange(len(domain.prompt_templates))
     try:
         return build_prompt(domain, label, {name: attributes[name] for name in chosen}, findings, template)

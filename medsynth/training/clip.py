@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,35 +19,19 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..models.clip import REFERENCE_NAME, save_clip
-from ..prompts import class_prompt
-from ..registry import load_registry
-from .cache import load_domain_images
-from .captions import caption_for
-from .classifier import augment
-from .common import MINI_PACK_DIR, PACK_DOMAINS, pick_training_device, seed_everything, write_run_record
-
+from medsynth.data.cache import load_domain_images
+from medsynth.data.sampling import seed_everything
+from medsynth.generation.prompts import class_prompt
+from medsynth.imaging import to_unit_tensor
+from medsynth.models.clip import REFERENCE_NAME, save_clip
+from medsynth.models.fitting import augment
+from medsynth.precision import training_device
+from medsynth.registry import load_registry
+from medsynth.training.captions import caption_for
+from medsynth.training.config import ClipTrainConfig
+from medsynth.training.runs import write_run_record
 
 PERCENTILES = list(range(0, 101, 5))
-
-
-@dataclass
-class ClipTrainConfig:
-    """Small open_clip model (ViT image tower, transformer text tower) for alignment scores."""
-
-    out: Path = field(default_factory=lambda: MINI_PACK_DIR / "clip")
-    domains: tuple[str, ...] = PACK_DOMAINS
-    resolution: int = 64
-    embed_dim: int = 128
-    vision_width: int = 192
-    vision_layers: int = 4
-    text_width: int = 96
-    text_layers: int = 3
-    context_length: int = 64
-    steps: int = 1500
-    batch_size: int = 128
-    lr: float = 1e-3
-    seed: int = 0
 
 
 def model_cfg(config: ClipTrainConfig) -> dict:
@@ -59,10 +43,11 @@ def model_cfg(config: ClipTrainConfig) -> dict:
 
 
 def train_clip(config: ClipTrainConfig) -> Path:
-    device = pick_training_device()
+    device = training_device()
     generator = seed_everything(config.seed)
     rng = random.Random(config.seed)
     registry = load_registry()
+    config = replace(config, domains=config.domains or registry.trained_domains())  # the record names them
     images, rows, domains = [], [], []
     for name in config.domains:
         data = load_domain_images(name, config.resolution).split("train")
@@ -85,7 +70,7 @@ def train_clip(config: ClipTrainConfig) -> Path:
     bar = tqdm(range(config.steps), desc="clip", unit="step")
     for step in bar:
         index = torch.multinomial(weights, config.batch_size, replacement=True, generator=generator)
-        batch = torch.from_numpy(images[index.numpy()]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        batch = to_unit_tensor(images[index.numpy()])
         batch = augment(batch, False, generator).to(device)  # no mirroring: laterality matters in some domains
         texts = [caption_for(registry.get_domain(domains[i]), rows[i], rng) for i in index.tolist()]
         image_emb = nn.functional.normalize(model.encode_image(batch), dim=-1)
@@ -127,7 +112,7 @@ def alignment_reference(model, tokenizer, registry, config: ClipTrainConfig, dev
             if len(images) == 0:
                 continue
             text = nn.functional.normalize(model.encode_text(tokenizer([class_prompt(domain, code)]).to(device)), dim=-1)
-            batch = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+            batch = to_unit_tensor(images)
             emb = nn.functional.normalize(model.encode_image(batch.to(device)), dim=-1)
             cosines = (emb @ text.T).squeeze(1).cpu().numpy()
             reference[name][code] = [round(float(v), 5) for v in np.percentile(cosines, PERCENTILES)]
@@ -145,7 +130,7 @@ def zero_shot_accuracy(model, tokenizer, registry, config: ClipTrainConfig, devi
         text = nn.functional.normalize(model.encode_text(tokenizer(prompts).to(device)), dim=-1)
         correct = 0
         for start in range(0, len(data), 256):
-            batch = torch.from_numpy(data.images[start : start + 256]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+            batch = to_unit_tensor(data.images[start : start + 256])
             emb = nn.functional.normalize(model.encode_image(batch.to(device)), dim=-1)
             predicted = (emb @ text.T).argmax(1).cpu()
             truth = torch.tensor([domain.class_codes.index(c) for c in data.frame["label"][start : start + 256]])

@@ -10,12 +10,10 @@ import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from tqdm import tqdm
 
-from ..registry import Domain
-from .cache import DomainImages
-from .captions import caption_for
-
-# a mirror image is still a valid example here; not for chest films (heart side) or fundus (eye side)
-FLIP_OK = {"dermatology", "brain_mri", "pathology"}
+from medsynth.data.cache import DomainImages
+from medsynth.imaging import to_unit_tensor
+from medsynth.registry import Domain
+from medsynth.training.captions import caption_for
 
 
 @dataclass
@@ -57,7 +55,7 @@ def encode_images(vae: AutoencoderKL, images: np.ndarray, batch_size: int = 64, 
     means, stds = [], []
     scale = vae.config.scaling_factor
     for start in tqdm(range(0, len(images), batch_size), desc="encoding images", leave=False):
-        batch = torch.from_numpy(images[start : start + batch_size]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        batch = to_unit_tensor(images[start : start + batch_size])
         dist = vae.encode(batch.to(device, vae.dtype)).latent_dist
         means.append((dist.mean * scale).to(torch.float16).cpu())
         stds.append((dist.std * scale).to(torch.float16).cpu())
@@ -77,7 +75,7 @@ def build_latent_set(
     means, stds, captions, labels, domains = [], [], [], [], []
     for domain, data in sets:
         rows = data.frame.to_dict("records")
-        views = [data.images] + ([data.images[:, :, ::-1].copy()] if domain.name in FLIP_OK else [])
+        views = [data.images] + ([data.images[:, :, ::-1].copy()] if domain.mirror else [])
         for view in views:
             mean, std = encode_images(vae, view, device=device)
             means.append(mean)

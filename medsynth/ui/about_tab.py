@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .studio import NOTICE, Studio
+from medsynth.ui.studio import NOTICE, Studio
 
 LIMITATIONS = """
 ### Limitations
@@ -12,8 +12,6 @@ LIMITATIONS = """
   and must never be used for diagnosis.
 - A classifier "agreeing" with an image means the image carries features that this small classifier
   associates with the class — not that a clinician would make that diagnosis.
-- Chest X-ray: in the training data every COVID-19 film is an adult film and most pneumonia/normal
-  films are paediatric, so models can learn the source instead of the disease.
 """
 
 
@@ -35,6 +33,9 @@ def about_markdown(studio: Studio) -> str:
     else:
         lines.append("_No model card found for this pack._")
     lines.append(LIMITATIONS)
+    for domain in studio.registry.domains.values():  # what the data of each domain cannot teach (registry)
+        if domain.limitations:
+            lines.append("- " + domain.limitations)
     return "\n\n".join(lines)
 
 

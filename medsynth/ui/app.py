@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import about_tab, compare_tab, generate_tab, quiz_tab, rate_tab, studies_tab
-from .study_place import StudyPlace
-from .studio import NOTICE, Studio
+from medsynth.ui import about_tab, compare_tab, generate_tab, quiz_tab, rate_tab, studies_tab
+from medsynth.ui.studio import NOTICE, Studio
+from medsynth.ui.study_place import StudyPlace
 
 CSS = """
 #notice {background:#fff3cd; color:#664d03; border:1px solid #ffe69c; border-radius:8px; padding:6px 12px; font-weight:600; text-align:center}

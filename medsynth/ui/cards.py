@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..engine import SyntheticImage
-from ..registry import Domain
+from medsynth.generation.engine import SyntheticImage
+from medsynth.registry import Domain
 
 
 def class_label(domain: Domain, code: str) -> str:

@@ -8,10 +8,10 @@ from typing import Any
 
 import gradio as gr
 
-from ..data import load_metadata
-from ..engine import GenerationRequest, RequestError
-from .generate_tab import class_options, describe_class
-from .studio import Studio, gpu
+from medsynth.data.folders import load_metadata
+from medsynth.generation.engine import GenerationRequest, RequestError
+from medsynth.ui.generate_tab import class_options, describe_class
+from medsynth.ui.studio import Studio, gpu
 
 HOW_TO_CONFIGURE = (
     "No reference images are configured. Set `MEDSYNTH_REFERENCE` (or `MEDSYNTH_DATA`) to a folder with one "

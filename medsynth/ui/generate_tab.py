@@ -6,10 +6,10 @@ from typing import Any
 
 import gradio as gr
 
-from ..engine import GenerationRequest, MAX_ROUNDS, RequestError, STEPS_RANGE
-from ..registry import Attribute, Domain
-from .cards import probabilities, score_card
-from .studio import Studio, gpu
+from medsynth.generation.engine import MAX_ROUNDS, STEPS_RANGE, GenerationRequest, RequestError
+from medsynth.registry import Attribute, Domain
+from medsynth.ui.cards import probabilities, score_card
+from medsynth.ui.studio import Studio, gpu
 
 CHOICE_SLOTS = 3  # dropdowns for choice attributes (site, sex, eye, view, plane …)
 MAX_UI_IMAGES = 8
@@ -98,6 +98,7 @@ def generate(
     guidance: Any,
     validate: bool,
     rounds: Any,
+    threshold: Any = 0.5,
     progress: Any = None,
 ) -> tuple:
     """Run one request; returns gallery, per-image cards (state), seed, status, ZIP, first card."""
@@ -119,6 +120,7 @@ def generate(
             guidance=float(guidance) if guidance is not None else None,
             validate=bool(validate),
             max_rounds=int(rounds or 3),
+            threshold=float(threshold if threshold is not None else 0.5),
         )
         if request.n > MAX_UI_IMAGES:
             raise RequestError(f"at most {MAX_UI_IMAGES} images per request in the app")
@@ -177,6 +179,7 @@ def build(studio: Studio) -> None:
             with gr.Row():
                 validate = gr.Checkbox(label="Validated only (regenerate what the classifier rejects)", value=False)
                 rounds = gr.Slider(1, MAX_ROUNDS, value=3, step=1, label="Round limit")
+                threshold = gr.Slider(0, 1, value=0.5, step=0.05, label="Classifier confidence to accept", elem_id="threshold")
             with gr.Accordion("Advanced", open=False):
                 steps = gr.Slider(STEPS_RANGE[0], 100, value=pack.default_steps, step=1, label="Denoising steps")
                 guidance = gr.Slider(0, 20, value=pack.default_guidance, step=0.5, label="Guidance scale")
@@ -201,7 +204,7 @@ def build(studio: Studio) -> None:
 
     button.click(
         run,
-        [domain, label, findings, findings_mode, *slots, number, n, seed, random_seed, steps, guidance, validate, rounds],
+        [domain, label, findings, findings_mode, *slots, number, n, seed, random_seed, steps, guidance, validate, rounds, threshold],
         [gallery, cards, seed, status, all_zip, card, probs, one_png],
         concurrency_limit=2,
         concurrency_id="gpu",

@@ -8,10 +8,10 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from ..engine import GenerationRequest, RequestError
-from ..provenance import png_bytes
-from .cards import class_label, score_card
-from .studio import Studio, gpu
+from medsynth.generation.engine import GenerationRequest, RequestError
+from medsynth.generation.provenance import png_bytes
+from medsynth.ui.cards import class_label, score_card
+from medsynth.ui.studio import Studio, gpu
 
 ANY_DOMAIN = "any"
 

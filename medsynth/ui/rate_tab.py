@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import gradio as gr
-from ..studies import Answers, ItemView, OrderError, RaterSession, StudyError
-from .study_place import StudyPlace
+
+from medsynth.studies import Answers, ItemView, OrderError, RaterSession, StudyError
+from medsynth.ui.study_place import StudyPlace
 
 RATE_CONCURRENCY = 16  # rating is a short database write; many raters at once must not queue behind generation
 

@@ -13,15 +13,15 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from ..data import data_root
-from ..studies import StudyError, StudySpec
-from ..studies.build import build_study, resolve_cells
-from ..studies.export import export_study
-from ..studies.model import MAX_PER_CLASS
-from ..studies.plots import study_figure
-from ..studies.stats import analyse
-from .study_place import ADMIN_TOKEN_ENV, StudyPlace
-from .studio import Studio, gpu
+from medsynth.paths import data_root
+from medsynth.studies import StudyError, StudySpec
+from medsynth.studies.build import build_study, resolve_cells
+from medsynth.studies.model import MAX_PER_CLASS
+from medsynth.studies.plots import study_figure
+from medsynth.studies.ratings_export import export_study
+from medsynth.studies.stats import analyse
+from medsynth.ui.studio import Studio, gpu
+from medsynth.ui.study_place import ADMIN_TOKEN_ENV, StudyPlace
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def build(studio: Studio, place: StudyPlace) -> None:
     options = domain_options(studio)
     with gr.Column(visible=False, elem_id="admin-panel") as panel:
         with gr.Accordion("New study", open=True):
-            title = gr.Textbox(label="Title", placeholder="e.g. Dermatology realism, spring cohort", max_length=200, elem_id="study-title")
+            title = gr.Textbox(label="Title", placeholder="e.g. Realism pilot, spring cohort", max_length=200, elem_id="study-title")
             with gr.Row():
                 domains = gr.Dropdown(choices=options, multiselect=True, label="Domains", elem_id="study-domains")
                 classes = gr.Dropdown(choices=[], multiselect=True, label="Classes", elem_id="study-classes")

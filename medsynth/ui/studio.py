@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -11,10 +10,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data import data_root
-from ..engine import GenerationResult, MedSynth, PackUnavailableError
-from ..export import image_filename, zip_result
-from ..registry import Registry, load_registry, selected_pack_name
+from medsynth import paths
+from medsynth.generation.engine import GenerationResult, MedSynth, PackUnavailableError
+from medsynth.generation.results import image_filename, zip_result
+from medsynth.registry import Registry, load_registry, selected_pack_name
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +56,7 @@ class Studio:
             error = str(problem)
             logger.warning("starting without a model pack: %s", error)
         if reference_root is None:
-            configured = os.environ.get("MEDSYNTH_REFERENCE") or (str(data_root()) if data_root().exists() else "")
-            reference_root = configured or None
+            reference_root = paths.reference_root()
         return cls(registry, pack, engine, error, Path(reference_root) if reference_root else None)
 
     @property

@@ -8,8 +8,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..studies import StudyStore, default_db_path
-from ..studies.store import IMAGES_DIR
+from medsynth.studies import StudyStore, default_db_path
+from medsynth.studies.store import IMAGES_DIR
 
 ADMIN_TOKEN_ENV = "MEDSYNTH_ADMIN_TOKEN"
 

@@ -1,0 +1,65 @@
+"""The decoded-image cache: a domain's images decoded once to a uint8 array at a resolution, with their metadata."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from medsynth.data.folders import load_metadata, load_rgb
+from medsynth.paths import data_root, runs_dir
+from medsynth.registry import load_registry
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DomainImages:
+    domain: str
+    images: np.ndarray  # (N, S, S, 3) uint8
+    frame: pd.DataFrame  # metadata rows, same order
+
+    def split(self, *splits: str) -> "DomainImages":
+        mask = self.frame["split"].isin(splits).to_numpy()
+        return DomainImages(self.domain, self.images[mask], self.frame[mask].reset_index(drop=True))
+
+    def head(self, n: int) -> "DomainImages":
+        return DomainImages(self.domain, self.images[:n], self.frame.head(n).reset_index(drop=True))
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+def load_domain_images(domain: str, size: int = 64, folder: Path | None = None, cache: Path | None = None) -> DomainImages:
+    """All images of a domain folder (all splits) at `size`, cached as .npy under runs/cache."""
+    folder = Path(folder or data_root() / domain).resolve()
+    frame = load_metadata(folder)
+    cache = cache or runs_dir() / "cache"
+    default = folder == (data_root() / domain).resolve()
+    tag = domain if default else f"{domain}_{hashlib.sha1(str(folder).encode()).hexdigest()[:8]}"
+    path = cache / f"{tag}_{size}.npy"
+    if path.exists():
+        images = np.load(path)
+        if len(images) == len(frame):
+            return DomainImages(domain, images, frame)
+    images = np.stack(
+        [np.asarray(load_rgb(folder / f, size)) for f in tqdm(frame["file"], desc=f"decoding {domain}", leave=False)]
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, images)
+    return DomainImages(domain, images, frame)
+
+
+def labelled_splits(domain: str, size: int, splits: tuple[str, ...] = ("train", "val")):
+    """(classes, images per split, class-index targets per split) of a domain's real images at `size`."""
+    classes = list(load_registry().get_domain(domain).class_codes)
+    data = load_domain_images(domain, size)
+    parts = [data.split(name) for name in splits]
+    targets = [torch.tensor([classes.index(c) for c in part.frame["label"]]) for part in parts]
+    return classes, parts, targets

@@ -1,0 +1,42 @@
+"""Independent evaluators: where they live (training: `medsynth.training.evaluator`; loading as scorers:
+`medsynth.research.evaluators`).
+
+EfficientNet-Lite0 from ImageNet weights, fine-tuned per domain, used only to measure generated
+images (never by the validation loop), so a generator cannot "pass" by fooling the very classifier
+it was filtered with. Stored in the classifier folder format under runs/evaluators, outside the pack.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from medsynth.paths import runs_dir
+
+EVAL_SIZE = 128  # 64 px images are upsampled: EfficientNet's 32x reduction needs room
+DEFAULT_SEED = 1
+
+
+def evaluator_folder(domain: str, seed: int = DEFAULT_SEED) -> Path:
+    """runs/evaluators/<domain> holds the primary evaluator; evaluators trained with other seeds sit beside it
+    as <domain>-seed<S> and form the panel that shows how much a verdict owes to one evaluator."""
+    return runs_dir() / "evaluators" / (domain if seed == DEFAULT_SEED else f"{domain}-seed{seed}")
+
+
+def panel_folders(domain: str) -> dict[int, Path]:
+    """Every finished evaluator folder of the domain by seed, the primary first (`train evaluator --seed S` adds one)."""
+    primary = evaluator_folder(domain)
+    if not primary.exists():
+        raise FileNotFoundError(f"evaluator {primary} not found: run `python -m medsynth train evaluator --domain {domain}`")
+    folders = {DEFAULT_SEED: primary}
+    for folder in (runs_dir() / "evaluators").glob(f"{domain}-seed*"):
+        seed = folder.name.removeprefix(f"{domain}-seed")
+        if seed.isdigit() and (folder / "config.json").is_file():
+            folders[int(seed)] = folder
+    return dict(sorted(folders.items(), key=lambda item: (item[0] != DEFAULT_SEED, item[0])))
+
+
+def evaluator_degrade(domain: str) -> float:
+    """The --degrade share the domain's evaluator was trained with (0 for evaluators from before the option)."""
+    record = evaluator_folder(domain) / "training_evaluator.json"
+    return float(json.loads(record.read_text())["config"].get("degrade", 0.0)) if record.is_file() else 0.0

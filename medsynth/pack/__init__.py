@@ -1,0 +1,1 @@
+"""The embedded pack as it ships: assembled from finished runs, described by its model card."""

@@ -1,0 +1,79 @@
+"""Assemble the embedded pack from finished runs: the layout assets/registry.toml expects."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL
+
+from medsynth.pack.config import PackAssembleConfig
+from medsynth.registry import load_registry
+
+# the record of the run a continued base started from (`train base --init-unet`), kept beside its own
+START_RECORD = "training_base_start.json"
+# the record of a decoder fine-tuned on the frozen encoder (`train autoencoder --decoder-only`)
+DECODER_RECORD = "training_decoder.json"
+LATENT_KEYS = ("encoder.", "quant_conv.")  # the part of an AutoencoderKL that decides the latents
+
+
+def _replace(source: Path, target: Path) -> None:
+    if not source.exists():
+        raise FileNotFoundError(f"{source} is missing: run its training command first")
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target)
+
+
+def start_record(base_record: Path) -> Path | None:
+    """The training record of the run a continued base began from; None for a base trained from scratch."""
+    init_unet = json.loads(base_record.read_text())["config"].get("init_unet")
+    if init_unet is None:
+        return None
+    record = Path(init_unet).parent.parent / "training_base.json"  # <run>/pipeline/unet → <run>
+    if not record.is_file():
+        raise FileNotFoundError(f"the base continued from {init_unet}, but that run's record {record} is missing")
+    return record
+
+
+def install_decoder(run: Path, base: Path) -> None:
+    """Swap a fine-tuned decoder into a base pipeline: only if its encoder is the one the UNet's latents came from."""
+    if not (run / "vae" / "config.json").is_file():
+        raise FileNotFoundError(f"{run / 'vae'} is missing: run `train autoencoder --decoder-only` first")
+    tuned = AutoencoderKL.from_pretrained(run / "vae")
+    shipped = AutoencoderKL.from_pretrained(base / "vae")
+    tuned_state, shipped_state = tuned.state_dict(), shipped.state_dict()
+
+    def same(key: str) -> bool:
+        theirs = tuned_state.get(key)
+        ours = shipped_state[key]
+        return theirs is not None and theirs.shape == ours.shape and torch.allclose(ours.float(), theirs.float(), rtol=1e-3, atol=1e-4)
+
+    for key in shipped_state:
+        if key.startswith(LATENT_KEYS) and not same(key):
+            raise ValueError(
+                f"{run / 'vae'} has another encoder than {base / 'vae'}: the base UNet was trained on other latents "
+                "(fine-tune with `train autoencoder --decoder-only --init-vae` from the base pipeline's vae)"
+            )
+    tuned.register_to_config(scaling_factor=shipped.config.scaling_factor)  # calibrated on these latents by `train base`
+    shutil.rmtree(base / "vae")
+    tuned.half().save_pretrained(base / "vae", safe_serialization=True)  # the pipeline's precision
+    shutil.copy2(run / "training_autoencoder.json", base / DECODER_RECORD)
+
+
+def assemble_pack(config: PackAssembleConfig) -> Path:
+    base_run = config.runs / config.base_run
+    _replace(base_run / "pipeline", config.out / "base")
+    shutil.copy2(base_run / "training_base.json", config.out / "base" / "training_base.json")
+    if (start := start_record(base_run / "training_base.json")) is not None:
+        shutil.copy2(start, config.out / "base" / START_RECORD)
+    shutil.copy2(config.runs / "autoencoder" / "training_autoencoder.json", config.out / "base" / "training_autoencoder.json")
+    if config.vae_run:
+        install_decoder(config.runs / config.vae_run, config.out / "base")
+    for domain in config.domains or load_registry().trained_domains():
+        lora_run = config.runs / config.lora_run / domain
+        _replace(lora_run / "adapter", config.out / "lora" / domain)
+        shutil.copy2(lora_run / f"training_lora_{domain}.json", config.out / "lora" / domain / f"training_lora_{domain}.json")
+    return config.out

@@ -1,0 +1,63 @@
+"""The options of the research commands (evaluate-pack, evaluate-autoencoder, augment-experiment), torch-free
+so that the CLI's parser builds without loading models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from medsynth.configs import option
+from medsynth.paths import EMBEDDED_PACK, REPORTS_DIR, pack_dir
+
+CONDITIONS = {
+    "real": "real only",
+    "oversample": "real + random oversampling of minority classes",
+    "balanced_loss": "real + class-balanced loss",
+    "synthetic": "real + synthetic minority (unvalidated)",
+    "synthetic_validated": "real + synthetic minority (validated)",
+    "synthetic_only": "synthetic only (validated)",
+}
+
+
+@dataclass
+class PackEvaluationConfig:
+    """Evaluate a pack on a real split (needs the evaluators: `medsynth train evaluator`)."""
+
+    pack: str = option("", help="model pack (default: $MEDSYNTH_PACK or mini)")
+    domains: tuple[str, ...] = option((), help="domains to evaluate (default: every available domain)")
+    per_class: int = option(50, help="generated images per class and mode")
+    steps: int = option(0, help="denoising steps (0: the pack's default)")
+    guidance: float = option(0.0, help="guidance scale (0: the pack's default)")
+    threshold: float = option(0.5, help="classifier confidence the validation loop asks for")
+    max_rounds: int = option(3, help="validation rounds at most")
+    seed: int = option(1000, help="first generation seed (class k starts at seed + 10000 k)")
+    split: str = option("test", help="real split to compare with: val to make choices, test once for the report")
+    out: Path = option(help="report folder (results.json, REPORT.md, pictures)", factory=lambda: REPORTS_DIR / "mini")
+
+
+@dataclass
+class AutoencoderEvaluationConfig:
+    """Real images of each domain through an autoencoder: evaluator macro-F1, Fréchet distance, PSNR."""
+
+    vae: Path = option(help="an AutoencoderKL folder", factory=lambda: pack_dir(EMBEDDED_PACK) / "base" / "vae")
+    domains: tuple[str, ...] = option((), help="domains to measure (default: the registry's trains of the mini pack)")
+    split: str = option("val", help="val to choose autoencoders; the test split is for the pack's report")
+    out: Path | None = option(None, help="results JSON (default: runs/autoencoder_ceilings/<vae's parent folder>_<split>.json, never inside a pack)")
+
+
+@dataclass
+class AugmentExperimentConfig:
+    """Train one classifier per condition and seed; report test balanced accuracy, macro-F1, rare-class recall."""
+
+    domain: str = option(help="domain of the experiment (see `medsynth domains`)")
+    synthetic: Path | None = option(None, help="folder with unvalidated/ and validated/ exports (default: runs/synthetic/<domain>)")
+    per_class: int = option(150, help="synthetic images per class, when they have to be exported first")
+    minority: tuple[str, ...] = option((), help="minority class codes (default: the registry's rare classes, else the smallest class)")
+    conditions: tuple[str, ...] = option((), help=f"conditions to run (default: all six: {', '.join(CONDITIONS)})")
+    seeds: tuple[int, ...] = option((0, 1, 2), help="seeds per condition")
+    epochs: int = option(10, help="training length in real-train passes: every condition gets the same number of steps")
+    base_width: int = option(16, help="channels of the classifier's first stage")
+    image_size: int = option(64, help="classifier input size in px")
+    batch_size: int = option(64, help="images per step")
+    pack: str = option("", help="pack that generates missing synthetic sets (default: $MEDSYNTH_PACK or mini)")
+    out: Path | None = option(None, help="report folder (default: reports/augment/<domain>)")

@@ -1,0 +1,205 @@
+"""`python -m medsynth evaluate-pack`: the measured evaluation of a model pack, as a report with pictures.
+
+Per domain, on the real test split: classifier accuracy / balanced accuracy / macro-F1, CLIP
+zero-shot accuracy; generated images (the same number per class) from (a) the bare shared base,
+(b) base + domain LoRA, (c) base + LoRA + validation loop, each measured by the independent
+evaluator (macro-F1, confusion matrix), Fréchet distance and KID against real test images
+(beside the real-train vs real-test floor), CLIP score, and a nearest-training-image check.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from medsynth.configs import changed_options, command_line
+from medsynth.data.cache import load_domain_images
+from medsynth.generation.engine import GenerationRequest, MedSynth
+from medsynth.generation.prompts import class_prompt
+from medsynth.imaging import to_pil_images
+from medsynth.models.evaluator import evaluator_degrade
+from medsynth.models.metrics import classification_metrics
+from medsynth.registry import load_registry, selected_pack_name
+from medsynth.research.config import PackEvaluationConfig
+from medsynth.research.evaluate_autoencoder import autoencoder_ceiling
+from medsynth.research.evaluators import load_evaluator_panel
+from medsynth.research.measures import (
+    FeatureExtractor,
+    evaluator_report,
+    frechet_distance,
+    kernel_distance,
+    nearest_training_images,
+)
+from medsynth.research.pictures import confusion_plot, image_grid
+from medsynth.research.reports import MODES, render_pack_report
+
+logger = logging.getLogger(__name__)
+
+
+
+def accuracy_by_group(frame, correct: np.ndarray, column: str) -> list[dict]:
+    """The classifier's accuracy per (source, label): a source that stands in for a label shows up here."""
+    groups = frame.assign(correct=correct).groupby([column, "label"], sort=True)["correct"]
+    return [{"source": source, "label": label, "n": int(n), "accuracy": float(acc)}
+            for (source, label), n, acc in zip(groups.size().index, groups.size(), groups.mean())]  # fmt: skip
+
+
+def generate_set(engine: MedSynth, domain: str, codes: list[str], mode: str, config: PackEvaluationConfig) -> tuple[list[Image.Image], list[str], dict]:
+    images, labels, accepted, attempts = [], [], 0, 0
+    for k, code in enumerate(codes):
+        request = GenerationRequest(
+            domain=domain, label=code, n=config.per_class, seed=config.seed + 10_000 * k,
+            steps=config.steps or None, guidance=config.guidance or None, use_adapter=mode != "base", validate=mode == "validated",
+            threshold=config.threshold, max_rounds=config.max_rounds,
+        )  # fmt: skip
+        result = engine.run(request)
+        images += [i.image for i in result.images]
+        labels += [code] * len(result.images)
+        accepted += sum(bool(a.accepted) for a in result.attempts)
+        attempts += len(result.attempts)
+    return images, labels, {"generated": attempts, "classifier_agreement": accepted / max(attempts, 1)}
+
+
+def evaluate_domain(engine: MedSynth, name: str, config: PackEvaluationConfig, features: FeatureExtractor, out: Path) -> dict:
+    registry = engine.registry
+    domain = registry.get_domain(name)
+    codes = list(domain.class_codes)
+    data = load_domain_images(name, engine.generator.resolution)
+    test, train = data.split(config.split), data.split("train")  # `test`: the held-out reference split
+    test_images = to_pil_images(test.images)
+    y_test = [codes.index(c) for c in test.frame["label"]]
+    report: dict = {"domain": name, "n_test": len(test), "classes": codes, "base_unconditional": name in engine.generator.base_guided}
+
+    # the pack's own classifier and CLIP on real test images
+    classifier = engine.classifiers[name]
+    predicted = [codes.index(s.predicted) for s in classifier.score(test_images)]
+    report["classifier_real_test"] = classification_metrics(y_test, predicted, len(codes))
+    if domain.source_column in test.frame.columns:
+        report["classifier_by_source"] = accuracy_by_group(test.frame, np.array(predicted) == np.array(y_test), domain.source_column)
+    report["accuracy_bar"] = domain.sources_for(engine.pack.name).accuracy_bar
+    clip = engine.clips[name]
+    class_emb = clip.embed_texts([class_prompt(domain, c) for c in codes])
+    image_emb = clip.embed_images(test_images)
+    report["clip_zero_shot_accuracy"] = float(np.mean((image_emb @ class_emb.T).argmax(1).numpy() == np.array(y_test)))
+
+    real_test_feats = features(test.images)
+    train_feats = features(train.images)
+    floor_index = np.random.default_rng(0).choice(len(train), size=min(len(train), len(codes) * config.per_class), replace=False)
+    report["frechet_floor_train_vs_test"] = frechet_distance(real_test_feats, train_feats[floor_index])
+    report["kid_floor_train_vs_test"] = kernel_distance(real_test_feats, train_feats[floor_index])[0]
+    panel = load_evaluator_panel(name)  # the primary evaluator first; its confusion matrices are the pictures
+    evaluator, *others = panel.values()
+    report["evaluator_panel_seeds"] = list(panel)
+    report["evaluator_degrade"] = evaluator_degrade(name)
+    predicted = evaluator.logits(test_images).argmax(1).tolist()
+    report["evaluator_real_test"] = classification_metrics(y_test, predicted, len(codes))
+    reconstructed = engine.generator.reconstruct(test.images)  # the most any generated image can carry
+    report["autoencoder_ceiling"] = autoencoder_ceiling(reconstructed, test.images, list(test.frame["label"]), evaluator, real_test_feats, features)
+
+    grids = {}
+    for mode in MODES:
+        started = time.perf_counter()
+        images, labels, generation = generate_set(engine, name, codes, mode, config)
+        feats = features(images)
+        ev = evaluator_report(evaluator, images, labels)
+        own_prompt = class_emb[[codes.index(lab) for lab in labels]]
+        cosines = (clip.embed_images(images) * own_prompt).sum(dim=1).tolist() if images else []
+        memo = nearest_training_images(feats, train_feats)
+        report[mode] = {
+            **generation,
+            "n_images": len(images),
+            "evaluator_macro_f1": ev.macro_f1,
+            "evaluator_macro_f1_panel": [ev.macro_f1] + [evaluator_report(e, images, labels).macro_f1 for e in others],
+            "evaluator_accuracy": ev.accuracy,
+            "evaluator_per_class_recall": dict(zip(codes, ev.per_class_recall)),
+            "frechet_distance": frechet_distance(real_test_feats, feats),
+            "kid": kernel_distance(real_test_feats, feats)[0],
+            "clip_score": float(np.mean(cosines)) if cosines else None,
+            "memorisation_median": memo.median,
+            "memorisation_max": memo.max,
+            "seconds": time.perf_counter() - started,
+        }
+        confusion_plot(ev.confusion, codes, f"{name}: {MODES[mode]} (evaluator)", out / f"{name}_confusion_{mode}.png")
+        grids[mode] = (images, labels)
+        if mode == "lora":
+            pairs = [[images[g], to_pil_images(train.images[t : t + 1])[0]] for g, t, _ in memo.pairs]
+            image_grid(pairs, [f"cos {s:.3f}" for _, _, s in memo.pairs], label_width=90).save(out / f"{name}_nearest_training.png")
+    rows, row_labels = [], []
+    for code in codes:
+        real = [test_images[i] for i, c in enumerate(test.frame["label"]) if c == code][:6]
+        rows += [real, [img for img, lab in zip(*grids["lora"]) if lab == code][:6], [img for img, lab in zip(*grids["base"]) if lab == code][:6]]
+        row_labels += [f"{code}: real", f"{code}: LoRA", f"{code}: base"]
+    image_grid(rows, row_labels, label_width=150).save(out / f"{name}_grid.png")
+    return report
+
+
+def evaluate_pack(config: PackEvaluationConfig) -> Path:
+    """Evaluate the chosen domains; their results join those of earlier runs in the same folder."""
+    if config.split not in ("val", "test"):
+        raise ValueError(f"split must be val or test; got {config.split!r}")
+    registry = load_registry()
+    engine = MedSynth(registry, config.pack or selected_pack_name())
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    features = FeatureExtractor(engine.device)
+    domains = list(config.domains) or engine.available_domains
+    if not domains:
+        raise ValueError(f"pack {engine.pack.name} has no available domain to evaluate")
+    for name in tqdm(domains, desc="evaluating domains"):
+        started = time.perf_counter()
+        result = evaluate_domain(engine, name, config, features, out)
+        result["wall_time_s"] = round(time.perf_counter() - started, 1)
+        results = merge_results(out / "results.json", engine.pack.name, config, name, result, order=list(registry.domains), pack_settings=pack_settings(engine.pack))
+    bars = {name: registry.get_domain(name).sources_for(engine.pack.name).accuracy_bar for name in results["domains"]}
+    (out / "REPORT.md").write_text(render_pack_report(results, reproduce_command(results["config"]), bars))
+    return out / "REPORT.md"
+
+
+# what makes two runs' numbers comparable (the output folder and the domain list do not)
+COMPARABLE = ("split", "per_class", "steps", "guidance", "threshold", "max_rounds", "seed")
+
+
+def _settings(config: PackEvaluationConfig) -> dict[str, str]:
+    return {k: str(v) for k, v in asdict(config).items() if k != "domains"}
+
+
+def reproduce_command(settings: dict[str, str]) -> str:
+    """The evaluate-pack command line that repeats a report (only the options that differ from the defaults)."""
+    return command_line("python -m medsynth evaluate-pack", changed_options(settings, _settings(PackEvaluationConfig()), COMPARABLE))
+
+
+def pack_settings(pack) -> dict:
+    """The registry's generation settings of a pack: two reports with different ones do not compare."""
+    return {"default_steps": pack.default_steps, "default_guidance": pack.default_guidance}
+
+
+def merge_results(
+    path: Path, pack: str, config: PackEvaluationConfig, name: str, result: dict, order: list[str] = (), pack_settings: dict | None = None,
+) -> dict:  # fmt: skip
+    """Read-modify-write of results.json: one domain at a time, so domains can be evaluated in separate runs.
+
+    Domains are kept in `order` (the registry's), however the runs were split; others go last."""
+    results = json.loads(path.read_text()) if path.exists() else {}
+    settings = _settings(config)
+    earlier = {**_settings(PackEvaluationConfig()), **results.get("config", {})}  # older reports lack newer fields
+    same_pack = results.get("pack") == pack and results.get("pack_settings") == pack_settings
+    if not same_pack or any(earlier[k] != settings[k] for k in COMPARABLE):  # never mix packs, splits or settings
+        results = {"pack": pack, "domains": {}}
+    results["config"] = settings
+    results["pack_settings"] = pack_settings
+    results["domains"][name] = result
+    rank = {domain: i for i, domain in enumerate(order)}
+    results["domains"] = dict(sorted(results["domains"].items(), key=lambda item: rank.get(item[0], len(rank))))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2, default=float))
+    tmp.replace(path)
+    return results
+
+

@@ -1,0 +1,212 @@
+"""Markdown for the research commands' reports, kept apart from what they compute.
+
+Every function here turns results (dicts and frames as the commands store them) into text; none
+computes a measurement. The evaluator-panel helpers read stored results and are shared with the
+model card.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+MODES = {"base": "bare shared base", "lora": "base + domain LoRA", "validated": "base + LoRA + validation loop"}
+
+
+def panel_f1(mode_result: dict) -> list[float]:
+    """Generated-image macro-F1 under every evaluator of the panel (the primary alone in older reports)."""
+    return mode_result.get("evaluator_macro_f1_panel") or [mode_result["evaluator_macro_f1"]]
+
+
+def panel_mean(mode_result: dict) -> float:
+    return float(np.mean(panel_f1(mode_result)))
+
+
+def f1_text(mode_result: dict) -> str:
+    """The panel's mean F1, with its lowest and highest where there is more than one evaluator."""
+    values = panel_f1(mode_result)
+    mean = panel_mean(mode_result)
+    return f"{mean:.3f}" if len(values) == 1 else f"{mean:.3f} ({min(values):.3f}–{max(values):.3f})"
+
+
+def lora_verdict(base: dict, lora: dict) -> tuple[bool, int, int]:
+    """(LoRA better on both, evaluators preferring it, panel size): Fréchet distance lower, and F1 higher
+    under every evaluator, so that no verdict rests on one evaluator's quirks."""
+    pairs = list(zip(panel_f1(base), panel_f1(lora)))
+    preferring = sum(l > b for b, l in pairs)
+    return lora["frechet_distance"] < base["frechet_distance"] and preferring == len(pairs), preferring, len(pairs)
+
+
+PUBLISHED_F1 = 0.6727  # SD+LoRA PathMNIST generated-image F1
+
+
+def render_pack_report(results: dict, command: str, bars: Mapping[str, float | None]) -> str:
+    """evaluate-pack's REPORT.md; `bars`: the classifier accuracy each domain is asked for (registry)."""
+    split = results["config"].get("split", "test")
+    lines = [f"# Evaluation of the `{results['pack']}` pack", "", f"Real {split} split of each domain; generated images: "
+             f"{results['config']['per_class']} per class, seeds fixed. Reproduce: `{command}`.", ""]  # fmt: skip
+    if results.get("pack_settings"):
+        p = results["pack_settings"]
+        lines += [f"Pack settings: {p['default_steps']} steps, guidance {p['default_guidance']}.", ""]
+    degrade = {name: r["evaluator_degrade"] for name, r in results["domains"].items() if "evaluator_degrade" in r}
+    if degrade:
+        shares = ", ".join(f"{name} {share:.0%}" for name, share in degrade.items())
+        lines += [f"Evaluators (EfficientNet-Lite0, measurement only): share of training images slightly blurred or noised: {shares}.", ""]
+    panels = {name: len(r["evaluator_panel_seeds"]) for name, r in results["domains"].items() if len(r.get("evaluator_panel_seeds", [])) > 1}
+    if panels:
+        sizes = ", ".join(f"{name} {n}" for name, n in panels.items())
+        lines += [f"Evaluator panel (the same recipe, other seeds): {sizes} evaluators. Generated-image F1 is their mean, "
+                  "with the lowest and highest in brackets; the confusion matrices are the primary evaluator's.", ""]  # fmt: skip
+    lines += [f"## Real {split} images", "", "| domain | classifier acc | bar | balanced acc | macro-F1 | CLIP zero-shot | evaluator acc |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, r in results["domains"].items():
+        c = r["classifier_real_test"]
+        bar = r.get("accuracy_bar", bars.get(name))
+        lines.append(f"| {name} | {c['accuracy']:.3f} | {bar if bar else '–'} {'✅' if bar and c['accuracy'] >= bar else ('❌' if bar else '')} | {c['balanced_accuracy']:.3f} | {c['macro_f1']:.3f} | {r['clip_zero_shot_accuracy']:.3f} | {r['evaluator_real_test']['accuracy']:.3f} |")
+    by_source = {name: r["classifier_by_source"] for name, r in results["domains"].items() if r.get("classifier_by_source")}
+    for name, groups in by_source.items():
+        lines += ["", f"Classifier accuracy on {name} by source and label (a source that comes with one label can stand in for it):", "",
+                  "| source | label | images | accuracy |", "|---|---|---:|---:|"]  # fmt: skip
+        lines += [f"| {g['source']} | {g['label']} | {g['n']} | {g['accuracy']:.2f} |" for g in groups]
+    lines += ["", "## Generated images", "", "| domain | mode | evaluator macro-F1 | Fréchet (EffNet-Lite0) | floor train↔test | KID | CLIP score | classifier agreement | NN cosine median / max |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in results["domains"].items():
+        for mode, label in MODES.items():
+            m = r[mode]
+            lines.append(f"| {name} | {label} | {f1_text(m)} | {m['frechet_distance']:.1f} | {r['frechet_floor_train_vs_test']:.1f} | {m['kid']:.4f} | {m['clip_score']:.3f} | {m['classifier_agreement']:.0%} of {m['generated']} | {m['memorisation_median']:.3f} / {m['memorisation_max']:.3f} |")
+    ceilings = {name: r["autoencoder_ceiling"] for name, r in results["domains"].items() if "autoencoder_ceiling" in r}
+    if ceilings:
+        lines += ["", "## What the autoencoder lets through", "",
+                  f"The real {split} images themselves, encoded and decoded: no generated image can carry more detail or class "
+                  "evidence than this (the Fréchet distance compares each image with its own reconstruction, so it flatters).", "",
+                  "| domain | evaluator macro-F1 real → reconstructed | Fréchet reconstructed ↔ real | base + LoRA, same evaluator |",
+                  "|---|---|---:|---|"]  # fmt: skip
+        for name, ceiling in ceilings.items():
+            r = results["domains"][name]
+            real_f1 = r["evaluator_real_test"]["macro_f1"]
+            lines.append(f"| {name} | {real_f1:.3f} → {ceiling['evaluator_macro_f1']:.3f} | {ceiling['frechet_distance']:.1f} | "
+                         f"F1 {r['lora']['evaluator_macro_f1']:.3f}, Fréchet {r['lora']['frechet_distance']:.1f} |")  # fmt: skip
+    lines += ["", "## Does the LoRA earn its place?", "", "| domain | LoRA guided against | Fréchet base → LoRA | evaluator F1 base → LoRA | evaluators preferring the LoRA | LoRA better on both | F1 ≥ 0.6727 |", "|---|---|---|---|---|---|---|"]
+    for name, r in results["domains"].items():
+        b, l = r["base"], r["lora"]
+        both, preferring, n = lora_verdict(b, l)
+        against = "bare base's unconditional" if r.get("base_unconditional") else "its own unconditional"
+        lines.append(f"| {name} | {against} | {b['frechet_distance']:.1f} → {l['frechet_distance']:.1f} | {f1_text(b)} → {f1_text(l)} | "
+                     f"{preferring} of {n} | {'✅' if both else '❌'} | {'✅' if panel_mean(l) >= PUBLISHED_F1 else '❌'} |")  # fmt: skip
+    lines += ["", "## Pictures", ""]
+    for name in results["domains"]:
+        lines += [f"### {name}", "", f"Real (test) vs generated, per class: ![{name} grid]({name}_grid.png)", "",
+                  f"Evaluator confusion, base + LoRA: ![{name} confusion]({name}_confusion_lora.png)", "",
+                  f"Closest generated ↔ training pairs (memorisation check): ![{name} nearest]({name}_nearest_training.png)", ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+def render_autoencoder_table(results: dict) -> str:
+    """evaluate-autoencoder's table: F1, Fréchet distance and PSNR after the round trip, F1 after each perturbation."""
+    checks = list(next(iter(results["domains"].values()))["evaluator_macro_f1_perturbed"]) if results["domains"] else []
+    lines = [f"Real {results['split']} images through {results['vae']}:", "",
+             "| domain | evaluator macro-F1 real → reconstructed | Fréchet reconstructed ↔ real | PSNR (dB) | "
+             + " | ".join(f"F1 after {c}" for c in checks) + " |", "|---|---|---:|---:|" + "---:|" * len(checks)]  # fmt: skip
+    for name, r in results["domains"].items():
+        perturbed = " | ".join(f"{r['evaluator_macro_f1_perturbed'][c]:.3f}" for c in checks)
+        lines.append(f"| {name} | {r['evaluator_macro_f1_real']:.3f} → {r['evaluator_macro_f1']:.3f} | {r['frechet_distance']:.1f} | {r['psnr_db']:.1f} | {perturbed} |")
+    lines += ["", "The last columns: the real images slightly blurred or noised, no autoencoder involved. An evaluator "
+              "whose F1 falls there judges image quality, not the finding (`train evaluator --degrade`)."]  # fmt: skip
+    return "\n".join(lines)
+
+
+def render_generated_report(results: dict) -> str:
+    """`evaluate`'s REPORT.md for one folder of generated images."""
+    fid = results["inception_fid"]
+    lines = [
+        f"# Evaluation of `{results['generated_dir']}` ({results['domain']})", "",
+        f"{results['n_generated']} generated images against {results['n_real_test']} real test images.", "",
+        "| measure | value |", "|---|---:|",
+        f"| Fréchet distance (EfficientNet-Lite0 features) | {results['frechet_distance_effnet']:.2f} |",
+        f"| KID (EfficientNet-Lite0 features) | {results['kid_effnet']:.4f} |",
+        f"| Inception FID (torchmetrics) | {'not available offline' if fid is None else f'{fid:.2f}'} |",
+        f"| evaluator macro-F1 | {results['evaluator_macro_f1']:.3f} |",
+        f"| CLIP score | {results.get('clip_score', float('nan')):.3f} |",
+        f"| nearest training image cosine, median / max | {results['memorisation_median']:.3f} / {results['memorisation_max']:.3f} |",
+        "", "![confusion](confusion.png)", "", "Closest generated ↔ training pairs: ![nearest](nearest_training.png)", "",
+    ]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _mean_sd(mean: float, sd: float, sign: str = "") -> str:
+    return f"{mean:{sign}.3f}" + ("" if pd.isna(sd) else f" ± {sd:.3f}")
+
+
+def _p(p: float) -> str:
+    return "" if pd.isna(p) else f" (p={p:.2f})"
+
+
+def _cell(summary_row: pd.Series, metric: str) -> str:
+    return _mean_sd(summary_row[f"{metric}_mean"], summary_row[f"{metric}_std"])
+
+
+def render_augment_report(
+    setup: dict, summary: pd.DataFrame, differences: pd.DataFrame, minority: list[str], conditions: Mapping[str, str], metrics: list[str], command: str,
+) -> str:  # fmt: skip
+    """augment-experiment's REPORT.md: counts, results per condition, differences to oversampling, pictures."""
+    classes = setup["classes"]
+    counts = "\n".join(
+        f"| {c}{' (minority)' if c in minority else ''} | {setup['real_train_counts'][i]} | "
+        f"{setup['synthetic_counts']['unvalidated'][i]} | {setup['synthetic_counts']['validated'][i]} |"
+        for i, c in enumerate(classes)
+    )
+    header = "| condition | seeds | train images | balanced acc | macro-F1 | " + " | ".join(f"recall {c}" for c in minority) + " | mean rare recall |"
+    rule = "|" + "---|" * (6 + len(minority))
+    rows = [
+        f"| {conditions[r['condition']]} | {r['seeds']} | {r['n_train']} | " + " | ".join(_cell(r, m) for m in metrics) + " |"
+        for _, r in summary.iterrows()
+    ]
+    diff_rows = [
+        f"| {conditions[r['condition']]} | {r['pairs']} | "
+        + " | ".join(_mean_sd(r[f"{m}_diff_mean"], r[f"{m}_diff_sd"], "+") + _p(r[f"{m}_p"]) for m in ("macro_f1", "balanced_accuracy", "rare_recall"))
+        + " |"
+        for _, r in differences.iterrows()
+    ]
+    config = setup["config"]
+    return f"""# Augmentation experiment: {setup['domain']}
+
+Does adding synthetic images of the minority classes ({', '.join(minority)}) help a classifier more
+than plain oversampling? Same classifier (ResNet-18 family from scratch, base width {config['base_width']},
+{config['image_size']} px), same {setup['steps_per_run']} optimisation steps, augmentation and model
+selection on the real val split in every run; only the training set (or loss weights) changes.
+Measured on the real test split ({setup['n_test']} images). Hardware: {setup['hardware']}.
+Reproduce: `{command}`.
+
+## Training images per class
+
+| class | real train | synthetic unvalidated | synthetic validated (accepted) |
+|---|---|---|---|
+{counts}
+
+Oversampling adds as many random duplicates of each minority class as the unvalidated synthetic set
+adds images; the class-balanced loss weights classes ∝ 1 / count; synthetic-only trains on the
+validated synthetic images of every class.
+
+## Results (mean ± sd over seeds)
+
+{header}
+{rule}
+{chr(10).join(rows)}
+
+![conditions](conditions.png)
+
+## Difference to random oversampling (paired by seed, mean ± sd, paired t-test p)
+
+With a handful of seeds only large, consistent differences reach p < 0.05; read the p-values as a
+guide, not a verdict (several comparisons, no multiplicity correction).
+
+| condition | pairs | macro-F1 | balanced acc | mean rare recall |
+|---|---|---|---|---|
+{chr(10).join(diff_rows)}
+
+## Synthetic minority images (real, unvalidated, validated)
+
+![synthetic minority](synthetic_minority.png)
+
+Per-run records: `runs.jsonl`; summary: `summary.csv`; setup: `setup.json`.
+"""

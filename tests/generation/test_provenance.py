@@ -1,0 +1,54 @@
+import numpy as np
+from PIL import Image
+
+from medsynth.generation.provenance import add_synthetic_mark, png_bytes, read_provenance, save_png
+
+RECORD = {
+    "prompt": "chest X-ray with pneumonia",
+    "seed": 7,
+    "pack": "mini",
+    "base": "models/mini/base",
+    "adapter": "models/mini/lora/chest_xray",
+    "scheduler": "DPM++",
+    "steps": 20,
+    "guidance": 4.0,
+    "scores": {"predicted": "pneumonia", "confidence": 0.91, "clip_cosine": 0.31},
+}
+
+
+def test_png_carries_provenance_text_chunks_and_reads_back(tmp_path):
+    image = Image.fromarray(np.full((64, 64, 3), 120, np.uint8))
+    path = save_png(image, tmp_path / "x.png", RECORD)
+    back = read_provenance(path)
+    assert back["synthetic"] is True
+    for key, value in RECORD.items():
+        assert back[key] == value
+    raw = Image.open(path).text  # plain tEXt chunks, readable by any PNG tool
+    assert raw["synthetic"] == "true" and raw["seed"] == "7" and raw["prompt"] == RECORD["prompt"]
+    assert read_provenance(png_bytes(image, RECORD)) == back
+
+
+def test_visible_mark_changes_only_the_bottom_band():
+    image = Image.fromarray(np.full((300, 300, 3), 120, np.uint8))
+    marked = np.asarray(add_synthetic_mark(image)).astype(int)
+    assert marked.shape == (300, 300, 3)
+    assert (marked[:270] == 120).all()
+    band = marked[-25:]
+    assert (band == 0).any() and (band[..., 0] > 200).any()  # black band with yellow letters
+
+
+def test_small_images_are_enlarged_so_the_mark_is_legible_and_the_native_size_is_recorded():
+    image = Image.fromarray(np.full((64, 64, 3), 120, np.uint8))
+    marked = add_synthetic_mark(image)
+    assert marked.size == (256, 256)
+    yellow = np.argwhere(np.asarray(marked)[..., 0] > 200)
+    assert yellow[:, 1].min() > 5 and yellow[:, 1].max() < 250  # the whole word fits inside the image
+    assert read_provenance(png_bytes(image, RECORD))["native_size"] == [64, 64]
+    unmarked = Image.open(__import__("io").BytesIO(png_bytes(image, RECORD, mark=False)))
+    assert unmarked.size == (64, 64)
+
+
+def test_plain_png_has_no_provenance(tmp_path):
+    path = tmp_path / "plain.png"
+    Image.new("RGB", (8, 8)).save(path)
+    assert read_provenance(path) == {}

@@ -1,0 +1,201 @@
+"""`evaluate-pack`: per-domain results merge across runs, and the report's verdicts follow its numbers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from medsynth.cli import main
+from medsynth.registry import load_registry
+from medsynth.research.config import PackEvaluationConfig
+from medsynth.research.evaluate_autoencoder import psnr_db
+from medsynth.research.evaluate_pack import merge_results, reproduce_command
+from medsynth.research.reports import render_pack_report
+
+
+def render_report(results: dict) -> str:
+    bars = {name: load_registry().get_domain(name).sources_for("mini").accuracy_bar for name in results["domains"]}
+    return render_pack_report(results, reproduce_command(results["config"]), bars)
+
+
+def test_results_of_separate_runs_merge_and_another_pack_starts_over(tmp_path):
+    path = tmp_path / "results.json"
+    config = PackEvaluationConfig(out=tmp_path)
+    merge_results(path, "mini", config, "chest_xray", {"x": 1})
+    merged = merge_results(path, "mini", config, "brain_mri", {"x": 2})
+    assert merged["domains"] == {"chest_xray": {"x": 1}, "brain_mri": {"x": 2}}
+    assert json.loads(path.read_text()) == merged
+    ordered = merge_results(path, "mini", config, "dermatology", {"x": 0}, order=["dermatology", "brain_mri", "chest_xray"])
+    assert list(ordered["domains"]) == ["dermatology", "brain_mri", "chest_xray"]  # registry order, not run order
+    assert merge_results(path, "other", config, "brain_mri", {"x": 3})["domains"] == {"brain_mri": {"x": 3}}
+    on_val = PackEvaluationConfig(out=tmp_path, split="val")  # val and test numbers never share a report
+    assert merge_results(path, "other", on_val, "chest_xray", {"x": 4})["domains"] == {"chest_xray": {"x": 4}}
+    assert merge_results(path, "other", on_val, "brain_mri", {"x": 5})["domains"] == {"chest_xray": {"x": 4}, "brain_mri": {"x": 5}}
+    stronger = PackEvaluationConfig(out=tmp_path, split="val", guidance=7.0)  # other generation settings: not comparable
+    merged = merge_results(path, "other", stronger, "chest_xray", {"x": 6})
+    assert merged["domains"] == {"chest_xray": {"x": 6}}
+    report = render_report({**merged, "domains": {}})
+    assert "Real val split" in report and "Reproduce: `python -m medsynth evaluate-pack --split val --guidance 7.0`" in report
+    more_steps = {"default_steps": 30, "default_guidance": 4.0}  # the pack's own settings count too
+    assert merge_results(path, "other", stronger, "brain_mri", {"x": 7}, pack_settings=more_steps)["domains"] == {"brain_mri": {"x": 7}}
+    merged = merge_results(path, "other", stronger, "chest_xray", {"x": 8}, pack_settings=more_steps)
+    assert merged["domains"] == {"brain_mri": {"x": 7}, "chest_xray": {"x": 8}}
+    assert "Pack settings: 30 steps, guidance 4.0." in render_report({**merged, "domains": {}})
+
+
+def test_the_lora_verdict_needs_every_evaluator_of_the_panel():
+    from medsynth.research.reports import f1_text, lora_verdict
+
+    base = {"frechet_distance": 300.0, "evaluator_macro_f1": 0.70, "evaluator_macro_f1_panel": [0.70, 0.60, 0.65]}
+    lora = {"frechet_distance": 280.0, "evaluator_macro_f1": 0.75, "evaluator_macro_f1_panel": [0.75, 0.70, 0.64]}
+    assert lora_verdict(base, lora) == (False, 2, 3)  # higher on average, but one evaluator prefers the base
+    lora["evaluator_macro_f1_panel"][2] = 0.66
+    assert lora_verdict(base, lora) == (True, 3, 3)
+    assert lora_verdict(base, {**lora, "frechet_distance": 301.0}) == (False, 3, 3)
+    older = {"frechet_distance": 250.0, "evaluator_macro_f1": 0.8}  # a report from before the panel: its one evaluator
+    assert lora_verdict({"frechet_distance": 260.0, "evaluator_macro_f1": 0.7}, older) == (True, 1, 1)
+    assert f1_text({"evaluator_macro_f1_panel": [0.6, 0.7, 0.8]}) == "0.700 (0.600–0.800)"
+    assert f1_text({"evaluator_macro_f1": 0.5}) == "0.500"
+
+
+def test_the_evaluator_panel_is_the_primary_then_other_seeds(tmp_path, monkeypatch):
+    from medsynth.models.evaluator import evaluator_folder
+    from medsynth.research.evaluators import load_evaluator_panel
+    from tests.support.tiny_pack import save_tiny_classifier
+    monkeypatch.setenv("MEDSYNTH_RUNS", str(tmp_path))
+    classes = ["normal", "pneumonia", "covid19"]
+    for seed in (3, 1, 12):
+        save_tiny_classifier(evaluator_folder("chest_xray", seed), classes, seed=seed, image_size=64)
+    (tmp_path / "evaluators" / "chest_xray-seed5").mkdir()  # unfinished: no config yet
+    save_tiny_classifier(tmp_path / "evaluators" / "chest_xray_old", classes, seed=0, image_size=64)
+    assert evaluator_folder("chest_xray").name == "chest_xray" and evaluator_folder("chest_xray", 3).name == "chest_xray-seed3"
+    assert list(load_evaluator_panel("chest_xray")) == [1, 3, 12]
+
+
+def test_accuracy_by_source_and_label():
+    import pandas as pd
+
+    from medsynth.research.evaluate_pack import accuracy_by_group
+
+    frame = pd.DataFrame({"source": ["adult", "adult", "adult", "child"], "label": ["covid", "covid", "normal", "normal"]})
+    groups = accuracy_by_group(frame, np.array([True, False, False, True]), "source")
+    assert groups == [{"source": "adult", "label": "covid", "n": 2, "accuracy": 0.5},
+                      {"source": "adult", "label": "normal", "n": 1, "accuracy": 0.0},
+                      {"source": "child", "label": "normal", "n": 1, "accuracy": 1.0}]  # fmt: skip
+
+
+def test_unknown_split_is_a_one_line_error(capsys):
+    assert main(["evaluate-pack", "--split", "train"]) == 1
+    assert "split must be val or test" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def chest_evaluator_runs(real_data, tmp_path_factory):
+    """A runs folder holding a one-epoch chest_xray evaluator (trained on partly degraded images), shared by
+    the tests that measure with it."""
+    runs = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEDSYNTH_RUNS", str(runs))
+        assert main(["train", "evaluator", "--domain", "chest_xray", "--epochs", "1", "--degrade", "0.5"]) == 0
+    record = json.loads((runs / "evaluators" / "chest_xray" / "training_evaluator.json").read_text())
+    assert record["config"]["degrade"] == 0.5
+    return runs
+
+
+def test_evaluate_pack_on_real_chest_films_writes_a_consistent_report(chest_evaluator_runs, tmp_path, monkeypatch):
+    """The embedded pack, a one-epoch evaluator, 2 images per class and 2 steps: every section, every picture."""
+    import shutil
+
+    monkeypatch.setenv("MEDSYNTH_RUNS", str(chest_evaluator_runs))
+    evaluators = chest_evaluator_runs / "evaluators"
+    shutil.copytree(evaluators / "chest_xray", evaluators / "chest_xray-seed7", dirs_exist_ok=True)  # a panel of two
+    out = tmp_path / "report"
+    assert main(["evaluate-pack", "--domains", "chest_xray", "--per-class", "2", "--steps", "2", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    chest = results["domains"]["chest_xray"]
+    assert chest["evaluator_panel_seeds"] == [1, 7]
+    for mode in ("base", "lora", "validated"):
+        assert chest[mode]["n_images"] == 6 and 0 <= chest[mode]["evaluator_macro_f1"] <= 1
+        assert chest[mode]["evaluator_macro_f1_panel"] == [chest[mode]["evaluator_macro_f1"]] * 2  # same weights, same F1
+        assert chest[mode]["frechet_distance"] > 0 and (out / f"chest_xray_confusion_{mode}.png").is_file()
+    assert chest["frechet_floor_train_vs_test"] > 0
+    for picture in ("grid", "nearest_training"):
+        assert (out / f"chest_xray_{picture}.png").stat().st_size > 1000
+    report = (out / "REPORT.md").read_text()
+    assert report == render_report(results)
+    accuracy = chest["classifier_real_test"]["accuracy"]
+    bar = load_registry().get_domain("chest_xray").sources_for("mini").accuracy_bar
+    assert chest["accuracy_bar"] == bar
+    verdict = "✅" if accuracy >= bar else "❌"
+    assert f"| chest_xray | {accuracy:.3f} | {bar} {verdict} |" in report
+    base, lora = chest["base"], chest["lora"]
+    both = lora["frechet_distance"] < base["frechet_distance"] and lora["evaluator_macro_f1"] > base["evaluator_macro_f1"]
+    preferring = 2 if lora["evaluator_macro_f1"] > base["evaluator_macro_f1"] else 0
+    assert f"| {preferring} of 2 | {'✅' if both else '❌'} |" in report.split("Does the LoRA earn its place?")[1]
+    assert "Evaluator panel (the same recipe, other seeds): chest_xray 2 evaluators." in report
+    assert "| chest_xray | its own unconditional |" in report  # the registry's guidance for this adapter
+    ceiling = chest["autoencoder_ceiling"]
+    assert 0 <= ceiling["evaluator_macro_f1"] <= 1 and ceiling["frechet_distance"] > 0
+    real_f1 = chest["evaluator_real_test"]["macro_f1"]
+    assert f"| chest_xray | {real_f1:.3f} → {ceiling['evaluator_macro_f1']:.3f} | {ceiling['frechet_distance']:.1f} |" in report
+    assert chest["evaluator_degrade"] == 0.5  # read from the evaluator's training record
+    assert "share of training images slightly blurred or noised: chest_xray 50%." in report
+    groups = chest["classifier_by_source"]  # chest_xray's metadata names each film's collection
+    assert sum(g["n"] for g in groups) == chest["n_test"]
+    assert sum(g["n"] * g["accuracy"] for g in groups) / chest["n_test"] == pytest.approx(accuracy)
+    assert {g["label"] for g in groups if g["source"].startswith("pediatric")} == {"normal", "pneumonia"}
+    first = groups[0]
+    assert f"| {first['source']} | {first['label']} | {first['n']} | {first['accuracy']:.2f} |" in report
+
+
+def test_perturbations_are_slight_and_the_training_degradation_touches_its_share():
+    import torch
+
+    from medsynth.data.perturbations import blur, noise, perturb_uint8, random_degradation
+    from medsynth.training.evaluator import EvaluatorTrainConfig, train_evaluator
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(8, 3, 32, 32, generator=generator)
+    blurred = blur(images, 0.8)
+    assert blurred.shape == images.shape and blurred.std() < images.std()
+    assert blurred.mean() == pytest.approx(images.mean().item(), abs=0.02) and torch.equal(blur(images, 0.0), images)
+    noisy = noise(images, 35.0, generator)
+    assert 10 * torch.log10(1 / ((noisy - images) ** 2).mean()).item() == pytest.approx(35.0, abs=0.3)
+    assert torch.equal(random_degradation(images, 0.0, generator), images)
+    changed = (random_degradation(images, 1.0, generator) != images).flatten(1).any(1)
+    assert changed.all()
+    uint8 = (images.permute(0, 2, 3, 1) * 255).byte().numpy()
+    out = perturb_uint8(uint8, "noise 35 dB")
+    assert out.dtype == np.uint8 and out.shape == uint8.shape and 30 < psnr_db(uint8, out) < 40
+    with pytest.raises(ValueError, match="degrade is a share of training images, between 0 and 1; got 2.0"):
+        train_evaluator(EvaluatorTrainConfig(domain="chest_xray", degrade=2.0))
+
+
+def test_psnr_of_identical_and_of_known_noise_images():
+    real = np.full((2, 4, 4, 3), 100, dtype=np.uint8)
+    assert psnr_db(real, real) > 90
+    assert psnr_db(real, real + 10) == pytest.approx(10 * np.log10(255**2 / 100))
+
+
+def test_evaluate_autoencoder_measures_what_the_pack_autoencoder_lets_through(chest_evaluator_runs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MEDSYNTH_RUNS", str(chest_evaluator_runs))
+    out = tmp_path / "ceiling.json"
+    assert main(["evaluate-autoencoder", "--domains", "chest_xray", "--out", str(out)]) == 0
+    chest = json.loads(out.read_text())["domains"]["chest_xray"]
+    assert chest["n_images"] == 99 and set(chest["evaluator_per_class_recall"]) == {"normal", "pneumonia", "covid19"}
+    assert 0 <= chest["evaluator_macro_f1"] <= 1 and chest["frechet_distance"] > 0
+    assert 20 < chest["psnr_db"] < 45  # a trained autoencoder: close, not identical
+    printed = capsys.readouterr().out
+    assert f"| chest_xray | {chest['evaluator_macro_f1_real']:.3f} → {chest['evaluator_macro_f1']:.3f} |" in printed
+    perturbed = chest["evaluator_macro_f1_perturbed"]
+    assert set(perturbed) == {"blur 0.5 px", "blur 0.8 px", "noise 35 dB"} and all(0 <= v <= 1 for v in perturbed.values())
+    assert f"| {perturbed['blur 0.5 px']:.3f} | {perturbed['blur 0.8 px']:.3f} | {perturbed['noise 35 dB']:.3f} |" in printed
+    # by default the numbers go under runs/, never into the pack folder the autoencoder came from
+    assert main(["evaluate-autoencoder", "--domains", "chest_xray"]) == 0
+    assert (chest_evaluator_runs / "autoencoder_ceilings" / "base_val.json").is_file()
+    # a folder that is not an autoencoder, or the training split: one line each, no traceback
+    assert main(["evaluate-autoencoder", "--vae", str(tmp_path), "--domains", "chest_xray"]) == 1
+    assert main(["evaluate-autoencoder", "--split", "train", "--domains", "chest_xray"]) == 1
+    assert "is not an AutoencoderKL folder" in capsys.readouterr().err

@@ -1,0 +1,250 @@
+"""The Rate and Studies tabs: callbacks called directly, the app's wiring, and keyboard shortcuts in Chromium."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+
+from medsynth.paths import PROJECT_ROOT
+from medsynth.studies import Answers, StudySpec
+from medsynth.studies.build import build_study, resolve_cells
+from medsynth.ui import rate_tab, studies_tab
+from medsynth.ui.app import CSS, create_app
+from medsynth.ui.studio import Studio
+from medsynth.ui.study_place import StudyPlace
+from tests.support.loadtest import write_sample_data
+
+TOKEN = "s3cret-admin"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+# what rate_tab.sign_in / submit / move return, in order
+STATE, IMAGE, PROMPT, PROGRESS, TICKET, REALISM, ALIGNMENT, GUESS, CONFIDENCE, COMMENT, STATUS = range(11)
+
+
+@pytest.fixture(scope="module")
+def data_folder(tmp_path_factory):
+    return write_sample_data(tmp_path_factory.mktemp("data"), {"alpha": ["a1", "a2", "a3"]}, 3)
+
+
+@pytest.fixture(scope="module")
+def studio(engine, tiny_registry, data_folder, tmp_path_factory):
+    return Studio(tiny_registry, "tiny", engine, reference_root=data_folder, workdir=tmp_path_factory.mktemp("work"))
+
+
+@pytest.fixture
+def place(tmp_path):
+    return StudyPlace.create(tmp_path / "studies" / "studies.db", TOKEN)
+
+
+def new_study(place, studio, asks_alignment=True, n_synthetic=1, n_real=1):
+    spec = StudySpec("ui", resolve_cells(studio.registry, ["alpha"], ["a1", "a2"]), n_synthetic, n_real, seed=2, asks_alignment=asks_alignment)
+    return build_study(place.store, spec, studio.registry, studio.engine, studio.reference_root)
+
+
+def test_app_has_rate_and_studies_tabs_and_only_the_rating_api(studio, tmp_path):
+    app = create_app(studio, studies_db=str(tmp_path / "s" / "studies.db"), admin_token=TOKEN)
+    labels = [block.label for block in app.blocks.values() if isinstance(block, gr.Tab)]
+    assert labels[-2:] == ["Rate", "Studies"]
+    names = {dep.api_name for dep in app.fns.values() if dep.api_name}
+    assert {"rate_sign_in", "rate_submit", "rate_previous", "rate_next"} <= names
+    assert not any(re.search("study|admin|export|unlock", name) for name in names)  # admin actions have no API
+    assert app.study_place.admin_token == TOKEN and not (tmp_path / "s" / "studies.db").exists()  # opened on first use
+
+
+def test_admin_token_comes_from_the_environment_and_is_required(monkeypatch, tmp_path):
+    monkeypatch.setenv("MEDSYNTH_ADMIN_TOKEN", "from-env")
+    assert StudyPlace.create(tmp_path / "a.db").is_admin("from-env")
+    monkeypatch.delenv("MEDSYNTH_ADMIN_TOKEN")
+    locked = StudyPlace.create(tmp_path / "a.db")
+    assert not locked.admin_enabled and not locked.is_admin("") and not locked.is_admin(None)
+    with pytest.raises(gr.Error, match="locked"):
+        studies_tab.unlock(locked, "anything")
+
+
+def test_rater_signs_in_rates_goes_back_and_revises(place, studio):
+    study = new_study(place, studio)
+    shown = rate_tab.sign_in(place, study.code, "rita")
+    assert "Signed in as **rita**" in shown[STATUS] and shown[-1].visible
+    assert "0 of 4 rated" in shown[PROGRESS] and "image 1 of 4" in shown[PROGRESS]
+    assert shown[PROMPT].startswith("**Prompt:** alpha scan showing")
+    assert re.fullmatch(r"[0-9a-f]{64}\.png", Path(shown[IMAGE]).name)  # the file name gives nothing away
+    with Image.open(shown[IMAGE]) as image:
+        assert not getattr(image, "text", {})
+    assert [shown[i].value for i in (REALISM, ALIGNMENT, GUESS, CONFIDENCE)] == [None, None, None, None]
+    assert shown[ALIGNMENT].visible
+    first_ticket = shown[TICKET]
+    shown = rate_tab.submit(place, shown[STATE], first_ticket, 4, 2, "synthetic", 3, "grainy")
+    assert shown[STATUS] == "Saved." and "1 of 4 rated" in shown[PROGRESS] and "image 2 of 4" in shown[PROGRESS]
+    with pytest.raises(gr.Error, match="Answer this image first"):
+        rate_tab.move(place, shown[STATE], 1)
+    with pytest.raises(gr.Error, match="already recorded"):
+        rate_tab.submit(place, shown[STATE], first_ticket, 1, 1, "real", 1, "")  # a double click / replay
+    back = rate_tab.move(place, shown[STATE], -1)
+    assert [back[i].value for i in (REALISM, ALIGNMENT, GUESS, CONFIDENCE)] == [4, 2, "synthetic", 3]
+    assert back[COMMENT] == "grainy" and "You rated this image before" in back[STATUS]
+    again = rate_tab.submit(place, back[STATE], back[TICKET], 5, 2, "real", 4, "")
+    assert "replaced" in again[STATUS] and "1 of 4 rated" in again[PROGRESS]
+    rows = place.store.ratings(study.code)
+    assert len(rows) == 1 and (rows[0]["realism"], rows[0]["guess"], rows[0]["revisions"]) == (5, "real", 1)
+    # nothing the rater sees names the source, the class code or anyone else's answers
+    shown_text = " ".join(str(v) for v in again if isinstance(v, str))
+    assert "synthetic" not in shown_text.lower().replace("real or synthetic", "") and "provenance" not in shown_text
+
+
+def test_rater_sees_the_end_and_a_study_without_alignment_hides_it(place, studio):
+    study = new_study(place, studio, asks_alignment=False, n_synthetic=0, n_real=1)
+    shown = rate_tab.sign_in(place, study.code, "sam")
+    assert shown[PROMPT] == "" and not shown[ALIGNMENT].visible
+    for _ in range(2):
+        shown = rate_tab.submit(place, shown[STATE], shown[TICKET], 3, None, "real", 2, None)
+    assert shown[IMAGE] is None and shown[TICKET] == "" and "All 2 images rated" in shown[STATUS]
+    assert not shown[REALISM].interactive
+    resumed = rate_tab.sign_in(place, study.code, "sam")
+    assert "continuing after your 2 rated" in resumed[STATUS]
+
+
+def test_closing_a_study_stops_raters_in_the_middle(place, studio):
+    study = new_study(place, studio)
+    shown = rate_tab.sign_in(place, study.code, "uma")
+    place.store.close_study(study.code)
+    with pytest.raises(gr.Error, match="is closed"):
+        rate_tab.submit(place, shown[STATE], shown[TICKET], 3, 3, "real", 3, "")
+    with pytest.raises(gr.Error, match="is closed"):
+        rate_tab.move(place, shown[STATE], 1)
+    assert place.store.ratings(study.code) == []
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda p, s, c: rate_tab.sign_in(p, "WRONGCODE", "x"), "no study has the code"),
+        (lambda p, s, c: rate_tab.sign_in(p, c, "bad id!"), "rater id must be"),
+        (lambda p, s, c: rate_tab.submit(p, None, "t", 3, 3, "real", 3, ""), "Sign in"),
+        (lambda p, s, c: rate_tab.submit(p, s[STATE], s[TICKET], None, 3, "real", 3, ""), "realism is missing"),
+        (lambda p, s, c: rate_tab.submit(p, s[STATE], s[TICKET], 7, 3, "real", 3, ""), "realism must be a whole number from 1 to 5"),
+        (lambda p, s, c: rate_tab.submit(p, s[STATE], s[TICKET], 3, 3, None, 3, ""), "answer 'real' or 'synthetic'"),
+        (lambda p, s, c: rate_tab.submit(p, s[STATE], s[TICKET] + "0", 3, 3, "real", 3, ""), "forged"),
+    ],
+)
+def test_rate_tab_refuses_bad_input_with_a_message(place, studio, call, message):
+    study = new_study(place, studio)
+    shown = rate_tab.sign_in(place, study.code, "tom")
+    with pytest.raises(gr.Error, match=re.escape(message)):
+        call(place, shown, study.code)
+    assert place.store.ratings(study.code) == []
+
+
+def test_admin_actions_need_the_token(place, studio):
+    study = new_study(place, studio)
+    with pytest.raises(gr.Error, match="not the admin token"):
+        studies_tab.unlock(place, "guess")
+    for wrong in ("", "guess", None, TOKEN + " "):
+        for action in (
+            lambda c: studies_tab.create_study(studio, place, c, "x", ["alpha"], [], 0, 1, 0, True, ""),
+            lambda c: studies_tab.show_results(place, c, study.code),
+            lambda c: studies_tab.close_study(place, c, study.code),
+            lambda c: studies_tab.export(studio, place, c, study.code, True),
+            lambda c: studies_tab.refresh(place, c, study.code),
+        ):
+            with pytest.raises(gr.Error, match="Admin only"):
+                action(wrong)
+    assert [s.code for s in place.store.list_studies()] == [study.code] and place.store.get_study(study.code).is_open
+
+
+def test_admin_creates_follows_analyses_exports_and_closes_a_study(place, studio):
+    credential, panel, message, table, picker = studies_tab.unlock(place, TOKEN)
+    assert credential == TOKEN and panel.visible and table.empty
+    classes = studies_tab.class_picker(studio, ["alpha"])
+    assert [v for _, v in classes.choices] == ["alpha/a1", "alpha/a2", "alpha/a3"] == classes.value
+    assert ("Gamma (gamma scan) — real images only", "gamma") in studies_tab.domain_options(studio)
+    with pytest.raises(gr.Error, match="real images per class must be a whole number"):
+        studies_tab.create_study(studio, place, TOKEN, "t", ["alpha"], ["alpha/a1"], 1, 2.5, 0, True, "")
+    with pytest.raises(gr.Error, match="lists only 3 real image"):
+        studies_tab.create_study(studio, place, TOKEN, "t", ["alpha"], ["alpha/a1"], 1, 4, 0, True, "")
+    message, table, picker = studies_tab.create_study(
+        studio, place, TOKEN, "Alpha pilot", ["alpha"], ["alpha/a1", "alpha/a2"], 2, 1, 9, True, "ana, ben"
+    )
+    code = re.search(r"Study \*\*(\w+)\*\* is open with 6 images", message).group(1)
+    assert picker.value == code and table.loc[0, "code"] == code and table.loc[0, "items"] == 6
+    assert place.store.get_study(code).raters == ("ana", "ben")
+    for rater in ("ana", "ben"):
+        session = place.store.sign_in(code, rater)
+        for k in range(6):
+            place.store.submit(session, place.store.view(session).ticket, Answers(1 + k % 5, ("real", "synthetic")[k % 2], 3, 4))
+    summary, figure, scores, detection, agreement = studies_tab.show_results(place, TOKEN, code)
+    assert "12 rating(s) by 2 rater(s) of 6 image(s)" in summary and isinstance(figure, Figure)
+    assert len(figure.axes) == 3  # realism, alignment, accuracy
+    assert set(scores["source"]) == {"real", "synthetic"} and detection.iloc[-1]["ratings"] == 12
+    assert "Fleiss' kappa, real or synthetic" in set(agreement["measure"])
+    files, note = studies_tab.export(studio, place, TOKEN, code, True)
+    assert sorted(Path(f).name for f in files) == ["manifest.csv", "manifest.parquet", "ratings.csv", "ratings.parquet"]
+    assert "12 rating(s) (pseudonymised)" in note
+    exported = pd.read_csv(next(f for f in files if f.endswith("ratings.csv")))
+    assert len(exported) == 12 and not {"ana", "ben"} & set(exported["rater"])
+    message, table, picker = studies_tab.close_study(place, TOKEN, code)
+    assert "closed" in message and table.loc[0, "status"] == "closed"
+    with pytest.raises(gr.Error, match="is closed"):
+        rate_tab.sign_in(place, code, "ana")
+
+
+# ----------------------------------------------------------- in Chromium
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (apt-get install chromium)")
+def test_keyboard_shortcuts_answer_submit_and_navigate(studio, tmp_path_factory):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    place_dir = tmp_path_factory.mktemp("browser")
+    app = create_app(studio, studies_db=str(place_dir / "studies.db"), admin_token=TOKEN)
+    study = new_study(app.study_place, studio)
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS, show_error=False)
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.set_default_timeout(20_000)
+            page.goto(f"http://127.0.0.1:{port}")
+            page.get_by_role("tab", name="Rate", exact=True).click()
+            page.locator("#rate-code").get_by_role("textbox").fill(study.code)
+            page.locator("#rate-rater").get_by_role("textbox").fill("kim")
+            page.locator("#rate-sign-in").click()
+            page.locator("#rate-image img").wait_for()
+            page.get_by_text("0 of 4 rated").wait_for()
+            for key in ("4", "Shift+2", "s", "c"):  # realism 4, alignment 2, synthetic, confidence 3
+                page.keyboard.press(key)
+            assert page.locator("#rate-realism input:checked").count() == 1
+            page.keyboard.press("m")
+            page.keyboard.type("edge artefact 3")  # typing in the comment must not answer anything
+            page.keyboard.press("Control+Enter")
+            page.get_by_text("1 of 4 rated").wait_for()
+            rows = app.study_place.store.ratings(study.code)
+            assert [(r["realism"], r["alignment"], r["guess"], r["confidence"], r["comment"]) for r in rows] == [(4, 2, "synthetic", 3, "edge artefact 3")]
+            for key in ("1", "Shift+5", "r", "b", "Enter"):
+                page.keyboard.press(key)
+            page.get_by_text("2 of 4 rated").wait_for()
+            page.keyboard.press("p")
+            page.get_by_text("You rated this image before").wait_for()
+            checked = page.locator("#rate-realism label:has(input:checked)")
+            assert checked.inner_text().strip().startswith("1")
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "rate.png"), full_page=True)
+            assert page.locator('[data-testid="toast-body"].error').count() == 0
+            browser.close()
+    finally:
+        app.close()
+    rows = app.study_place.store.ratings(study.code)
+    assert sorted((r["realism"], r["guess"]) for r in rows) == [(1, "real"), (4, "synthetic")]
