@@ -91,9 +91,15 @@ def main() -> None:
     print(f"\n## web app under load — pack {pack}, {args.images} images × {steps} steps per request\n")
     print("| scenario | requests | ok | p50 latency s | p95 latency s | throughput images/s |")
     print("|---|---:|---:|---:|---:|---:|")
-    print(f"| one client alone | {len(solo)} | {len(solo)} | {statistics.median(solo):.2f} | {percentile(solo, 95):.2f} | {len(solo) * args.images / solo_wall:.2f} |")
-    print(f"| {args.clients} clients at once | {args.clients} | {len(crowd)} | {statistics.median(crowd):.2f} | {percentile(crowd, 95):.2f} | {len(crowd) * args.images / crowd_wall:.2f} |")
-    print(f"\nall succeeded: {failures == 0}; p50 ratio crowd/solo: {statistics.median(crowd) / statistics.median(solo):.1f}×")
+    print(
+        f"| one client alone | {len(solo)} | {len(solo)} | {statistics.median(solo):.2f} | {percentile(solo, 95):.2f} | {len(solo) * args.images / solo_wall:.2f} |"
+    )
+    print(
+        f"| {args.clients} clients at once | {args.clients} | {len(crowd)} | {statistics.median(crowd):.2f} | {percentile(crowd, 95):.2f} | {len(crowd) * args.images / crowd_wall:.2f} |"
+    )
+    print(
+        f"\nall succeeded: {failures == 0}; p50 ratio crowd/solo: {statistics.median(crowd) / statistics.median(solo):.1f}×"
+    )
     if failures:
         sys.exit(1)
 

@@ -42,7 +42,9 @@ def main() -> None:
     registry, pack, note = pack_or_tiny(args.pack)
     if note:
         print(note)
-    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, device {'cuda' if torch.cuda.is_available() else 'cpu'}")
+    print(
+        f"# torch {torch.__version__}, {torch.get_num_threads()} threads, device {'cuda' if torch.cuda.is_available() else 'cpu'}"
+    )
 
     cold = timed(lambda: MedSynth(registry, pack), 1)[0]
     engine = MedSynth(registry, pack)
@@ -51,8 +53,11 @@ def main() -> None:
     request = GenerationRequest(domain=first.name, label=first.classes[0].code, n=4, seed=0)
     engine.run(request)  # warm-up
     latency = timed(lambda: engine.run(request), args.repeats)
+
     def generation(generator: Generator, adapter: str | None):
-        return lambda: generator.generate("warm", [0, 1, 2, 3], adapter, engine.pack.default_steps, engine.pack.default_guidance)
+        return lambda: generator.generate(
+            "warm", [0, 1, 2, 3], adapter, engine.pack.default_steps, engine.pack.default_guidance
+        )
 
     generate_only = timed(generation(engine.generator, first.name), args.repeats)
     served = "guided against the bare base" if first.name in engine.generator.base_guided else "usual guidance"
@@ -88,7 +93,9 @@ def main() -> None:
         for domain in sequence:
             generator.pipe.load_lora_weights(adapters[domain].location, adapter_name="request")
             generator.pipe.set_adapters(["request"])
-            generator.pipe(prompt, num_inference_steps=steps, guidance_scale=3.0, generator=torch.Generator().manual_seed(0))
+            generator.pipe(
+                prompt, num_inference_steps=steps, guidance_scale=3.0, generator=torch.Generator().manual_seed(0)
+            )
             generator.pipe.delete_adapters("request")
 
     def with_fresh_pipeline():
@@ -109,8 +116,12 @@ def main() -> None:
     print("| measure | seconds | note |")
     print("|---|---:|---|")
     print(f"| cold start: pipeline + all adapters + scorers | {cold:.2f} | once per process |")
-    print(f"| one request: 4 images, {engine.pack.default_steps} steps, guidance {engine.pack.default_guidance:g}, scored | {statistics.median(latency):.2f} | median of {args.repeats} |")
-    print(f"| the same, generation only (no scoring), as served ({first.name}: LoRA fused, {served}) | {statistics.median(generate_only):.2f} | median of {args.repeats} |")
+    print(
+        f"| one request: 4 images, {engine.pack.default_steps} steps, guidance {engine.pack.default_guidance:g}, scored | {statistics.median(latency):.2f} | median of {args.repeats} |"
+    )
+    print(
+        f"| the same, generation only (no scoring), as served ({first.name}: LoRA fused, {served}) | {statistics.median(generate_only):.2f} | median of {args.repeats} |"
+    )
     for name, times in variant_times.items():
         print(f"| generation only, {name} | {statistics.median(times):.2f} | same run |")
     print(f"| generation only, bare base (no LoRA) | {statistics.median(generate_bare):.2f} | lower bound, same run |")

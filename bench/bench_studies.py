@@ -55,7 +55,10 @@ def main() -> None:
         data = write_sample_data(root / "data", {"alpha": ["a1", "a2"]}, half)
         store = StudyStore(root / "studies" / "studies.db")
         cells = resolve_cells(registry, ["alpha"], ["a1", "a2"])
-        studies = [build_study(store, StudySpec(name, cells, 0, half, seed=i), registry, None, data) for i, name in enumerate(["solo", "crowd", "local"])]
+        studies = [
+            build_study(store, StudySpec(name, cells, 0, half, seed=i), registry, None, data)
+            for i, name in enumerate(["solo", "crowd", "local"])
+        ]
         solo, crowd, local = (s.code for s in studies)
 
         # the store alone, in this process: what the database costs per rating
@@ -67,7 +70,11 @@ def main() -> None:
             latencies.append(time.perf_counter() - begin)
         local_row = row("store only (view+submit, no HTTP)", 2 * half, time.perf_counter() - started, latencies)
 
-        env = {"MEDSYNTH_REGISTRY": str(pack.registry_path), "MEDSYNTH_PACK": pack.pack, "MEDSYNTH_STUDIES_DB": str(store.path)}
+        env = {
+            "MEDSYNTH_REGISTRY": str(pack.registry_path),
+            "MEDSYNTH_PACK": pack.pack,
+            "MEDSYNTH_STUDIES_DB": str(store.path),
+        }
         started = time.perf_counter()
         server = AppServer(env, root / "server.log").start()
         print(f"# app.py up in {time.perf_counter() - started:.1f} s on {server.url}")

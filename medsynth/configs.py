@@ -43,7 +43,11 @@ def command_line(command: str, options: dict) -> str:
 
 def changed_options(values: dict, defaults: dict, keys) -> dict[str, str]:
     """The options among `keys` whose value differs from the default, written as the command line takes them."""
-    return {k: option_value(values[k]) for k in keys if k in values and k in defaults and option_value(values[k]) != option_value(defaults[k])}
+    return {
+        k: option_value(values[k])
+        for k in keys
+        if k in values and k in defaults and option_value(values[k]) != option_value(defaults[k])
+    }
 
 
 def defaults_of(config_cls: type) -> dict[str, Any]:

@@ -79,4 +79,6 @@ def hardware() -> str:
     """The machine a run used, for run records: device, threads, number format."""
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}, {precision_name('cuda')})"
-    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {precision_name('cpu')}"
+    return (
+        f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {precision_name('cpu')}"
+    )

@@ -45,9 +45,9 @@ class Source:
     @classmethod
     def parse(cls, spec: str, root: Path) -> "Source":
         if spec.startswith(PACKAGE_PREFIX):
-            return cls(spec=spec, package=spec[len(PACKAGE_PREFIX):].strip())
+            return cls(spec=spec, package=spec[len(PACKAGE_PREFIX) :].strip())
         if spec.startswith(HUB_PREFIX):
-            hub_id = spec[len(HUB_PREFIX):].strip()
+            hub_id = spec[len(HUB_PREFIX) :].strip()
             if hub_id.count("/") != 1:
                 raise RegistryError(f"hub source {spec!r} must look like 'hf-hub:owner/name'")
             return cls(spec=spec, hub_id=hub_id)
@@ -316,9 +316,13 @@ def _parse_sources(raw: Mapping[str, Any], where: str, root: Path) -> DomainSour
     known = {"adapter", "classifier", "clip", "unavailable", "base_unconditional", "accuracy_bar"}
     unknown = set(raw) - known
     if unknown:
-        raise RegistryError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(known))}")
+        raise RegistryError(
+            f"{where}: unknown field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(known))}"
+        )
     parsed = {
-        role: Source.parse(_require(raw, role, where), root) for role in ("adapter", "classifier", "clip") if role in raw
+        role: Source.parse(_require(raw, role, where), root)
+        for role in ("adapter", "classifier", "clip")
+        if role in raw
     }
     bar = raw.get("accuracy_bar")
     if bar is not None and (isinstance(bar, bool) or not isinstance(bar, (int, float)) or not 0 < bar <= 1):
@@ -340,7 +344,9 @@ def _parse_captions(raw: Mapping[str, Any], where: str, attributes: tuple[Attrib
     known = {"attributes", "findings", "notes", "phrases"}
     unknown = set(raw) - known
     if unknown:
-        raise RegistryError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(known))}")
+        raise RegistryError(
+            f"{where}: unknown field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(known))}"
+        )
     columns = raw.get("attributes", {})
     names = {a.name for a in attributes}
     for column, name in columns.items():
@@ -349,7 +355,12 @@ def _parse_captions(raw: Mapping[str, Any], where: str, attributes: tuple[Attrib
     phrases = raw.get("phrases", {})
     if not all(isinstance(table, dict) for table in phrases.values()):
         raise RegistryError(f"{where}.phrases: each column maps values to phrases")
-    return CaptionColumns(dict(columns), _strings(raw, "findings", where), _strings(raw, "notes", where), {k: dict(v) for k, v in phrases.items()})
+    return CaptionColumns(
+        dict(columns),
+        _strings(raw, "findings", where),
+        _strings(raw, "notes", where),
+        {k: dict(v) for k, v in phrases.items()},
+    )
 
 
 def _parse_domain(name: str, raw: Mapping[str, Any], root: Path, packs: Mapping[str, ModelPack]) -> Domain:
@@ -357,7 +368,14 @@ def _parse_domain(name: str, raw: Mapping[str, Any], root: Path, packs: Mapping[
     classes = []
     for i, item in enumerate(_require(raw, "classes", where, list)):
         cw = f"{where}.classes[{i}]"
-        classes.append(ClassInfo(_require(item, "code", cw), _require(item, "name", cw), _require(item, "description", cw), _flag(item, "rare", cw)))
+        classes.append(
+            ClassInfo(
+                _require(item, "code", cw),
+                _require(item, "name", cw),
+                _require(item, "description", cw),
+                _flag(item, "rare", cw),
+            )
+        )
     codes = [c.code.lower() for c in classes]
     if len(set(codes)) != len(codes):
         raise RegistryError(f"{where}.classes: duplicate class codes")

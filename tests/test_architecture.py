@@ -87,7 +87,9 @@ def test_imports_point_down_the_flow():
 def test_the_check_catches_an_upward_and_a_sideways_import():
     graph = {
         "medsynth.generation.engine": {"medsynth.research.measures"},  # generation importing research: upward
-        "medsynth.research.augment_experiment": {"medsynth.training.classifier"},  # research importing training: sideways
+        "medsynth.research.augment_experiment": {
+            "medsynth.training.classifier"
+        },  # research importing training: sideways
         "medsynth.pack.model_card": {"medsynth.cli.parsing"},
         "medsynth.training.base": {"medsynth.data.cache", "medsynth.training.runs"},  # fine
     }

@@ -75,14 +75,36 @@ attributes = [{ name = "age", phrase = "{value} years", min = 1, max = 9 }]
         (lambda t: t.replace("min = 1, max = 9", "min = 9, max = 1"), "min 9 is larger"),
         (lambda t: t.replace('"{value} years"', '"years"'), r"attributes\[age\].phrase: must contain"),
         (lambda t: t.replace("[packs.p]", "[packs.p"), "not valid TOML"),
-        (lambda t: t.replace('description = "b" }', 'description = "b", rare = "yes" }'), r"classes\[1\].rare: must be true or false"),
-        (lambda t: t + '[domains.d.sources.p]\nbase_unconditional = "yes"\n', "domains.d.sources.p.base_unconditional: must be true or false"),
-        (lambda t: t + '[domains.d.sources.p]\naccuracy_bar = 75\n', "domains.d.sources.p.accuracy_bar: must be a number between 0 and 1"),
-        (lambda t: t.replace('modality = "scan"', 'modality = "scan"\nmirror = 1'), "domains.d.mirror: must be true or false"),
-        (lambda t: t.replace('modality = "scan"', 'modality = "scan"\ncaptions = { attributes = { patient_age = "years" } }'),
-         "domains.d.captions.attributes.patient_age: 'years' is not an attribute"),
-        (lambda t: t.replace('modality = "scan"', 'modality = "scan"\ncaptions = { notes = "notes" }'), "domains.d.captions.notes: must be a list"),
-        (lambda t: t.replace('base = "base"', 'base = "base"\ntrains = ["d", "z"]'), "packs.p.trains: unknown domain.*z"),
+        (
+            lambda t: t.replace('description = "b" }', 'description = "b", rare = "yes" }'),
+            r"classes\[1\].rare: must be true or false",
+        ),
+        (
+            lambda t: t + '[domains.d.sources.p]\nbase_unconditional = "yes"\n',
+            "domains.d.sources.p.base_unconditional: must be true or false",
+        ),
+        (
+            lambda t: t + "[domains.d.sources.p]\naccuracy_bar = 75\n",
+            "domains.d.sources.p.accuracy_bar: must be a number between 0 and 1",
+        ),
+        (
+            lambda t: t.replace('modality = "scan"', 'modality = "scan"\nmirror = 1'),
+            "domains.d.mirror: must be true or false",
+        ),
+        (
+            lambda t: t.replace(
+                'modality = "scan"', 'modality = "scan"\ncaptions = { attributes = { patient_age = "years" } }'
+            ),
+            "domains.d.captions.attributes.patient_age: 'years' is not an attribute",
+        ),
+        (
+            lambda t: t.replace('modality = "scan"', 'modality = "scan"\ncaptions = { notes = "notes" }'),
+            "domains.d.captions.notes: must be a list",
+        ),
+        (
+            lambda t: t.replace('base = "base"', 'base = "base"\ntrains = ["d", "z"]'),
+            "packs.p.trains: unknown domain.*z",
+        ),
     ],
 )
 def test_registry_errors_name_the_bad_field(tmp_path, edit, message):
@@ -104,7 +126,7 @@ def test_good_minimal_registry_loads(tmp_path):
     assert load_registry(path).get_domain("d").rare_classes == ("b",)
     assert not registry.domain_availability("p")["d"].available
     assert not registry.get_domain("d").sources_for("p").base_unconditional
-    path.write_text(GOOD_DOMAIN + '[domains.d.sources.p]\nbase_unconditional = true\n')
+    path.write_text(GOOD_DOMAIN + "[domains.d.sources.p]\nbase_unconditional = true\n")
     assert load_registry(path).get_domain("d").sources_for("p").base_unconditional
 
 

@@ -42,7 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
-        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+        )
         if args.registry is not None:  # every registry load (engine, training, evaluation) reads it from here
             if not args.registry.is_file():
                 raise UsageError(f"--registry {args.registry}: no such file")

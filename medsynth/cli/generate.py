@@ -102,10 +102,20 @@ def add_commands(commands) -> None:
     )
     generate.add_argument("--domain", required=True, help="domain name, see `medsynth domains`")
     generate.add_argument("--label", default=None, help="class code within the domain (e.g. mel)")
-    generate.add_argument("--prompt", default=None, help="free-text findings; extends the class prompt when --label is given")
-    generate.add_argument("--attr", type=attribute, action="append", metavar="NAME=VALUE", help="optional attribute, e.g. site=back (repeatable)")
+    generate.add_argument(
+        "--prompt", default=None, help="free-text findings; extends the class prompt when --label is given"
+    )
+    generate.add_argument(
+        "--attr",
+        type=attribute,
+        action="append",
+        metavar="NAME=VALUE",
+        help="optional attribute, e.g. site=back (repeatable)",
+    )
     generate.add_argument("--n", type=int, default=4, help="number of images (1–64)")
-    generate.add_argument("--seed", type=int, default=None, help="first seed; image i uses seed+i (default: random, printed)")
+    generate.add_argument(
+        "--seed", type=int, default=None, help="first seed; image i uses seed+i (default: random, printed)"
+    )
     generate.add_argument("--steps", type=int, default=None, help="denoising steps (1–150; default: the pack's)")
     generate.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (0–30)")
     generate.add_argument("--validate", action="store_true", help="regenerate images the classifier rejects")

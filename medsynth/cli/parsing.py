@@ -59,12 +59,21 @@ def add_config_options(parser: argparse.ArgumentParser, config_cls: type) -> lis
     for item in dataclasses.fields(config_cls):
         text = help_text(item)
         if not text:
-            raise TypeError(f"{config_cls.__name__}.{item.name} has no help text: declare it with medsynth.configs.option")
+            raise TypeError(
+                f"{config_cls.__name__}.{item.name} has no help text: declare it with medsynth.configs.option"
+            )
         convert = _converter(hints[item.name], f"{config_cls.__name__}.{item.name}")
         required = item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING
         if item.default is not dataclasses.MISSING:
             text = f"{text} (default: {_shown(item.default)})"
-        parser.add_argument(option_flag(item.name), dest=item.name, type=convert, default=None, required=required, help=text.replace("%", "%%"))
+        parser.add_argument(
+            option_flag(item.name),
+            dest=item.name,
+            type=convert,
+            default=None,
+            required=required,
+            help=text.replace("%", "%%"),
+        )
         names.append(item.name)
     return names
 
@@ -116,7 +125,9 @@ def run_config_command(args: argparse.Namespace) -> int:
     from medsynth.generation.pipeline import quiet_libraries
     from medsynth.registry import UnknownNameError
 
-    config = args.command.config_class()(**{k: v for k, v in vars(args).items() if k in args.config_fields and v is not None})
+    config = args.command.config_class()(
+        **{k: v for k, v in vars(args).items() if k in args.config_fields and v is not None}
+    )
     quiet_libraries()
     function = _resolve(args.command.function)
     try:

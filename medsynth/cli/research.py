@@ -9,11 +9,16 @@ from pathlib import Path
 from medsynth.cli.generate import load_engine
 from medsynth.cli.parsing import EXIT_OK, CommandFailure, ConfigCommand, UsageError, add_config_command
 
-EVALUATE_PACK = ConfigCommand("medsynth.research.config:PackEvaluationConfig", "medsynth.research.evaluate_pack:evaluate_pack")
-EVALUATE_AUTOENCODER = ConfigCommand(
-    "medsynth.research.config:AutoencoderEvaluationConfig", "medsynth.research.evaluate_autoencoder:evaluate_autoencoder"
+EVALUATE_PACK = ConfigCommand(
+    "medsynth.research.config:PackEvaluationConfig", "medsynth.research.evaluate_pack:evaluate_pack"
 )
-AUGMENT_EXPERIMENT = ConfigCommand("medsynth.research.config:AugmentExperimentConfig", "medsynth.research.augment_experiment:run_experiment")
+EVALUATE_AUTOENCODER = ConfigCommand(
+    "medsynth.research.config:AutoencoderEvaluationConfig",
+    "medsynth.research.evaluate_autoencoder:evaluate_autoencoder",
+)
+AUGMENT_EXPERIMENT = ConfigCommand(
+    "medsynth.research.config:AugmentExperimentConfig", "medsynth.research.augment_experiment:run_experiment"
+)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -30,13 +35,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     pack = args.pack or selected_pack_name()
     try:
         registry.get_pack(pack)
-        domain = check_request(registry, pack, GenerationRequest(domain=args.domain, label=None, findings="check", steps=args.steps))
+        domain = check_request(
+            registry, pack, GenerationRequest(domain=args.domain, label=None, findings="check", steps=args.steps)
+        )
     except (RequestError, KeyError) as error:
         raise UsageError(f"export: {error}") from None
     # rank and world size under `accelerate launch` (gloo on CPU-only machines); one process otherwise
     state = PartialState(cpu=not torch.cuda.is_available())
     engine = load_engine(pack, device=str(state.device))
-    plan = ExportPlan(domain.name, args.per_class, args.chunk, args.seed, args.validate, args.threshold, args.max_rounds, args.steps, args.mark)
+    plan = ExportPlan(
+        domain.name,
+        args.per_class,
+        args.chunk,
+        args.seed,
+        args.validate,
+        args.threshold,
+        args.max_rounds,
+        args.steps,
+        args.mark,
+    )
     export_dataset(engine, plan, args.out, state.process_index, state.num_processes)
     state.wait_for_everyone()
     if state.is_main_process:
@@ -92,9 +109,13 @@ def add_commands(commands) -> None:
         "CLIP score, evaluator macro-F1 and confusion matrix, nearest training images; JSON + Markdown report.",
     )
     evaluate.add_argument("--domain", required=True, help="domain the images belong to, see `medsynth domains`")
-    evaluate.add_argument("--generated", type=Path, required=True, help="folder with metadata.csv (export) or manifest.csv (generate)")
+    evaluate.add_argument(
+        "--generated", type=Path, required=True, help="folder with metadata.csv (export) or manifest.csv (generate)"
+    )
     evaluate.add_argument("--out", type=Path, default=None, help="report folder (default: <generated>/evaluation)")
-    evaluate.add_argument("--pack", default=None, help="pack whose CLIP model scores alignment (default: $MEDSYNTH_PACK or mini)")
+    evaluate.add_argument(
+        "--pack", default=None, help="pack whose CLIP model scores alignment (default: $MEDSYNTH_PACK or mini)"
+    )
     evaluate.set_defaults(func=cmd_evaluate)
 
     add_config_command(commands, "evaluate-pack", EVALUATE_PACK)

@@ -24,6 +24,7 @@ def _study_store(args: argparse.Namespace):
 
 def _study_errors(function):
     """Study errors (unknown code, bad design, ...) are usage errors: one line, exit code 2."""
+
     @functools.wraps(function)
     def wrapper(args: argparse.Namespace) -> int:
         from medsynth.studies import StudyError
@@ -77,7 +78,9 @@ def cmd_study_list(args: argparse.Namespace) -> int:
     if not studies:
         print("no studies yet")
     for s in studies:
-        print(f"{s.code}  {s.status:<6}  items {s.items:>4}  raters {s.raters:>3}  ratings {s.ratings:>5}  {s.created}  {s.title}")
+        print(
+            f"{s.code}  {s.status:<6}  items {s.items:>4}  raters {s.raters:>3}  ratings {s.ratings:>5}  {s.created}  {s.title}"
+        )
     return EXIT_OK
 
 
@@ -93,7 +96,10 @@ def cmd_study_export(args: argparse.Namespace) -> int:
     from medsynth.studies.ratings_export import export_study
 
     result = export_study(_study_store(args), args.code, args.out, pseudonymise=args.pseudonymise, images=args.images)
-    print(f"wrote {result.ratings} rating(s) and {result.items} item(s) to {result.folder}: " + ", ".join(p.name for p in result.files[:4]))
+    print(
+        f"wrote {result.ratings} rating(s) and {result.items} item(s) to {result.folder}: "
+        + ", ".join(p.name for p in result.files[:4])
+    )
     return EXIT_OK
 
 
@@ -119,23 +125,46 @@ def add_commands(commands) -> None:
 
     def part(name: str, help_text: str, func) -> argparse.ArgumentParser:
         parser = parts.add_parser(name, help=help_text.replace("%", "%%"), description=help_text)
-        parser.add_argument("--db", type=Path, default=None, help="study database (default: $MEDSYNTH_STUDIES_DB or runs/studies/studies.db)")
+        parser.add_argument(
+            "--db",
+            type=Path,
+            default=None,
+            help="study database (default: $MEDSYNTH_STUDIES_DB or runs/studies/studies.db)",
+        )
         parser.set_defaults(func=func)
         return parser
 
-    create = part("create", "generate and draw the images once, freeze them, open a study; prints its code", cmd_study_create)
+    create = part(
+        "create", "generate and draw the images once, freeze them, open a study; prints its code", cmd_study_create
+    )
     create.add_argument("--domains", nargs="+", required=True, metavar="DOMAIN", help="domains, see `medsynth domains`")
-    create.add_argument("--classes", nargs="+", metavar="CLASS", help="class codes, or domain/code (default: every class)")
+    create.add_argument(
+        "--classes", nargs="+", metavar="CLASS", help="class codes, or domain/code (default: every class)"
+    )
     create.add_argument("--synthetic", type=int, required=True, metavar="N", help="synthetic images per class (0–500)")
-    create.add_argument("--real", type=int, required=True, metavar="N", help="real images per class (0–500), test split first")
-    create.add_argument("--seed", type=int, required=True, help="draws the real images, the generation seeds and each rater's order")
+    create.add_argument(
+        "--real", type=int, required=True, metavar="N", help="real images per class (0–500), test split first"
+    )
+    create.add_argument(
+        "--seed", type=int, required=True, help="draws the real images, the generation seeds and each rater's order"
+    )
     create.add_argument("--title", default="Reader study", help="title shown to the admin")
-    create.add_argument("--raters", action="append", metavar="ID[,ID...]", help="allowed rater ids (default: anyone with the code)")
+    create.add_argument(
+        "--raters", action="append", metavar="ID[,ID...]", help="allowed rater ids (default: anyone with the code)"
+    )
     create.add_argument("--no-alignment", action="store_true", help="do not ask how well images match their prompt")
-    create.add_argument("--image-size", type=int, default=256, help="every image is shown square at this size (32–1024)")
-    create.add_argument("--keep-real-resolution", action="store_true", help="do not pass real images through the synthetic resolution first")
+    create.add_argument(
+        "--image-size", type=int, default=256, help="every image is shown square at this size (32–1024)"
+    )
+    create.add_argument(
+        "--keep-real-resolution",
+        action="store_true",
+        help="do not pass real images through the synthetic resolution first",
+    )
     create.add_argument("--pack", default=None, help="model pack (default: $MEDSYNTH_PACK or mini)")
-    create.add_argument("--data", type=Path, default=None, help="real-data folder (default: $MEDSYNTH_DATA or ../shared/data)")
+    create.add_argument(
+        "--data", type=Path, default=None, help="real-data folder (default: $MEDSYNTH_DATA or ../shared/data)"
+    )
     part("list", "list studies with their counts of items, raters and ratings", cmd_study_list)
     close = part("close", "close a study: no more sign-ins or ratings", cmd_study_close)
     close.add_argument("code", help="study code")
@@ -144,7 +173,9 @@ def add_commands(commands) -> None:
     export.add_argument("--out", type=Path, required=True, help="output folder")
     export.add_argument("--pseudonymise", action="store_true", help="replace rater ids by stable pseudonyms")
     export.add_argument("--images", action="store_true", help="also copy the study images")
-    stats = part("stats", "print scores with 95% intervals, real-vs-synthetic accuracy and inter-rater agreement", cmd_study_stats)
+    stats = part(
+        "stats",
+        "print scores with 95% intervals, real-vs-synthetic accuracy and inter-rater agreement",
+        cmd_study_stats,
+    )
     stats.add_argument("code", help="study code")
-
-

@@ -5,12 +5,18 @@ from __future__ import annotations
 from medsynth.cli.parsing import ConfigCommand, Parser, add_config_command
 
 TRAINABLE = {
-    "autoencoder": ConfigCommand("medsynth.training.config:AutoencoderTrainConfig", "medsynth.training.autoencoder:train_autoencoder"),
+    "autoencoder": ConfigCommand(
+        "medsynth.training.config:AutoencoderTrainConfig", "medsynth.training.autoencoder:train_autoencoder"
+    ),
     "base": ConfigCommand("medsynth.training.config:BaseTrainConfig", "medsynth.training.base:train_base"),
     "lora": ConfigCommand("medsynth.training.config:LoraTrainConfig", "medsynth.training.lora:train_lora"),
-    "classifier": ConfigCommand("medsynth.training.config:ClassifierTrainConfig", "medsynth.training.classifier:train_classifier"),
+    "classifier": ConfigCommand(
+        "medsynth.training.config:ClassifierTrainConfig", "medsynth.training.classifier:train_classifier"
+    ),
     "clip": ConfigCommand("medsynth.training.config:ClipTrainConfig", "medsynth.training.clip:train_clip"),
-    "evaluator": ConfigCommand("medsynth.training.config:EvaluatorTrainConfig", "medsynth.training.evaluator:train_evaluator"),
+    "evaluator": ConfigCommand(
+        "medsynth.training.config:EvaluatorTrainConfig", "medsynth.training.evaluator:train_evaluator"
+    ),
     "pack": ConfigCommand("medsynth.pack.config:PackAssembleConfig", "medsynth.pack.assemble:assemble_pack"),
     "model-card": ConfigCommand("medsynth.pack.config:ModelCardConfig", "medsynth.pack.model_card:render_model_card"),
 }

@@ -36,7 +36,9 @@ class DomainImages:
         return len(self.frame)
 
 
-def load_domain_images(domain: str, size: int = 64, folder: Path | None = None, cache: Path | None = None) -> DomainImages:
+def load_domain_images(
+    domain: str, size: int = 64, folder: Path | None = None, cache: Path | None = None
+) -> DomainImages:
     """All images of a domain folder (all splits) at `size`, cached as .npy under runs/cache."""
     folder = Path(folder or data_root() / domain).resolve()
     frame = load_metadata(folder)

@@ -73,7 +73,11 @@ class CsvImageDataset(Dataset):
 
     def __getitem__(self, index: int):
         image = self.image(index)
-        return (self.transform(image) if self.transform else image), self.targets[index], self.frame.iloc[index].to_dict()
+        return (
+            (self.transform(image) if self.transform else image),
+            self.targets[index],
+            self.frame.iloc[index].to_dict(),
+        )
 
 
 def to_tensor(image: Image.Image) -> torch.Tensor:

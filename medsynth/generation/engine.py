@@ -213,9 +213,7 @@ class MedSynth:
         def generate(seeds: list[int]) -> list[Image.Image]:
             if on_round is not None:
                 on_round(len(seeds))
-            return self.generator.generate(
-                prompt, seeds, adapter, steps, guidance, self.pack.negative_prompt, progress
-            )
+            return self.generator.generate(prompt, seeds, adapter, steps, guidance, self.pack.negative_prompt, progress)
 
         if request.validate:
             outcome = validate_loop(
@@ -232,7 +230,9 @@ class MedSynth:
             rounds = 1
 
         class_prompts = {c.code: class_prompt(domain, c.code, request.template_index) for c in domain.classes}
-        alignments = self.clips[domain.name].score([a.image for a in attempts], prompt, class_prompts, label, domain.name)
+        alignments = self.clips[domain.name].score(
+            [a.image for a in attempts], prompt, class_prompts, label, domain.name
+        )
         info = self.generator.info(adapter)
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
         synthetic = []
@@ -265,7 +265,9 @@ class MedSynth:
                 "software": f"medsynth {__version__}",
             }
             synthetic.append(
-                SyntheticImage(attempt.image, attempt.seed, attempt.round, attempt.accepted, attempt.score, alignment, record)
+                SyntheticImage(
+                    attempt.image, attempt.seed, attempt.round, attempt.accepted, attempt.score, alignment, record
+                )
             )
         kept = [s for s in synthetic if s.accepted] if request.validate else synthetic
         if request.validate and len(kept) < request.n:

@@ -21,7 +21,9 @@ from medsynth.registry import Source
 logger = logging.getLogger(__name__)
 
 SCHEDULER_NAME = "DPMSolverMultistepScheduler(dpmsolver++)"
-OFFLINE_HINT = "use the embedded offline pack instead (MEDSYNTH_PACK=mini), or pre-download the model into the Hugging Face cache"
+OFFLINE_HINT = (
+    "use the embedded offline pack instead (MEDSYNTH_PACK=mini), or pre-download the model into the Hugging Face cache"
+)
 
 # Our adapters are UNet-only by design; diffusers warns about it on every load.
 for _name in ("diffusers.loaders.lora_base", "diffusers.loaders.peft"):
@@ -76,12 +78,16 @@ def load_text_encoder(base: Source, text_encoder: Source, dtype: torch.dtype):
     """Text encoder weights from `text_encoder`, architecture config from the base folder when it has one."""
     from transformers import AutoConfig, AutoModel
 
-    config_folder = base.path / "text_encoder" if base.path and (base.path / "text_encoder" / "config.json").exists() else None
+    config_folder = (
+        base.path / "text_encoder" if base.path and (base.path / "text_encoder" / "config.json").exists() else None
+    )
     config = AutoConfig.from_pretrained(config_folder or text_encoder.location)
     return AutoModel.from_pretrained(text_encoder.location, config=config, dtype=dtype)
 
 
-def load_pipeline(base: Source, text_encoder: Source | None = None, dtype: torch.dtype = torch.float32) -> DiffusionPipeline:
+def load_pipeline(
+    base: Source, text_encoder: Source | None = None, dtype: torch.dtype = torch.float32
+) -> DiffusionPipeline:
     """The base pipeline with diffusers' own loader; errors name the model and the way out."""
     extra = {}
     try:
@@ -106,8 +112,12 @@ def unconditional_from(unet: torch.nn.Module, bare_unet: torch.nn.Module):
 
     def split_forward(sample, timestep, encoder_hidden_states, *args, **kwargs):
         half = sample.shape[0] // 2
-        uncond = bare_unet(sample[:half], timestep, encoder_hidden_states[:half], *args, **{**kwargs, "return_dict": False})[0]
-        cond = forward(sample[half:], timestep, encoder_hidden_states[half:], *args, **{**kwargs, "return_dict": False})[0]
+        uncond = bare_unet(
+            sample[:half], timestep, encoder_hidden_states[:half], *args, **{**kwargs, "return_dict": False}
+        )[0]
+        cond = forward(
+            sample[half:], timestep, encoder_hidden_states[half:], *args, **{**kwargs, "return_dict": False}
+        )[0]
         return (torch.cat([uncond, cond]),)
 
     unet.forward = split_forward

@@ -33,7 +33,7 @@ class PromptCheck:
             return None
         return (
             f"prompt is {self.n_tokens} tokens, the text encoder reads {self.max_tokens}; "
-            f"this part will be ignored: \"{self.cut_text}\""
+            f'this part will be ignored: "{self.cut_text}"'
         )
 
 
@@ -109,5 +109,5 @@ def check_prompt_length(prompt: str, tokenizer: Tokenizer) -> PromptCheck:
     n_tokens = len(content) + n_special
     if n_tokens <= max_tokens:
         return PromptCheck(prompt, n_tokens, max_tokens)
-    cut_text = tokenizer.decode(content[max_tokens - n_special:], skip_special_tokens=True).strip()
+    cut_text = tokenizer.decode(content[max_tokens - n_special :], skip_special_tokens=True).strip()
     return PromptCheck(prompt, n_tokens, max_tokens, cut_text or "…")

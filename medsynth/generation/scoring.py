@@ -69,9 +69,7 @@ class ClassifierScorer:
         scores = []
         for row in probs.tolist():
             best = max(range(len(row)), key=row.__getitem__)
-            scores.append(
-                ClassifierScore(dict(zip(self.config.classes, row)), self.config.classes[best], row[best])
-            )
+            scores.append(ClassifierScore(dict(zip(self.config.classes, row)), self.config.classes[best], row[best]))
         return scores
 
 

@@ -50,7 +50,11 @@ class ClassifierConfig:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
 
 
-_LAYERS = {"resnet18": ("BasicBlock", [2, 2, 2, 2]), "resnet34": ("BasicBlock", [3, 4, 6, 3]), "resnet50": ("Bottleneck", [3, 4, 6, 3])}
+_LAYERS = {
+    "resnet18": ("BasicBlock", [2, 2, 2, 2]),
+    "resnet34": ("BasicBlock", [3, 4, 6, 3]),
+    "resnet50": ("Bottleneck", [3, 4, 6, 3]),
+}
 
 
 class WidthResNet(torchvision.models.ResNet):

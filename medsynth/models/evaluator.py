@@ -27,7 +27,9 @@ def panel_folders(domain: str) -> dict[int, Path]:
     """Every finished evaluator folder of the domain by seed, the primary first (`train evaluator --seed S` adds one)."""
     primary = evaluator_folder(domain)
     if not primary.exists():
-        raise FileNotFoundError(f"evaluator {primary} not found: run `python -m medsynth train evaluator --domain {domain}`")
+        raise FileNotFoundError(
+            f"evaluator {primary} not found: run `python -m medsynth train evaluator --domain {domain}`"
+        )
     folders = {DEFAULT_SEED: primary}
     for folder in (runs_dir() / "evaluators").glob(f"{domain}-seed*"):
         seed = folder.name.removeprefix(f"{domain}-seed")

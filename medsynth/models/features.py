@@ -34,7 +34,9 @@ def _imagenet_state() -> dict[str, torch.Tensor]:
     # both list the same layers in the same order; shapes are checked one by one
     for (src_name, tensor), (dst_name, expected) in zip(source.items(), target.items()):
         if tensor.shape != expected.shape:
-            raise RuntimeError(f"EfficientNet-Lite0 weight {src_name} {tuple(tensor.shape)} does not fit {dst_name} {tuple(expected.shape)}")
+            raise RuntimeError(
+                f"EfficientNet-Lite0 weight {src_name} {tuple(tensor.shape)} does not fit {dst_name} {tuple(expected.shape)}"
+            )
         mapped[dst_name] = tensor
     return mapped
 

@@ -85,7 +85,12 @@ def rotate_randomly(batch: torch.Tensor, degrees: float, generator: torch.Genera
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: np.ndarray, device, batch_size: int = 256) -> torch.Tensor:
     model.eval()
-    return torch.cat([model(to_batch(images[i : i + batch_size]).to(device)).float().cpu() for i in range(0, len(images), batch_size)])
+    return torch.cat(
+        [
+            model(to_batch(images[i : i + batch_size]).to(device)).float().cpu()
+            for i in range(0, len(images), batch_size)
+        ]
+    )
 
 
 def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
@@ -103,7 +108,9 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
     return float(log_t.detach().exp().clamp(0.05, 20.0))
 
 
-def expected_calibration_error(logits: torch.Tensor, targets: torch.Tensor, temperature: float, bins: int = 10) -> float:
+def expected_calibration_error(
+    logits: torch.Tensor, targets: torch.Tensor, temperature: float, bins: int = 10
+) -> float:
     probs = torch.softmax(logits / temperature, dim=1)
     confidence, predicted = probs.max(dim=1)
     correct = (predicted == targets).float()
@@ -175,9 +182,13 @@ def fit_classifier(
         mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
     )  # fmt: skip
     model = build_classifier(model_config).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay, nesterov=True)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay, nesterov=True
+    )
     steps_per_epoch = steps_per_epoch or max(1, len(train_images) // config.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr * 10, total_steps=config.epochs * steps_per_epoch, pct_start=0.15)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, config.lr * 10, total_steps=config.epochs * steps_per_epoch, pct_start=0.15
+    )
     weight = None if class_weights is None else class_weights.to(device)
     loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
     best, best_state, history = -1.0, None, []
@@ -195,7 +206,9 @@ def fit_classifier(
             loss.backward()
             optimizer.step()
             schedule.step()
-        val_metrics = classification_metrics(y_val.numpy(), predict_logits(model, val_images, device).argmax(1).numpy(), len(classes))
+        val_metrics = classification_metrics(
+            y_val.numpy(), predict_logits(model, val_images, device).argmax(1).numpy(), len(classes)
+        )
         history.append({"epoch": epoch + 1, **val_metrics})
         score = selection_score(val_metrics)
         if score > best:  # model selection on the validation split only

@@ -49,7 +49,11 @@ def install_decoder(run: Path, base: Path) -> None:
     def same(key: str) -> bool:
         theirs = tuned_state.get(key)
         ours = shipped_state[key]
-        return theirs is not None and theirs.shape == ours.shape and torch.allclose(ours.float(), theirs.float(), rtol=1e-3, atol=1e-4)
+        return (
+            theirs is not None
+            and theirs.shape == ours.shape
+            and torch.allclose(ours.float(), theirs.float(), rtol=1e-3, atol=1e-4)
+        )
 
     for key in shipped_state:
         if key.startswith(LATENT_KEYS) and not same(key):
@@ -57,7 +61,9 @@ def install_decoder(run: Path, base: Path) -> None:
                 f"{run / 'vae'} has another encoder than {base / 'vae'}: the base UNet was trained on other latents "
                 "(fine-tune with `train autoencoder --decoder-only --init-vae` from the base pipeline's vae)"
             )
-    tuned.register_to_config(scaling_factor=shipped.config.scaling_factor)  # calibrated on these latents by `train base`
+    tuned.register_to_config(
+        scaling_factor=shipped.config.scaling_factor
+    )  # calibrated on these latents by `train base`
     shutil.rmtree(base / "vae")
     tuned.half().save_pretrained(base / "vae", safe_serialization=True)  # the pipeline's precision
     shutil.copy2(run / "training_autoencoder.json", base / DECODER_RECORD)
@@ -69,11 +75,15 @@ def assemble_pack(config: PackAssembleConfig) -> Path:
     shutil.copy2(base_run / "training_base.json", config.out / "base" / "training_base.json")
     if (start := start_record(base_run / "training_base.json")) is not None:
         shutil.copy2(start, config.out / "base" / START_RECORD)
-    shutil.copy2(config.runs / "autoencoder" / "training_autoencoder.json", config.out / "base" / "training_autoencoder.json")
+    shutil.copy2(
+        config.runs / "autoencoder" / "training_autoencoder.json", config.out / "base" / "training_autoencoder.json"
+    )
     if config.vae_run:
         install_decoder(config.runs / config.vae_run, config.out / "base")
     for domain in config.domains or load_registry().trained_domains():
         lora_run = config.runs / config.lora_run / domain
         _replace(lora_run / "adapter", config.out / "lora" / domain)
-        shutil.copy2(lora_run / f"training_lora_{domain}.json", config.out / "lora" / domain / f"training_lora_{domain}.json")
+        shutil.copy2(
+            lora_run / f"training_lora_{domain}.json", config.out / "lora" / domain / f"training_lora_{domain}.json"
+        )
     return config.out

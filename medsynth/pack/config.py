@@ -15,7 +15,9 @@ class PackAssembleConfig:
 
     runs: Path = option(help="the runs folder the components were trained into", factory=runs_dir)
     out: Path = option(help="the pack folder to fill", factory=lambda: pack_dir(EMBEDDED_PACK))
-    domains: tuple[str, ...] = option((), help="domains whose adapters are copied (default: the registry's trains of the mini pack)")
+    domains: tuple[str, ...] = option(
+        (), help="domains whose adapters are copied (default: the registry's trains of the mini pack)"
+    )
     base_run: str = option("base", help="run folder under --runs holding the base's pipeline/")
     lora_run: str = option("lora", help="run folder under --runs holding lora/<domain>")
     vae_run: str = option("", help="a `train autoencoder --decoder-only` run whose vae replaces the base pipeline's")
@@ -25,7 +27,13 @@ class PackAssembleConfig:
 class ModelCardConfig:
     """Write the pack's MODEL_CARD.md from its template, training records and reports/mini/results.json."""
 
-    pack_dir: Path = option(help="the pack folder (its MODEL_CARD.md is rewritten)", factory=lambda: pack_dir(EMBEDDED_PACK))
-    results: Path = option(help="evaluate-pack results on the test split", factory=lambda: REPORTS_DIR / "mini" / "results.json")
-    template: Path = option(help="the card's prose with its slots", factory=lambda: pack_dir(EMBEDDED_PACK) / "card" / "template.md")
+    pack_dir: Path = option(
+        help="the pack folder (its MODEL_CARD.md is rewritten)", factory=lambda: pack_dir(EMBEDDED_PACK)
+    )
+    results: Path = option(
+        help="evaluate-pack results on the test split", factory=lambda: REPORTS_DIR / "mini" / "results.json"
+    )
+    template: Path = option(
+        help="the card's prose with its slots", factory=lambda: pack_dir(EMBEDDED_PACK) / "card" / "template.md"
+    )
     pack: str = option(EMBEDDED_PACK, help="registry name of the pack (its domains, size budget and sources)")

@@ -60,7 +60,11 @@ TARGET_WORDS = {
     "attention": "attention and feed-forward projections",
     "attention+resnet": "attention, feed-forward and ResNet-block convolutions",
 }
-STEM_WORDS = {"imagenet": "7×7 stride-2 stem + max-pool", "conv3s1": "3×3 stride-1 stem", "conv3s2": "3×3 stride-2 stem"}
+STEM_WORDS = {
+    "imagenet": "7×7 stride-2 stem + max-pool",
+    "conv3s1": "3×3 stride-1 stem",
+    "conv3s2": "3×3 stride-2 stem",
+}
 
 
 def _describe_loras(configs: list[dict]) -> str:
@@ -74,7 +78,13 @@ def _describe_classifiers(configs: dict[str, dict]) -> str:
     for domain, config in configs.items():
         if config:
             kinds.setdefault((config["image_size"], config["stem"]), []).append(domain)
-    return "; ".join(f"{size}×{size} px, {STEM_WORDS.get(stem, stem)}: {', '.join(domains)}" for (size, stem), domains in kinds.items()) or "no records"
+    return (
+        "; ".join(
+            f"{size}×{size} px, {STEM_WORDS.get(stem, stem)}: {', '.join(domains)}"
+            for (size, stem), domains in kinds.items()
+        )
+        or "no records"
+    )
 
 
 def _widths(configs: dict[str, dict]) -> str:
@@ -82,7 +92,9 @@ def _widths(configs: dict[str, dict]) -> str:
     return ", ".join("-".join(str(w * 2**i) for i in range(4)) for w in widths) or "–"
 
 
-def _contents(pack: Path, registry: Registry, pack_name: str, domains: tuple[str, ...], classifier_configs: dict[str, dict]) -> str:
+def _contents(
+    pack: Path, registry: Registry, pack_name: str, domains: tuple[str, ...], classifier_configs: dict[str, dict]
+) -> str:
     vae = _record(pack / "base" / "vae" / "config.json")
     unet_params = _parameters_millions(pack / "base" / "unet")
     clip = _record(pack / "clip" / "open_clip_config.json").get("model_cfg", {})
@@ -139,17 +151,35 @@ def _data_table(registry: Registry, pack_name: str) -> str:
 def _training_rows(pack: Path, domains: tuple[str, ...]) -> str:
     components = [("autoencoder", pack / "base" / "training_autoencoder.json", "python -m medsynth train autoencoder")]
     if (pack / "base" / DECODER_RECORD).exists():
-        components.append(("autoencoder decoder, continued", pack / "base" / DECODER_RECORD, "python -m medsynth train autoencoder"))
+        components.append(
+            ("autoencoder decoder, continued", pack / "base" / DECODER_RECORD, "python -m medsynth train autoencoder")
+        )
     continued = (pack / "base" / START_RECORD).exists()
     if continued:  # a base continued from an earlier run: both runs, in order
-        components.append(("shared base UNet, first run", pack / "base" / START_RECORD, "python -m medsynth train base"))
-        components.append(("shared base UNet, continued", pack / "base" / "training_base.json", "python -m medsynth train base"))
+        components.append(
+            ("shared base UNet, first run", pack / "base" / START_RECORD, "python -m medsynth train base")
+        )
+        components.append(
+            ("shared base UNet, continued", pack / "base" / "training_base.json", "python -m medsynth train base")
+        )
     else:
         components.append(("shared base UNet", pack / "base" / "training_base.json", "python -m medsynth train base"))
     for domain in domains:
-        components.append((f"LoRA {domain}", pack / "lora" / domain / f"training_lora_{domain}.json", f"python -m medsynth train lora --domain {domain}"))
+        components.append(
+            (
+                f"LoRA {domain}",
+                pack / "lora" / domain / f"training_lora_{domain}.json",
+                f"python -m medsynth train lora --domain {domain}",
+            )
+        )
     for domain in domains:
-        components.append((f"classifier {domain}", pack / "classifiers" / domain / "training_classifier.json", f"python -m medsynth train classifier --domain {domain}"))
+        components.append(
+            (
+                f"classifier {domain}",
+                pack / "classifiers" / domain / "training_classifier.json",
+                f"python -m medsynth train classifier --domain {domain}",
+            )
+        )
     components.append(("CLIP", pack / "clip" / "training_clip.json", "python -m medsynth train clip"))
     rows = ["| component | command | steps / epochs | wall time | hardware |", "|---|---|---:|---:|---|"]
     default_power = LoraTrainConfig.__dataclass_fields__["class_power"].default
@@ -159,15 +189,22 @@ def _training_rows(pack: Path, domains: tuple[str, ...]) -> str:
         options = COMMAND_OPTIONS + (CONTINUED_OPTIONS if used.get("init_unet") or used.get("init_vae") else ())
         if continued and name.startswith("LoRA "):  # trained on the continued base, not the default folder
             options += ("base", "out")
-        if name.startswith("LoRA ") and used.get("class_power", default_power) != default_power:  # another class balance says so
+        if (
+            name.startswith("LoRA ") and used.get("class_power", default_power) != default_power
+        ):  # another class balance says so
             options += ("class_power",)
         command = command_line(command, {k: used[k] for k in options if k in used})
-        rows.append(f"| {name} | `{command}` | {record.get('steps', '–')} | {record.get('wall_time_s', 0) / 60:.1f} min | {record.get('hardware', '–')} |")
+        rows.append(
+            f"| {name} | `{command}` | {record.get('steps', '–')} | {record.get('wall_time_s', 0) / 60:.1f} min | {record.get('hardware', '–')} |"
+        )
     return "\n".join(rows)
 
 
 def _validation_table(pack: Path, classifier_configs: dict[str, dict]) -> str:
-    lines = ["| domain | classifier acc / bal. acc / macro-F1 | temperature | ECE before → after | CLIP zero-shot |", "|---|---|---:|---|---:|"]
+    lines = [
+        "| domain | classifier acc / bal. acc / macro-F1 | temperature | ECE before → after | CLIP zero-shot |",
+        "|---|---|---:|---|---:|",
+    ]
     clip = _record(pack / "clip" / "training_clip.json").get("metrics", {})
     for domain, config in classifier_configs.items():
         m = config.get("metrics", {})

@@ -84,7 +84,9 @@ def load_synthetic(folder: Path, classes: list[str], size: int, accepted_only: b
     frame = frame[frame["label"].isin(classes)]
     images = [np.asarray(load_rgb(folder / f, size)) for f in frame["file"]]
     empty = np.zeros((0, size, size, 3), np.uint8)
-    return LabelledImages(np.stack(images) if images else empty, np.array([classes.index(c) for c in frame["label"]], dtype=np.int64))
+    return LabelledImages(
+        np.stack(images) if images else empty, np.array([classes.index(c) for c in frame["label"]], dtype=np.int64)
+    )
 
 
 def oversampled(real: LabelledImages, extra: list[int], generator: np.random.Generator) -> LabelledImages:
@@ -94,7 +96,14 @@ def oversampled(real: LabelledImages, extra: list[int], generator: np.random.Gen
     return LabelledImages(real.images[index], real.labels[index])
 
 
-def training_set(condition: str, real: LabelledImages, synthetic: dict[str, LabelledImages], minority: list[int], seed: int, n_classes: int):
+def training_set(
+    condition: str,
+    real: LabelledImages,
+    synthetic: dict[str, LabelledImages],
+    minority: list[int],
+    seed: int,
+    n_classes: int,
+):
     """(images, class weights or None) for one condition."""
     if condition == "real":
         return real, None
@@ -149,7 +158,9 @@ def run_condition(
         mirror=load_registry().get_domain(config.domain).mirror, seed=seed, name=f"{condition} seed {seed}",
     )  # fmt: skip
     steps = max(1, len(real) // config.batch_size)
-    fitted = fit_classifier(train_config, classes, train.images, torch.from_numpy(train.labels), val.images, y_val, weights, steps)
+    fitted = fit_classifier(
+        train_config, classes, train.images, torch.from_numpy(train.labels), val.images, y_val, weights, steps
+    )
     predicted = predict_logits(fitted.model, test.images, training_device()).argmax(1).numpy()
     return {
         "condition": condition, "seed": seed, "n_train": len(train), "train_counts": train.counts(len(classes)),
@@ -173,7 +184,9 @@ def run_experiment(config: AugmentExperimentConfig) -> Path:
             raise ValueError(f"unknown condition {condition!r}; choose from {', '.join(CONDITIONS)}")
     out = Path(config.out or REPORTS_DIR / "augment" / config.domain)
     out.mkdir(parents=True, exist_ok=True)
-    classes, (train, val, test_split), (y_train, y_val, y_test) = labelled_splits(config.domain, config.image_size, ("train", "val", "test"))
+    classes, (train, val, test_split), (y_train, y_val, y_test) = labelled_splits(
+        config.domain, config.image_size, ("train", "val", "test")
+    )
     folder = Path(config.synthetic or runs_dir() / "synthetic" / config.domain)
     ensure_synthetic(config, folder, classes)
     test = LabelledImages(test_split.images, y_test.numpy())
@@ -182,9 +195,14 @@ def run_experiment(config: AugmentExperimentConfig) -> Path:
     minority_codes = list(config.minority or domain.rare_classes or [classes[int(np.argmin(counts))]])
     unknown = [c for c in minority_codes if c not in classes]
     if unknown:
-        raise ValueError(f"unknown minority class(es) {', '.join(unknown)} for {config.domain}; classes: {', '.join(classes)}")
+        raise ValueError(
+            f"unknown minority class(es) {', '.join(unknown)} for {config.domain}; classes: {', '.join(classes)}"
+        )
     minority = [classes.index(c) for c in minority_codes]
-    synthetic = {name: load_synthetic(folder / name, classes, config.image_size, accepted_only=name == "validated") for name in SYNTHETIC_SETS}
+    synthetic = {
+        name: load_synthetic(folder / name, classes, config.image_size, accepted_only=name == "validated")
+        for name in SYNTHETIC_SETS
+    }
 
     runs_path = out / "runs.jsonl"
     done = {(r["condition"], r["seed"]) for r in _done_runs(runs_path)}
@@ -249,7 +267,10 @@ def paired_differences(runs: list[dict], minority: list[str], reference: str = "
     for condition in frame.index.get_level_values(0).unique():
         if condition == reference:
             continue
-        diff = (frame.loc[condition][["macro_f1", "balanced_accuracy", "rare_recall"]] - frame.loc[reference][["macro_f1", "balanced_accuracy", "rare_recall"]]).dropna()
+        diff = (
+            frame.loc[condition][["macro_f1", "balanced_accuracy", "rare_recall"]]
+            - frame.loc[reference][["macro_f1", "balanced_accuracy", "rare_recall"]]
+        ).dropna()
         if diff.empty:
             continue
         rows.append({
@@ -282,8 +303,12 @@ def plot_conditions(runs: list[dict], minority: list[str], domain: str, path: Pa
         ax = figure.add_subplot(1, len(metrics), k + 1)
         for i, condition in enumerate(conditions):
             values = frame.loc[frame["condition"] == condition, metric].to_numpy()
-            ax.bar(i, values.mean(), yerr=values.std(ddof=1) if len(values) > 1 else 0, color=f"C{i}", alpha=0.6, capsize=4)
-            ax.scatter(np.full(len(values), i) + np.linspace(-0.15, 0.15, len(values)), values, color="black", s=10, zorder=3)
+            ax.bar(
+                i, values.mean(), yerr=values.std(ddof=1) if len(values) > 1 else 0, color=f"C{i}", alpha=0.6, capsize=4
+            )
+            ax.scatter(
+                np.full(len(values), i) + np.linspace(-0.15, 0.15, len(values)), values, color="black", s=10, zorder=3
+            )
         ax.set_xticks(range(len(conditions)), conditions, rotation=35, ha="right", fontsize=8)
         values = frame[metric].to_numpy()
         ax.set_ylim(max(0.0, values.min() - 0.1), min(1.0, values.max() + 0.05))  # zoomed: differences are small
@@ -294,10 +319,17 @@ def plot_conditions(runs: list[dict], minority: list[str], domain: str, path: Pa
     figure.savefig(path, dpi=100)
 
 
-def sample_picture(synthetic: dict[str, LabelledImages], real: LabelledImages, minority: list[int], classes: list[str], per_row: int = 8):
+def sample_picture(
+    synthetic: dict[str, LabelledImages],
+    real: LabelledImages,
+    minority: list[int],
+    classes: list[str],
+    per_row: int = 8,
+):
     """Per minority class: real, unvalidated synthetic and validated synthetic images side by side."""
 
     from medsynth.research.pictures import image_grid
+
     rows, labels = [], []
     for c in minority:
         for name, source in (("real", real), *synthetic.items()):
@@ -305,5 +337,3 @@ def sample_picture(synthetic: dict[str, LabelledImages], real: LabelledImages, m
             rows.append(to_pil_images(images))
             labels.append(f"{classes[c]} {name}")
     return image_grid(rows, labels, label_width=150)
-
-

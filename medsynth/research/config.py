@@ -42,7 +42,10 @@ class AutoencoderEvaluationConfig:
     vae: Path = option(help="an AutoencoderKL folder", factory=lambda: pack_dir(EMBEDDED_PACK) / "base" / "vae")
     domains: tuple[str, ...] = option((), help="domains to measure (default: the registry's trains of the mini pack)")
     split: str = option("val", help="val to choose autoencoders; the test split is for the pack's report")
-    out: Path | None = option(None, help="results JSON (default: runs/autoencoder_ceilings/<vae's parent folder>_<split>.json, never inside a pack)")
+    out: Path | None = option(
+        None,
+        help="results JSON (default: runs/autoencoder_ceilings/<vae's parent folder>_<split>.json, never inside a pack)",
+    )
 
 
 @dataclass
@@ -50,9 +53,13 @@ class AugmentExperimentConfig:
     """Train one classifier per condition and seed; report test balanced accuracy, macro-F1, rare-class recall."""
 
     domain: str = option(help="domain of the experiment (see `medsynth domains`)")
-    synthetic: Path | None = option(None, help="folder with unvalidated/ and validated/ exports (default: runs/synthetic/<domain>)")
+    synthetic: Path | None = option(
+        None, help="folder with unvalidated/ and validated/ exports (default: runs/synthetic/<domain>)"
+    )
     per_class: int = option(150, help="synthetic images per class, when they have to be exported first")
-    minority: tuple[str, ...] = option((), help="minority class codes (default: the registry's rare classes, else the smallest class)")
+    minority: tuple[str, ...] = option(
+        (), help="minority class codes (default: the registry's rare classes, else the smallest class)"
+    )
     conditions: tuple[str, ...] = option((), help=f"conditions to run (default: all six: {', '.join(CONDITIONS)})")
     seeds: tuple[int, ...] = option((0, 1, 2), help="seeds per condition")
     epochs: int = option(10, help="training length in real-train passes: every condition gets the same number of steps")

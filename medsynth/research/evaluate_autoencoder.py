@@ -68,13 +68,16 @@ def evaluate_autoencoder(config: AutoencoderEvaluationConfig) -> Path:
         real = evaluator_report(evaluator, to_pil_images(part.images), labels)
         reconstructed = autoencoder_round_trip(vae, part.images)
         ceiling = autoencoder_ceiling(reconstructed, part.images, labels, evaluator, features(part.images), features)
-        perturbed = {check: evaluator_report(evaluator, to_pil_images(perturb_uint8(part.images, check)), labels).macro_f1 for check in SENSITIVITY_CHECKS}
+        perturbed = {
+            check: evaluator_report(evaluator, to_pil_images(perturb_uint8(part.images, check)), labels).macro_f1
+            for check in SENSITIVITY_CHECKS
+        }
         results["domains"][name] = {"classes": codes, "n_images": len(part), "evaluator_macro_f1_real": real.macro_f1,
                                     "evaluator_macro_f1_perturbed": perturbed, **ceiling}  # fmt: skip
-    out = Path(config.out or runs_dir() / "autoencoder_ceilings" / f"{vae_folder.resolve().parent.name}_{config.split}.json")
+    out = Path(
+        config.out or runs_dir() / "autoencoder_ceilings" / f"{vae_folder.resolve().parent.name}_{config.split}.json"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=float))
     print(render_autoencoder_table(results))
     return out
-
-

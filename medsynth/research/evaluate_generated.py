@@ -119,5 +119,3 @@ def evaluate_generated(domain_name: str, generated_dir: Path, out: Path, pack: s
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "REPORT.md").write_text(render_generated_report(results))
     return out / "REPORT.md"
-
-

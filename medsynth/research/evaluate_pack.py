@@ -43,7 +43,6 @@ from medsynth.research.reports import MODES, render_pack_report
 logger = logging.getLogger(__name__)
 
 
-
 def accuracy_by_group(frame, correct: np.ndarray, column: str) -> list[dict]:
     """The classifier's accuracy per (source, label): a source that stands in for a label shows up here."""
     groups = frame.assign(correct=correct).groupby([column, "label"], sort=True)["correct"]
@@ -51,7 +50,9 @@ def accuracy_by_group(frame, correct: np.ndarray, column: str) -> list[dict]:
             for (source, label), n, acc in zip(groups.size().index, groups.size(), groups.mean())]  # fmt: skip
 
 
-def generate_set(engine: MedSynth, domain: str, codes: list[str], mode: str, config: PackEvaluationConfig) -> tuple[list[Image.Image], list[str], dict]:
+def generate_set(
+    engine: MedSynth, domain: str, codes: list[str], mode: str, config: PackEvaluationConfig
+) -> tuple[list[Image.Image], list[str], dict]:
     images, labels, accepted, attempts = [], [], 0, 0
     for k, code in enumerate(codes):
         request = GenerationRequest(
@@ -67,7 +68,9 @@ def generate_set(engine: MedSynth, domain: str, codes: list[str], mode: str, con
     return images, labels, {"generated": attempts, "classifier_agreement": accepted / max(attempts, 1)}
 
 
-def evaluate_domain(engine: MedSynth, name: str, config: PackEvaluationConfig, features: FeatureExtractor, out: Path) -> dict:
+def evaluate_domain(
+    engine: MedSynth, name: str, config: PackEvaluationConfig, features: FeatureExtractor, out: Path
+) -> dict:
     registry = engine.registry
     domain = registry.get_domain(name)
     codes = list(domain.class_codes)
@@ -75,14 +78,21 @@ def evaluate_domain(engine: MedSynth, name: str, config: PackEvaluationConfig, f
     test, train = data.split(config.split), data.split("train")  # `test`: the held-out reference split
     test_images = to_pil_images(test.images)
     y_test = [codes.index(c) for c in test.frame["label"]]
-    report: dict = {"domain": name, "n_test": len(test), "classes": codes, "base_unconditional": name in engine.generator.base_guided}
+    report: dict = {
+        "domain": name,
+        "n_test": len(test),
+        "classes": codes,
+        "base_unconditional": name in engine.generator.base_guided,
+    }
 
     # the pack's own classifier and CLIP on real test images
     classifier = engine.classifiers[name]
     predicted = [codes.index(s.predicted) for s in classifier.score(test_images)]
     report["classifier_real_test"] = classification_metrics(y_test, predicted, len(codes))
     if domain.source_column in test.frame.columns:
-        report["classifier_by_source"] = accuracy_by_group(test.frame, np.array(predicted) == np.array(y_test), domain.source_column)
+        report["classifier_by_source"] = accuracy_by_group(
+            test.frame, np.array(predicted) == np.array(y_test), domain.source_column
+        )
     report["accuracy_bar"] = domain.sources_for(engine.pack.name).accuracy_bar
     clip = engine.clips[name]
     class_emb = clip.embed_texts([class_prompt(domain, c) for c in codes])
@@ -91,7 +101,9 @@ def evaluate_domain(engine: MedSynth, name: str, config: PackEvaluationConfig, f
 
     real_test_feats = features(test.images)
     train_feats = features(train.images)
-    floor_index = np.random.default_rng(0).choice(len(train), size=min(len(train), len(codes) * config.per_class), replace=False)
+    floor_index = np.random.default_rng(0).choice(
+        len(train), size=min(len(train), len(codes) * config.per_class), replace=False
+    )
     report["frechet_floor_train_vs_test"] = frechet_distance(real_test_feats, train_feats[floor_index])
     report["kid_floor_train_vs_test"] = kernel_distance(real_test_feats, train_feats[floor_index])[0]
     panel = load_evaluator_panel(name)  # the primary evaluator first; its confusion matrices are the pictures
@@ -101,7 +113,9 @@ def evaluate_domain(engine: MedSynth, name: str, config: PackEvaluationConfig, f
     predicted = evaluator.logits(test_images).argmax(1).tolist()
     report["evaluator_real_test"] = classification_metrics(y_test, predicted, len(codes))
     reconstructed = engine.generator.reconstruct(test.images)  # the most any generated image can carry
-    report["autoencoder_ceiling"] = autoencoder_ceiling(reconstructed, test.images, list(test.frame["label"]), evaluator, real_test_feats, features)
+    report["autoencoder_ceiling"] = autoencoder_ceiling(
+        reconstructed, test.images, list(test.frame["label"]), evaluator, real_test_feats, features
+    )
 
     grids = {}
     for mode in MODES:
@@ -130,11 +144,17 @@ def evaluate_domain(engine: MedSynth, name: str, config: PackEvaluationConfig, f
         grids[mode] = (images, labels)
         if mode == "lora":
             pairs = [[images[g], to_pil_images(train.images[t : t + 1])[0]] for g, t, _ in memo.pairs]
-            image_grid(pairs, [f"cos {s:.3f}" for _, _, s in memo.pairs], label_width=90).save(out / f"{name}_nearest_training.png")
+            image_grid(pairs, [f"cos {s:.3f}" for _, _, s in memo.pairs], label_width=90).save(
+                out / f"{name}_nearest_training.png"
+            )
     rows, row_labels = [], []
     for code in codes:
         real = [test_images[i] for i, c in enumerate(test.frame["label"]) if c == code][:6]
-        rows += [real, [img for img, lab in zip(*grids["lora"]) if lab == code][:6], [img for img, lab in zip(*grids["base"]) if lab == code][:6]]
+        rows += [
+            real,
+            [img for img, lab in zip(*grids["lora"]) if lab == code][:6],
+            [img for img, lab in zip(*grids["base"]) if lab == code][:6],
+        ]
         row_labels += [f"{code}: real", f"{code}: LoRA", f"{code}: base"]
     image_grid(rows, row_labels, label_width=150).save(out / f"{name}_grid.png")
     return report
@@ -156,7 +176,15 @@ def evaluate_pack(config: PackEvaluationConfig) -> Path:
         started = time.perf_counter()
         result = evaluate_domain(engine, name, config, features, out)
         result["wall_time_s"] = round(time.perf_counter() - started, 1)
-        results = merge_results(out / "results.json", engine.pack.name, config, name, result, order=list(registry.domains), pack_settings=pack_settings(engine.pack))
+        results = merge_results(
+            out / "results.json",
+            engine.pack.name,
+            config,
+            name,
+            result,
+            order=list(registry.domains),
+            pack_settings=pack_settings(engine.pack),
+        )
     bars = {name: registry.get_domain(name).sources_for(engine.pack.name).accuracy_bar for name in results["domains"]}
     (out / "REPORT.md").write_text(render_pack_report(results, reproduce_command(results["config"]), bars))
     return out / "REPORT.md"
@@ -172,7 +200,9 @@ def _settings(config: PackEvaluationConfig) -> dict[str, str]:
 
 def reproduce_command(settings: dict[str, str]) -> str:
     """The evaluate-pack command line that repeats a report (only the options that differ from the defaults)."""
-    return command_line("python -m medsynth evaluate-pack", changed_options(settings, _settings(PackEvaluationConfig()), COMPARABLE))
+    return command_line(
+        "python -m medsynth evaluate-pack", changed_options(settings, _settings(PackEvaluationConfig()), COMPARABLE)
+    )
 
 
 def pack_settings(pack) -> dict:
@@ -201,5 +231,3 @@ def merge_results(
     tmp.write_text(json.dumps(results, indent=2, default=float))
     tmp.replace(path)
     return results
-
-

@@ -101,7 +101,9 @@ class EvaluatorReport:
     confusion: np.ndarray  # rows true, columns predicted
 
 
-def evaluator_report(evaluator: ClassifierScorer, images: Sequence[Image.Image], labels: Sequence[str]) -> EvaluatorReport:
+def evaluator_report(
+    evaluator: ClassifierScorer, images: Sequence[Image.Image], labels: Sequence[str]
+) -> EvaluatorReport:
     """How well an independent classifier recognises the asked-for class in generated images."""
     classes = evaluator.classes
     predicted, batch = [], 64

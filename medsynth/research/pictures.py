@@ -9,7 +9,9 @@ import numpy as np
 from PIL import Image
 
 
-def image_grid(rows: Sequence[Sequence[Image.Image]], row_labels: Sequence[str], size: int = 64, label_width: int = 150) -> Image.Image:
+def image_grid(
+    rows: Sequence[Sequence[Image.Image]], row_labels: Sequence[str], size: int = 64, label_width: int = 150
+) -> Image.Image:
     """One labelled row per class: a picture people can read faster than a table."""
     from PIL import ImageDraw, ImageFont
 
@@ -36,7 +38,9 @@ def confusion_plot(matrix: np.ndarray, classes: list[str], title: str, path: Pat
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     for (i, j), count in np.ndenumerate(matrix):
-        ax.text(j, i, int(count), ha="center", va="center", color="white" if shares[i, j] > 0.5 else "black", fontsize=8)
+        ax.text(
+            j, i, int(count), ha="center", va="center", color="white" if shares[i, j] > 0.5 else "black", fontsize=8
+        )
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("evaluator predicted")

@@ -53,27 +53,51 @@ def render_pack_report(results: dict, command: str, bars: Mapping[str, float | N
     degrade = {name: r["evaluator_degrade"] for name, r in results["domains"].items() if "evaluator_degrade" in r}
     if degrade:
         shares = ", ".join(f"{name} {share:.0%}" for name, share in degrade.items())
-        lines += [f"Evaluators (EfficientNet-Lite0, measurement only): share of training images slightly blurred or noised: {shares}.", ""]
-    panels = {name: len(r["evaluator_panel_seeds"]) for name, r in results["domains"].items() if len(r.get("evaluator_panel_seeds", [])) > 1}
+        lines += [
+            f"Evaluators (EfficientNet-Lite0, measurement only): share of training images slightly blurred or noised: {shares}.",
+            "",
+        ]
+    panels = {
+        name: len(r["evaluator_panel_seeds"])
+        for name, r in results["domains"].items()
+        if len(r.get("evaluator_panel_seeds", [])) > 1
+    }
     if panels:
         sizes = ", ".join(f"{name} {n}" for name, n in panels.items())
         lines += [f"Evaluator panel (the same recipe, other seeds): {sizes} evaluators. Generated-image F1 is their mean, "
                   "with the lowest and highest in brackets; the confusion matrices are the primary evaluator's.", ""]  # fmt: skip
-    lines += [f"## Real {split} images", "", "| domain | classifier acc | bar | balanced acc | macro-F1 | CLIP zero-shot | evaluator acc |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [
+        f"## Real {split} images",
+        "",
+        "| domain | classifier acc | bar | balanced acc | macro-F1 | CLIP zero-shot | evaluator acc |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, r in results["domains"].items():
         c = r["classifier_real_test"]
         bar = r.get("accuracy_bar", bars.get(name))
-        lines.append(f"| {name} | {c['accuracy']:.3f} | {bar if bar else '–'} {'✅' if bar and c['accuracy'] >= bar else ('❌' if bar else '')} | {c['balanced_accuracy']:.3f} | {c['macro_f1']:.3f} | {r['clip_zero_shot_accuracy']:.3f} | {r['evaluator_real_test']['accuracy']:.3f} |")
-    by_source = {name: r["classifier_by_source"] for name, r in results["domains"].items() if r.get("classifier_by_source")}
+        lines.append(
+            f"| {name} | {c['accuracy']:.3f} | {bar if bar else '–'} {'✅' if bar and c['accuracy'] >= bar else ('❌' if bar else '')} | {c['balanced_accuracy']:.3f} | {c['macro_f1']:.3f} | {r['clip_zero_shot_accuracy']:.3f} | {r['evaluator_real_test']['accuracy']:.3f} |"
+        )
+    by_source = {
+        name: r["classifier_by_source"] for name, r in results["domains"].items() if r.get("classifier_by_source")
+    }
     for name, groups in by_source.items():
         lines += ["", f"Classifier accuracy on {name} by source and label (a source that comes with one label can stand in for it):", "",
                   "| source | label | images | accuracy |", "|---|---|---:|---:|"]  # fmt: skip
         lines += [f"| {g['source']} | {g['label']} | {g['n']} | {g['accuracy']:.2f} |" for g in groups]
-    lines += ["", "## Generated images", "", "| domain | mode | evaluator macro-F1 | Fréchet (EffNet-Lite0) | floor train↔test | KID | CLIP score | classifier agreement | NN cosine median / max |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "## Generated images",
+        "",
+        "| domain | mode | evaluator macro-F1 | Fréchet (EffNet-Lite0) | floor train↔test | KID | CLIP score | classifier agreement | NN cosine median / max |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, r in results["domains"].items():
         for mode, label in MODES.items():
             m = r[mode]
-            lines.append(f"| {name} | {label} | {f1_text(m)} | {m['frechet_distance']:.1f} | {r['frechet_floor_train_vs_test']:.1f} | {m['kid']:.4f} | {m['clip_score']:.3f} | {m['classifier_agreement']:.0%} of {m['generated']} | {m['memorisation_median']:.3f} / {m['memorisation_max']:.3f} |")
+            lines.append(
+                f"| {name} | {label} | {f1_text(m)} | {m['frechet_distance']:.1f} | {r['frechet_floor_train_vs_test']:.1f} | {m['kid']:.4f} | {m['clip_score']:.3f} | {m['classifier_agreement']:.0%} of {m['generated']} | {m['memorisation_median']:.3f} / {m['memorisation_max']:.3f} |"
+            )
     ceilings = {name: r["autoencoder_ceiling"] for name, r in results["domains"].items() if "autoencoder_ceiling" in r}
     if ceilings:
         lines += ["", "## What the autoencoder lets through", "",
@@ -86,7 +110,13 @@ def render_pack_report(results: dict, command: str, bars: Mapping[str, float | N
             real_f1 = r["evaluator_real_test"]["macro_f1"]
             lines.append(f"| {name} | {real_f1:.3f} → {ceiling['evaluator_macro_f1']:.3f} | {ceiling['frechet_distance']:.1f} | "
                          f"F1 {r['lora']['evaluator_macro_f1']:.3f}, Fréchet {r['lora']['frechet_distance']:.1f} |")  # fmt: skip
-    lines += ["", "## Does the LoRA earn its place?", "", "| domain | LoRA guided against | Fréchet base → LoRA | evaluator F1 base → LoRA | evaluators preferring the LoRA | LoRA better on both | F1 ≥ 0.6727 |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Does the LoRA earn its place?",
+        "",
+        "| domain | LoRA guided against | Fréchet base → LoRA | evaluator F1 base → LoRA | evaluators preferring the LoRA | LoRA better on both | F1 ≥ 0.6727 |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, r in results["domains"].items():
         b, l = r["base"], r["lora"]
         both, preferring, n = lora_verdict(b, l)
@@ -109,7 +139,9 @@ def render_autoencoder_table(results: dict) -> str:
              + " | ".join(f"F1 after {c}" for c in checks) + " |", "|---|---|---:|---:|" + "---:|" * len(checks)]  # fmt: skip
     for name, r in results["domains"].items():
         perturbed = " | ".join(f"{r['evaluator_macro_f1_perturbed'][c]:.3f}" for c in checks)
-        lines.append(f"| {name} | {r['evaluator_macro_f1_real']:.3f} → {r['evaluator_macro_f1']:.3f} | {r['frechet_distance']:.1f} | {r['psnr_db']:.1f} | {perturbed} |")
+        lines.append(
+            f"| {name} | {r['evaluator_macro_f1_real']:.3f} → {r['evaluator_macro_f1']:.3f} | {r['frechet_distance']:.1f} | {r['psnr_db']:.1f} | {perturbed} |"
+        )
     lines += ["", "The last columns: the real images slightly blurred or noised, no autoencoder involved. An evaluator "
               "whose F1 falls there judges image quality, not the finding (`train evaluator --degrade`)."]  # fmt: skip
     return "\n".join(lines)
@@ -155,26 +187,35 @@ def render_augment_report(
         f"{setup['synthetic_counts']['unvalidated'][i]} | {setup['synthetic_counts']['validated'][i]} |"
         for i, c in enumerate(classes)
     )
-    header = "| condition | seeds | train images | balanced acc | macro-F1 | " + " | ".join(f"recall {c}" for c in minority) + " | mean rare recall |"
+    header = (
+        "| condition | seeds | train images | balanced acc | macro-F1 | "
+        + " | ".join(f"recall {c}" for c in minority)
+        + " | mean rare recall |"
+    )
     rule = "|" + "---|" * (6 + len(minority))
     rows = [
-        f"| {conditions[r['condition']]} | {r['seeds']} | {r['n_train']} | " + " | ".join(_cell(r, m) for m in metrics) + " |"
+        f"| {conditions[r['condition']]} | {r['seeds']} | {r['n_train']} | "
+        + " | ".join(_cell(r, m) for m in metrics)
+        + " |"
         for _, r in summary.iterrows()
     ]
     diff_rows = [
         f"| {conditions[r['condition']]} | {r['pairs']} | "
-        + " | ".join(_mean_sd(r[f"{m}_diff_mean"], r[f"{m}_diff_sd"], "+") + _p(r[f"{m}_p"]) for m in ("macro_f1", "balanced_accuracy", "rare_recall"))
+        + " | ".join(
+            _mean_sd(r[f"{m}_diff_mean"], r[f"{m}_diff_sd"], "+") + _p(r[f"{m}_p"])
+            for m in ("macro_f1", "balanced_accuracy", "rare_recall")
+        )
         + " |"
         for _, r in differences.iterrows()
     ]
     config = setup["config"]
-    return f"""# Augmentation experiment: {setup['domain']}
+    return f"""# Augmentation experiment: {setup["domain"]}
 
-Does adding synthetic images of the minority classes ({', '.join(minority)}) help a classifier more
-than plain oversampling? Same classifier (ResNet-18 family from scratch, base width {config['base_width']},
-{config['image_size']} px), same {setup['steps_per_run']} optimisation steps, augmentation and model
+Does adding synthetic images of the minority classes ({", ".join(minority)}) help a classifier more
+than plain oversampling? Same classifier (ResNet-18 family from scratch, base width {config["base_width"]},
+{config["image_size"]} px), same {setup["steps_per_run"]} optimisation steps, augmentation and model
 selection on the real val split in every run; only the training set (or loss weights) changes.
-Measured on the real test split ({setup['n_test']} images). Hardware: {setup['hardware']}.
+Measured on the real test split ({setup["n_test"]} images). Hardware: {setup["hardware"]}.
 Reproduce: `{command}`.
 
 ## Training images per class

@@ -55,7 +55,9 @@ def _pick(result_images: list[SyntheticImage], attempts: list[SyntheticImage], c
     chosen = list(result_images[:count])
     if len(chosen) < count:
         label = attempts[0].record["label"]
-        rejected = sorted((a for a in attempts if not a.accepted), key=lambda a: a.classifier.probability(label), reverse=True)
+        rejected = sorted(
+            (a for a in attempts if not a.accepted), key=lambda a: a.classifier.probability(label), reverse=True
+        )
         chosen += rejected[: count - len(chosen)]
     return chosen
 
@@ -74,8 +76,14 @@ def export_dataset(engine: MedSynth, plan: ExportPlan, out: Path, rank: int = 0,
     for chunk_id, code, start, count in todo:
         result = engine.run(
             GenerationRequest(
-                domain=plan.domain, label=code, n=count, seed=plan.chunk_seed(chunk_id), steps=plan.steps,
-                validate=plan.validate, threshold=plan.threshold, max_rounds=plan.max_rounds,
+                domain=plan.domain,
+                label=code,
+                n=count,
+                seed=plan.chunk_seed(chunk_id),
+                steps=plan.steps,
+                validate=plan.validate,
+                threshold=plan.threshold,
+                max_rounds=plan.max_rounds,
             )  # fmt: skip
         )
         rows = []

@@ -111,7 +111,9 @@ def draw_real(cells: Sequence[Cell], n: int, seed: int, root: str | Path | None 
             try:
                 frames[cell.domain] = load_metadata(folder)
             except (FileNotFoundError, ValueError) as error:
-                raise StudyError(f"real images for {cell.domain}: {error} (set MEDSYNTH_DATA or ask for 0 real images)") from None
+                raise StudyError(
+                    f"real images for {cell.domain}: {error} (set MEDSYNTH_DATA or ask for 0 real images)"
+                ) from None
         frame = frames[cell.domain]
         rows = frame[frame["label"].str.lower() == cell.label.lower()]
         has_split = "split" in rows.columns
@@ -125,7 +127,9 @@ def draw_real(cells: Sequence[Cell], n: int, seed: int, root: str | Path | None 
             if len(picked) == n:
                 break
         if len(picked) < n:
-            raise StudyError(f"{cell}: {folder / 'metadata.csv'} lists only {len(picked)} real image(s) of this class; {n} asked")
+            raise StudyError(
+                f"{cell}: {folder / 'metadata.csv'} lists only {len(picked)} real image(s) of this class; {n} asked"
+            )
         for split, index in picked:
             row = frame.loc[index]
             path = folder / row["file"]
@@ -151,13 +155,24 @@ def _synthetic_items(
             n = min(GENERATION_BATCH, spec.n_synthetic - start)
             step(f"generating {cell} ({start + n}/{spec.n_synthetic})")
             try:
-                result = engine.run(GenerationRequest(domain=cell.domain, label=cell.label, n=n, seed=first_seed + start))
+                result = engine.run(
+                    GenerationRequest(domain=cell.domain, label=cell.label, n=n, seed=first_seed + start)
+                )
             except RequestError as error:
                 raise StudyError(f"cannot generate {cell}: {error}") from None
             for image in result.images:
                 png, native = blinded_png(image.image, spec.image_size)
-                provenance = {**image.record, "source": "synthetic", "native_size": native, "study_size": spec.image_size}
-                items.append(NewItem(cell.domain, cell.label, "synthetic", store.put_image(png), image.record["prompt"], provenance))
+                provenance = {
+                    **image.record,
+                    "source": "synthetic",
+                    "native_size": native,
+                    "study_size": spec.image_size,
+                }
+                items.append(
+                    NewItem(
+                        cell.domain, cell.label, "synthetic", store.put_image(png), image.record["prompt"], provenance
+                    )
+                )
     return items
 
 
@@ -183,7 +198,9 @@ def build_study(
             raise StudyError("synthetic images need a loaded model pack; ask for 0 synthetic images or load one")
         unavailable = sorted({c.domain for c in spec.cells} - set(engine.available_domains))
         if unavailable:
-            raise StudyError(f"pack {engine.pack.name} cannot generate {', '.join(unavailable)}: {engine.availability[unavailable[0]].reason}")
+            raise StudyError(
+                f"pack {engine.pack.name} cannot generate {', '.join(unavailable)}: {engine.availability[unavailable[0]].reason}"
+            )
     real = draw_real(spec.cells, spec.n_real, spec.seed, data_root)  # fails fast, before any generation
     batches_per_cell = -(-spec.n_synthetic // GENERATION_BATCH)  # ceiling division
     total = len(real) + len(spec.cells) * batches_per_cell

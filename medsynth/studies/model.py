@@ -58,8 +58,7 @@ def normalise_code(code: Any) -> str:
 def check_rater_id(rater: Any) -> str:
     if not isinstance(rater, str) or not RATER_PATTERN.match(rater.strip()):
         raise RaterError(
-            "the rater id must be 1–64 letters, digits or . _ @ - (starting with a letter or digit); "
-            f"got {rater!r}"
+            f"the rater id must be 1–64 letters, digits or . _ @ - (starting with a letter or digit); got {rater!r}"
         )
     return rater.strip()
 

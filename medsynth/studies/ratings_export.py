@@ -38,10 +38,20 @@ def manifest_frame(store: StudyStore, code: str) -> pd.DataFrame:
     study = store.get_study(code)
     rows = [
         {
-            "study": study.code, "title": study.title, "seed": study.seed, "status": study.status,
-            "created": study.created, "closed": study.closed or "", "asks_alignment": study.asks_alignment,
-            "item_id": item.id, "domain": item.domain, "label": item.label, "source": item.source,
-            "sha256": item.sha256, "file": f"images/{item.sha256}.png", "prompt": item.prompt,
+            "study": study.code,
+            "title": study.title,
+            "seed": study.seed,
+            "status": study.status,
+            "created": study.created,
+            "closed": study.closed or "",
+            "asks_alignment": study.asks_alignment,
+            "item_id": item.id,
+            "domain": item.domain,
+            "label": item.label,
+            "source": item.source,
+            "sha256": item.sha256,
+            "file": f"images/{item.sha256}.png",
+            "prompt": item.prompt,
             "provenance": json.dumps(dict(item.provenance), sort_keys=True, default=str),
         }  # fmt: skip
         for item in store.items(code)

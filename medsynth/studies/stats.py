@@ -49,7 +49,9 @@ class StudyStats:
 
     def text(self) -> str:
         """A plain-text report (what `medsynth study stats` prints)."""
-        with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
+        with pd.option_context(
+            "display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format
+        ):
             return "\n\n".join([
                 f"{self.ratings} rating(s) by {self.raters} rater(s) of {self.items} item(s)",
                 "Scores (mean and 95% interval)\n" + (self.scores.to_string(index=False) if len(self.scores) else "(none)"),
@@ -141,7 +143,9 @@ def agreement_rows(frame: pd.DataFrame, scope: str) -> list[dict]:
 
     def add(measure: str, result: tuple[float, int, int, str]) -> None:
         value, items, raters, note = result
-        rows.append({"scope": scope, "measure": measure, "value": value, "items": items, "raters": raters, "note": note})
+        rows.append(
+            {"scope": scope, "measure": measure, "value": value, "items": items, "raters": raters, "note": note}
+        )
 
     add("Fleiss' kappa, real or synthetic", fleiss_kappa(frame))
     add("Krippendorff's alpha (nominal), real or synthetic", krippendorff_alpha(frame, "guess", "nominal"))

@@ -124,6 +124,7 @@ RATING_COLUMNS = (
 def default_db_path() -> Path:
     """$MEDSYNTH_STUDIES_DB, or runs/studies/studies.db (git-ignored) in the project."""
     from medsynth.paths import runs_dir
+
     return Path(os.environ.get(DB_ENV) or runs_dir() / "studies" / "studies.db")
 
 
@@ -258,7 +259,9 @@ class StudyStore:
             raise StudyError("a study needs at least one item")
         missing = [item.sha256 for item in items if not self.image_path(item.sha256).exists()]
         if missing:
-            raise StudyError(f"{len(missing)} study image(s) are not in {self.images_dir}; store them with put_image first")
+            raise StudyError(
+                f"{len(missing)} study image(s) are not in {self.images_dir}; store them with put_image first"
+            )
         allowed = sorted({check_rater_id(r) for r in raters})
         with self._write() as db:
             while True:
@@ -268,7 +271,16 @@ class StudyStore:
             cursor = db.execute(
                 "INSERT INTO studies (code, title, seed, asks_alignment, status, created, config, raters, secret) "
                 "VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?)",
-                (code, title.strip(), seed, int(asks_alignment), now_iso(), json.dumps(config), json.dumps(allowed), secrets.token_bytes(32)),
+                (
+                    code,
+                    title.strip(),
+                    seed,
+                    int(asks_alignment),
+                    now_iso(),
+                    json.dumps(config),
+                    json.dumps(allowed),
+                    secrets.token_bytes(32),
+                ),
             )
             study_id = cursor.lastrowid
             db.executemany(
@@ -404,7 +416,9 @@ class StudyStore:
         if not isinstance(session, RaterSession):
             raise RaterError("sign in with your study code and rater id first")
         study = self._open_study(db, session.study_code)
-        known = db.execute("SELECT 1 FROM raters WHERE study_id = ? AND rater = ?", (study.id, session.rater)).fetchone()
+        known = db.execute(
+            "SELECT 1 FROM raters WHERE study_id = ? AND rater = ?", (study.id, session.rater)
+        ).fetchone()
         if not known:
             raise RaterError("sign in with your study code and rater id first")
         return study
@@ -425,14 +439,20 @@ class StudyStore:
             order = rater_order(study.seed, study.code, session.rater, list(items))
             rated = {
                 row["item_id"]: _answers(row)
-                for row in db.execute("SELECT * FROM ratings WHERE study_id = ? AND rater = ?", (study.id, session.rater))
+                for row in db.execute(
+                    "SELECT * FROM ratings WHERE study_id = ? AND rater = ?", (study.id, session.rater)
+                )
             }
             resume = next((i for i, item_id in enumerate(order) if item_id not in rated), len(order))
             if position is None:
                 position = resume
             if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position <= resume:
-                raise OrderError(f"image {position!r} is not open to you yet: rate images in order (next: {resume + 1})")
-            db.execute("UPDATE raters SET last_seen = ? WHERE study_id = ? AND rater = ?", (now_iso(), study.id, session.rater))
+                raise OrderError(
+                    f"image {position!r} is not open to you yet: rate images in order (next: {resume + 1})"
+                )
+            db.execute(
+                "UPDATE raters SET last_seen = ? WHERE study_id = ? AND rater = ?", (now_iso(), study.id, session.rater)
+            )
             if position == len(order):
                 return ItemView(position, len(order), len(rated), None, None, None, None, study.asks_alignment)
             item = items[order[position]]
@@ -441,7 +461,9 @@ class StudyStore:
                 "INSERT INTO tickets (nonce, study_id, rater, item_id, issued) VALUES (?, ?, ?, ?, ?)",
                 (nonce, study.id, session.rater, item.id, time.time()),
             )
-            ticket = f"{item.id}.{nonce}.{_signature(self._secret(study.id, db), study.id, session.rater, item.id, nonce)}"
+            ticket = (
+                f"{item.id}.{nonce}.{_signature(self._secret(study.id, db), study.id, session.rater, item.id, nonce)}"
+            )
         return ItemView(
             position=position,
             total=len(order),
@@ -469,19 +491,26 @@ class StudyStore:
             item_id, nonce, signature = parts
             expected = _signature(self._secret(study.id, db), study.id, session.rater, item_id, nonce)
             if not hmac.compare_digest(expected, signature):
-                raise TicketError("this submission was not issued to you for an item of this study (forged or foreign); nothing was saved")
+                raise TicketError(
+                    "this submission was not issued to you for an item of this study (forged or foreign); nothing was saved"
+                )
             issued = db.execute(
                 "SELECT t.issued, t.used FROM tickets t JOIN items i ON i.id = t.item_id "
                 "WHERE t.nonce = ? AND t.study_id = ? AND t.rater = ? AND t.item_id = ? AND i.study_id = ?",
                 (nonce, study.id, session.rater, item_id, study.id),
             ).fetchone()
             if issued is None:
-                raise TicketError("this submission does not match an item shown to you in this study; nothing was saved")
+                raise TicketError(
+                    "this submission does not match an item shown to you in this study; nothing was saved"
+                )
             if issued["used"] is not None:
-                raise TicketError("this answer was already recorded (a repeated submission); open the item again to change it")
+                raise TicketError(
+                    "this answer was already recorded (a repeated submission); open the item again to change it"
+                )
             seconds = max(0.0, time.time() - issued["issued"])
             existed = db.execute(
-                "SELECT 1 FROM ratings WHERE study_id = ? AND rater = ? AND item_id = ?", (study.id, session.rater, item_id)
+                "SELECT 1 FROM ratings WHERE study_id = ? AND rater = ? AND item_id = ?",
+                (study.id, session.rater, item_id),
             ).fetchone()
             db.execute(
                 """INSERT INTO ratings (study_id, rater, item_id, realism, alignment, guess, confidence, comment,

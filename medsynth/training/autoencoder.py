@@ -134,7 +134,10 @@ def train_autoencoder(config: AutoencoderTrainConfig) -> Path:
             loss = l1 + config.perceptual_weight * perceptual(recon, batch) + config.kl_weight * posterior.kl().mean()
             if discriminator is not None and step >= config.adversarial_from_step:
                 fooled = -discriminator(recon).float().mean()
-                loss = loss + config.adversarial_weight * adaptive_weight(loss, fooled, model.decoder.conv_out.weight) * fooled
+                loss = (
+                    loss
+                    + config.adversarial_weight * adaptive_weight(loss, fooled, model.decoder.conv_out.weight) * fooled
+                )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -143,7 +146,9 @@ def train_autoencoder(config: AutoencoderTrainConfig) -> Path:
         postfix = {"l1": f"{l1.item():.4f}"}
         if discriminator is not None:  # hinge loss: real patches above +1, reconstructed ones below -1
             with autocast(device):
-                hinge = (1 - discriminator(batch).float()).relu().mean() + (1 + discriminator(recon.detach()).float()).relu().mean()
+                hinge = (1 - discriminator(batch).float()).relu().mean() + (
+                    1 + discriminator(recon.detach()).float()
+                ).relu().mean()
             discriminator_optimizer.zero_grad(set_to_none=True)
             hinge.backward()
             discriminator_optimizer.step()

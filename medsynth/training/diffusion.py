@@ -50,7 +50,9 @@ def encode_text(tokenizer, text_encoder, captions: list[str], batch_size: int = 
 
 
 @torch.no_grad()
-def encode_images(vae: AutoencoderKL, images: np.ndarray, batch_size: int = 64, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def encode_images(
+    vae: AutoencoderKL, images: np.ndarray, batch_size: int = 64, device="cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 NHWC images → scaled posterior mean and std (float16)."""
     means, stds = [], []
     scale = vae.config.scaling_factor
@@ -109,7 +111,9 @@ def diffusion_loss(
 ) -> torch.Tensor:
     """The Stable Diffusion objective: predict the noise added at a random timestep."""
     noise = torch.randn(latents.shape, generator=generator).to(latents.device)
-    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator).to(latents.device)
+    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator).to(
+        latents.device
+    )
     noisy = scheduler.add_noise(latents, noise, timesteps)
     prediction = unet(noisy, timesteps, text_states).sample
     return torch.nn.functional.mse_loss(prediction.float(), noise.float())
@@ -161,7 +165,9 @@ def run_diffusion_training(
     scheduler = noise_scheduler_for(unet)
     trainable = [p for p in unet.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=settings.weight_decay)
-    lr_schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, settings.lr, total_steps=settings.steps, pct_start=0.03)
+    lr_schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, settings.lr, total_steps=settings.steps, pct_start=0.03
+    )
     states = {"unet": unet, "optimizer": optimizer, "lr_schedule": lr_schedule, "generator": generator}
     if ema is not None:
         states["ema"] = ema
@@ -171,7 +177,11 @@ def run_diffusion_training(
             f"{checkpoint.path} belongs to a {lr_schedule.total_steps}-step run, not {settings.steps} steps: "
             "delete it to start over, or train into another --out folder"
         )
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if torch.device(device).type == "cuda" else torch.autocast("cpu", enabled=False)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if torch.device(device).type == "cuda"
+        else torch.autocast("cpu", enabled=False)
+    )
     started = time.perf_counter() - elapsed
     running = None
     bar = tqdm(total=settings.steps, initial=step, desc=settings.desc, unit="step")

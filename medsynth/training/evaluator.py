@@ -30,7 +30,9 @@ from medsynth.training.config import EvaluatorTrainConfig
 from medsynth.training.runs import write_run_record
 
 
-def _prepare(images, mean: torch.Tensor, std: torch.Tensor, degrade: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+def _prepare(
+    images, mean: torch.Tensor, std: torch.Tensor, degrade: float = 0.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
     x = to_unit_interval(images)
     if degrade > 0:  # at the generator's resolution, where a decoder's blur and noise arise
         x = random_degradation(x, degrade, generator)
@@ -49,7 +51,9 @@ def train_evaluator(config: EvaluatorTrainConfig) -> Path:
     model = efficientnet_lite0(num_classes=len(classes), pretrained=True).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     steps = max(1, len(train) // config.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.epochs * steps, pct_start=0.1)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, config.lr, total_steps=config.epochs * steps, pct_start=0.1
+    )
     loss_fn = nn.CrossEntropyLoss(weight=weights.to(device), label_smoothing=0.05)
     flip = load_registry().get_domain(config.domain).mirror
     best, best_state, history = -1.0, None, []
@@ -58,7 +62,12 @@ def train_evaluator(config: EvaluatorTrainConfig) -> Path:
     def logits_of(images) -> torch.Tensor:
         model.eval()
         with torch.no_grad():
-            return torch.cat([model(_prepare(images[i : i + 256], mean, std).to(device)).float().cpu() for i in range(0, len(images), 256)])
+            return torch.cat(
+                [
+                    model(_prepare(images[i : i + 256], mean, std).to(device)).float().cpu()
+                    for i in range(0, len(images), 256)
+                ]
+            )
 
     for epoch in tqdm(range(config.epochs), desc=f"evaluator {config.domain}", unit="epoch"):
         model.train()

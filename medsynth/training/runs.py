@@ -27,6 +27,7 @@ class Checkpoint:
 
     def save(self, step: int, elapsed_s: float, **states: Any) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+
         def state(value: Any) -> Any:
             if isinstance(value, torch.Generator):
                 return value.get_state()
@@ -56,7 +57,9 @@ class Checkpoint:
         return int(payload["step"]), float(payload.get("elapsed_s", 0.0))
 
 
-def write_run_record(folder: Path, name: str, config: Any, metrics: dict[str, Any], elapsed_s: float, steps: int) -> Path:
+def write_run_record(
+    folder: Path, name: str, config: Any, metrics: dict[str, Any], elapsed_s: float, steps: int
+) -> Path:
     """training_<name>.json beside the trained files: config, wall time, hardware, metrics."""
     record = {
         "component": name,

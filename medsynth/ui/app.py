@@ -24,7 +24,9 @@ def create_app(
     with gr.Blocks(title="medsynth — synthetic medical images for teaching", fill_width=False) as app:
         gr.Markdown(f"⚠️ {NOTICE}", elem_id="notice")
         if not studio.ready:
-            gr.Markdown(f"**The model pack `{studio.pack_name}` is not available:** {studio.load_error}", elem_id="pack-missing")
+            gr.Markdown(
+                f"**The model pack `{studio.pack_name}` is not available:** {studio.load_error}", elem_id="pack-missing"
+            )
         with gr.Tab("Generate", id="generate"):
             domain, domain_outputs = generate_tab.build(studio)
         with gr.Tab("Quiz", id="quiz"):

@@ -36,13 +36,17 @@ def score_card(domain: Domain, image: SyntheticImage, attempts: int | None = Non
     lines = [f"**Seed** `{image.seed}` · **prompt** _{record['prompt']}_"]
     score = image.classifier
     if score is not None:
-        lines.append(f"**Classifier sees:** {class_label(domain, score.predicted)}, calibrated confidence {score.confidence:.0%}")
+        lines.append(
+            f"**Classifier sees:** {class_label(domain, score.predicted)}, calibrated confidence {score.confidence:.0%}"
+        )
         if record.get("label"):
             asked = class_label(domain, record["label"])
             if image.accepted:
                 lines.append(f"✅ agrees with what was asked ({asked})")
             else:
-                lines.append(f"⚠️ does not confidently show what was asked ({asked}: {score.probability(record['label']):.0%})")
+                lines.append(
+                    f"⚠️ does not confidently show what was asked ({asked}: {score.probability(record['label']):.0%})"
+                )
     lines.append(f"**CLIP alignment:** {alignment_meaning(image)}")
     if attempts is not None:
         lines.append(f"**Attempts:** generated in round {image.round}; {attempts} image(s) generated for this request")

@@ -36,7 +36,9 @@ def real_examples(folder: Path, label: str, n: int, seed: int) -> list[tuple[str
     return [(str(folder / file), "real") for file in picked["file"]]
 
 
-def compare(studio: Studio, domain: str | None, label: str | None, n: Any, seed: Any = None, progress: Any = None) -> tuple:
+def compare(
+    studio: Studio, domain: str | None, label: str | None, n: Any, seed: Any = None, progress: Any = None
+) -> tuple:
     if not studio.ready:
         raise gr.Error(f"No model pack is loaded: {studio.load_error}")
     if not domain or not label:
@@ -67,7 +69,13 @@ def build(studio: Studio) -> None:
     classes = class_options(studio.registry.get_domain(first)) if first else []
     with gr.Row():
         domain = gr.Dropdown(label="Domain", choices=domains, value=first, elem_id="compare-domain")
-        label = gr.Dropdown(label="Class", choices=classes, value=classes[0][1] if classes else None, elem_id="compare-label", allow_custom_value=True)
+        label = gr.Dropdown(
+            label="Class",
+            choices=classes,
+            value=classes[0][1] if classes else None,
+            elem_id="compare-label",
+            allow_custom_value=True,
+        )
         n = gr.Slider(1, 8, value=4, step=1, label="Images of each")
         button = gr.Button("Show real and synthetic", variant="primary", interactive=studio.ready)
     description = gr.Markdown(describe_class(studio, first, classes[0][1]) if classes else "")
@@ -75,11 +83,24 @@ def build(studio: Studio) -> None:
     with gr.Row():
         real = gr.Gallery(label="Real", columns=4, height="auto", object_fit="contain")
         synthetic = gr.Gallery(label="Synthetic", columns=4, height="auto", object_fit="contain")
-    domain.change(lambda d: gr.Dropdown(choices=class_options(studio.registry.get_domain(d)), value=studio.registry.get_domain(d).classes[0].code) if d else gr.Dropdown(choices=[]), domain, label)
+    domain.change(
+        lambda d: (
+            gr.Dropdown(
+                choices=class_options(studio.registry.get_domain(d)),
+                value=studio.registry.get_domain(d).classes[0].code,
+            )
+            if d
+            else gr.Dropdown(choices=[])
+        ),
+        domain,
+        label,
+    )
     label.change(lambda d, c: describe_class(studio, d, c), [domain, label], description)
 
     @gpu
     def run(d, c, k, progress=gr.Progress()):
         return compare(studio, d, c, k, progress=progress)
 
-    button.click(run, [domain, label, n], [real, synthetic, note], concurrency_limit=2, concurrency_id="gpu", api_name="compare")
+    button.click(
+        run, [domain, label, n], [real, synthetic, note], concurrency_limit=2, concurrency_id="gpu", api_name="compare"
+    )

@@ -39,16 +39,31 @@ def on_domain_change(studio: Studio, domain_name: str | None) -> list[Any]:
     """New class list, description and attribute widgets for the chosen domain."""
     if not domain_name:
         hidden = [gr.Dropdown(visible=False, value=None) for _ in range(CHOICE_SLOTS)]
-        return [gr.Markdown(""), gr.Dropdown(choices=[], value=None), gr.Markdown(""), *hidden, gr.Number(visible=False, value=None)]
+        return [
+            gr.Markdown(""),
+            gr.Dropdown(choices=[], value=None),
+            gr.Markdown(""),
+            *hidden,
+            gr.Number(visible=False, value=None),
+        ]
     domain = studio.registry.get_domain(domain_name)
     choices, numeric = attribute_layout(domain)
     first = domain.classes[0].code
     slots = [
-        gr.Dropdown(label=a.label, choices=["(any)", *a.choices], value="(any)", visible=True) if a else gr.Dropdown(visible=False, value=None)
+        gr.Dropdown(label=a.label, choices=["(any)", *a.choices], value="(any)", visible=True)
+        if a
+        else gr.Dropdown(visible=False, value=None)
         for a in choices + [None] * (CHOICE_SLOTS - len(choices))
     ]
     number = (
-        gr.Number(label=f"{numeric.label} ({numeric.min}–{numeric.max}, blank for any)", minimum=numeric.min, maximum=numeric.max, precision=0, value=None, visible=True)
+        gr.Number(
+            label=f"{numeric.label} ({numeric.min}–{numeric.max}, blank for any)",
+            minimum=numeric.min,
+            maximum=numeric.max,
+            precision=0,
+            value=None,
+            visible=True,
+        )
         if numeric
         else gr.Number(visible=False, value=None)
     )
@@ -136,10 +151,17 @@ def generate(
         gr.Warning(warning)
     paths, archive = studio.save_result(result)
     cards = [
-        {"card": score_card(domain, image, len(result.attempts)), "probs": probabilities(domain, image), "png": str(path)}
+        {
+            "card": score_card(domain, image, len(result.attempts)),
+            "probs": probabilities(domain, image),
+            "png": str(path),
+        }
         for image, path in zip(result.images, paths)
     ]
-    gallery = [(str(path), f"seed {image.seed}" + ("" if image.accepted in (None, True) else " · not confirmed")) for image, path in zip(result.images, paths)]
+    gallery = [
+        (str(path), f"seed {image.seed}" + ("" if image.accepted in (None, True) else " · not confirmed"))
+        for image, path in zip(result.images, paths)
+    ]
     status = f"{len(result.images)} image(s) in {result.elapsed_s:.1f} s · seed {result.seed} · {result.steps} steps · guidance {result.guidance:g}"
     if result.acceptance_rate is not None:
         status += f" · classifier agreement {result.acceptance_rate:.0%} of {len(result.attempts)} generated in {result.rounds} round(s)"
@@ -162,16 +184,27 @@ def build(studio: Studio) -> None:
     pack = studio.registry.get_pack(studio.pack_name)
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=300):
-            domain = gr.Dropdown(label="Domain", choices=domains, value=domains[0][1] if domains else None, elem_id="domain")
+            domain = gr.Dropdown(
+                label="Domain", choices=domains, value=domains[0][1] if domains else None, elem_id="domain"
+            )
             modality = gr.Markdown()
             # choices change with the domain; the registry checks the value, so API clients may send any code
             label = gr.Dropdown(label="Disease / finding class", choices=[], elem_id="label", allow_custom_value=True)
             description = gr.Markdown(elem_id="class-description")
             with gr.Row():
-                slots = [gr.Dropdown(visible=False, min_width=120, allow_custom_value=True) for _ in range(CHOICE_SLOTS)]
+                slots = [
+                    gr.Dropdown(visible=False, min_width=120, allow_custom_value=True) for _ in range(CHOICE_SLOTS)
+                ]
             number = gr.Number(visible=False)
-            findings = gr.Textbox(label="Findings (free text, optional)", placeholder="e.g. irregular pigmented lesion with blue-white veil", lines=2, max_length=2000)
-            findings_mode = gr.Radio([FINDINGS_EXTEND, FINDINGS_ONLY], value=FINDINGS_EXTEND, label="How to use the findings")
+            findings = gr.Textbox(
+                label="Findings (free text, optional)",
+                placeholder="e.g. irregular pigmented lesion with blue-white veil",
+                lines=2,
+                max_length=2000,
+            )
+            findings_mode = gr.Radio(
+                [FINDINGS_EXTEND, FINDINGS_ONLY], value=FINDINGS_EXTEND, label="How to use the findings"
+            )
             with gr.Row():
                 n = gr.Slider(1, MAX_UI_IMAGES, value=4, step=1, label="Images")
                 seed = gr.Number(label="Seed", value=0, precision=0, elem_id="seed")
@@ -179,14 +212,22 @@ def build(studio: Studio) -> None:
             with gr.Row():
                 validate = gr.Checkbox(label="Validated only (regenerate what the classifier rejects)", value=False)
                 rounds = gr.Slider(1, MAX_ROUNDS, value=3, step=1, label="Round limit")
-                threshold = gr.Slider(0, 1, value=0.5, step=0.05, label="Classifier confidence to accept", elem_id="threshold")
+                threshold = gr.Slider(
+                    0, 1, value=0.5, step=0.05, label="Classifier confidence to accept", elem_id="threshold"
+                )
             with gr.Accordion("Advanced", open=False):
                 steps = gr.Slider(STEPS_RANGE[0], 100, value=pack.default_steps, step=1, label="Denoising steps")
                 guidance = gr.Slider(0, 20, value=pack.default_guidance, step=0.5, label="Guidance scale")
             button = gr.Button("Generate", variant="primary", elem_id="generate", interactive=studio.ready)
         with gr.Column(scale=3, min_width=300):
             status = gr.Markdown(elem_id="status")
-            gallery = gr.Gallery(label="Synthetic images (click one for its score card)", columns=4, height="auto", object_fit="contain", elem_id="gallery")
+            gallery = gr.Gallery(
+                label="Synthetic images (click one for its score card)",
+                columns=4,
+                height="auto",
+                object_fit="contain",
+                elem_id="gallery",
+            )
             with gr.Row():
                 probs = gr.Label(label="Classifier: top-3 classes", num_top_classes=3, elem_id="probs")
             card = gr.Markdown(elem_id="score-card")
@@ -204,7 +245,22 @@ def build(studio: Studio) -> None:
 
     button.click(
         run,
-        [domain, label, findings, findings_mode, *slots, number, n, seed, random_seed, steps, guidance, validate, rounds, threshold],
+        [
+            domain,
+            label,
+            findings,
+            findings_mode,
+            *slots,
+            number,
+            n,
+            seed,
+            random_seed,
+            steps,
+            guidance,
+            validate,
+            rounds,
+            threshold,
+        ],
         [gallery, cards, seed, status, all_zip, card, probs, one_png],
         concurrency_limit=2,
         concurrency_id="gpu",

@@ -20,7 +20,9 @@ def new_quiz_state() -> dict[str, Any]:
     return {"asked": 0, "correct": 0, "per_class": {}, "current": None}
 
 
-def next_question(studio: Studio, domain_choice: str | None, state: dict, seed: int | None = None, progress: Any = None) -> tuple:
+def next_question(
+    studio: Studio, domain_choice: str | None, state: dict, seed: int | None = None, progress: Any = None
+) -> tuple:
     """Generate one validated image of a random class; returns image, answer options, prompt text, state."""
     if not studio.ready:
         raise gr.Error(f"No model pack is loaded: {studio.load_error}")
@@ -31,7 +33,9 @@ def next_question(studio: Studio, domain_choice: str | None, state: dict, seed: 
     code = rng.choice(domain.class_codes)
     request = GenerationRequest(domain=name, label=code, n=1, seed=rng.randrange(2**31), validate=True, max_rounds=3)
     try:
-        result = studio.engine.run(request, progress=(lambda d, t: progress(d / max(t, 1), desc="drawing a case")) if progress else None)
+        result = studio.engine.run(
+            request, progress=(lambda d, t: progress(d / max(t, 1), desc="drawing a case")) if progress else None
+        )
     except RequestError as error:
         raise gr.Error(str(error)) from None
     image = (result.images or result.attempts)[-1]  # the last attempt if none passed validation
@@ -39,7 +43,15 @@ def next_question(studio: Studio, domain_choice: str | None, state: dict, seed: 
     hidden = {k: v for k, v in image.record.items() if k not in ("prompt", "label", "scores", "adapter", "accepted")}
     path = studio.new_output_dir() / "case.png"
     path.write_bytes(png_bytes(image.image, hidden))
-    state = {**state, "current": {"domain": name, "label": code, "card": score_card(domain, image), "validated": bool(image.accepted)}}
+    state = {
+        **state,
+        "current": {
+            "domain": name,
+            "label": code,
+            "card": score_card(domain, image),
+            "validated": bool(image.accepted),
+        },
+    }
     options = [(class_label(domain, c), c) for c in domain.class_codes]
     header = f"**{domain.display_name}** ({domain.modality}): which diagnosis does this image show?"
     return str(path), gr.Radio(choices=options, value=None, interactive=True), header, "", state
@@ -59,7 +71,13 @@ def answer(studio: Studio, state: dict, choice: str | None) -> tuple[str, str, p
     key = f"{domain.name}/{truth.code}"
     right, total = per_class.get(key, [0, 0])
     per_class[key] = [right + correct, total + 1]
-    state = {**state, "asked": state["asked"] + 1, "correct": state["correct"] + correct, "per_class": per_class, "current": None}
+    state = {
+        **state,
+        "asked": state["asked"] + 1,
+        "correct": state["correct"] + correct,
+        "per_class": per_class,
+        "current": None,
+    }
     verdict = "✅ Correct!" if correct else f"❌ Not quite: you said {class_label(domain, choice)}."
     feedback = "\n\n".join([verdict, f"**Answer:** {truth.name} — {truth.description}", current["card"]])
     return feedback, score_text(state), per_class_table(state), state
@@ -93,11 +111,22 @@ def build(studio: Studio) -> None:
             submit = gr.Button("Check answer", elem_id="quiz-submit")
             feedback = gr.Markdown(elem_id="quiz-feedback")
             score = gr.Markdown(score_text(new_quiz_state()), elem_id="quiz-score")
-            table = gr.Dataframe(per_class_table(new_quiz_state()), label="Per-class accuracy this session", interactive=False)
+            table = gr.Dataframe(
+                per_class_table(new_quiz_state()), label="Per-class accuracy this session", interactive=False
+            )
 
     @gpu
     def run_next(domain_choice, quiz_state, progress=gr.Progress()):
         return next_question(studio, domain_choice, quiz_state, progress=progress)
 
-    next_button.click(run_next, [domain, state], [image, choices, header, feedback, state], concurrency_limit=2, concurrency_id="gpu", api_name="quiz_next")
-    submit.click(lambda s, c: answer(studio, s, c), [state, choices], [feedback, score, table, state], api_name="quiz_answer")
+    next_button.click(
+        run_next,
+        [domain, state],
+        [image, choices, header, feedback, state],
+        concurrency_limit=2,
+        concurrency_id="gpu",
+        api_name="quiz_next",
+    )
+    submit.click(
+        lambda s, c: answer(studio, s, c), [state, choices], [feedback, score, table, state], api_name="quiz_answer"
+    )

@@ -108,9 +108,15 @@ def render(view: ItemView, status: str = "") -> list[Any]:
     """What the panel shows for one image (or the 'all done' view): image … status, as wired in build()."""
     previous = view.previous or Answers(None, None, None, None, None)
     if view.finished:
-        status = status + (" " if status else "") + f"**All {view.total} images rated — thank you!** Press ◀ Previous to revise an answer."
+        status = (
+            status
+            + (" " if status else "")
+            + f"**All {view.total} images rated — thank you!** Press ◀ Previous to revise an answer."
+        )
     elif view.previous is not None:
-        status = status + (" " if status else "") + "You rated this image before; submitting replaces your earlier answer."
+        status = (
+            status + (" " if status else "") + "You rated this image before; submitting replaces your earlier answer."
+        )
     prompt = f"**Prompt:** {view.prompt}" if view.prompt and not view.finished else ""
     return [
         view.image_path,  # a frozen, metadata-free PNG named by its hash, served as a static file
@@ -145,7 +151,9 @@ def sign_in(place: StudyPlace, code: Any, rater: Any) -> list[Any]:
     except StudyError as error:
         raise gr.Error(str(error)) from None
     done = shown[0]["position"]
-    welcome = f"Signed in as **{session.rater}**." + (f" Welcome back: continuing after your {done} rated image(s)." if done else "")
+    welcome = f"Signed in as **{session.rater}**." + (
+        f" Welcome back: continuing after your {done} rated image(s)." if done else ""
+    )
     shown[-1] = welcome + (" " + shown[-1] if shown[-1] else "")
     return [*shown, gr.Column(visible=True)]
 
@@ -157,8 +165,12 @@ def submit(
     session, _ = _session(state)
     try:
         result = place.store.submit(session, ticket, Answers(realism, guess, confidence, alignment, comment))
-        following = place.store.order(session).index(result.item_id) + 1  # after the image answered, wherever the state was
-        return _show(place, session, following, "Saved (your earlier answer was replaced)." if result.updated else "Saved.")
+        following = (
+            place.store.order(session).index(result.item_id) + 1
+        )  # after the image answered, wherever the state was
+        return _show(
+            place, session, following, "Saved (your earlier answer was replaced)." if result.updated else "Saved."
+        )
     except StudyError as error:
         raise gr.Error(str(error)) from None
 
@@ -183,19 +195,32 @@ def build(place: StudyPlace) -> None:
         "answers are saved one image at a time, so you can leave and sign in again to continue."
     )
     with gr.Row():
-        code = gr.Textbox(label="Study code", placeholder="e.g. K7QM2XPDHA", max_length=40, elem_id="rate-code", scale=2)
-        rater = gr.Textbox(label="Rater id", placeholder="the id you were given", max_length=64, elem_id="rate-rater", scale=2)
+        code = gr.Textbox(
+            label="Study code", placeholder="e.g. K7QM2XPDHA", max_length=40, elem_id="rate-code", scale=2
+        )
+        rater = gr.Textbox(
+            label="Rater id", placeholder="the id you were given", max_length=64, elem_id="rate-rater", scale=2
+        )
         enter = gr.Button("Sign in", variant="primary", elem_id="rate-sign-in", scale=1)
     state = gr.State(None)
     with gr.Column(visible=False, elem_id="rate-panel") as panel:
         progress = gr.HTML(elem_id="rate-progress")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=300):
-                image = gr.Image(type="filepath", interactive=False, show_label=False, height=420, buttons=["fullscreen"], elem_id="rate-image")
+                image = gr.Image(
+                    type="filepath",
+                    interactive=False,
+                    show_label=False,
+                    height=420,
+                    buttons=["fullscreen"],
+                    elem_id="rate-image",
+                )
                 prompt = gr.Markdown(elem_id="rate-prompt")
             with gr.Column(scale=2, min_width=280):
                 realism = gr.Radio(REALISM_CHOICES, label="How realistic is this image?", elem_id="rate-realism")
-                alignment = gr.Radio(ALIGNMENT_CHOICES, label="How well does it match the prompt?", elem_id="rate-alignment")
+                alignment = gr.Radio(
+                    ALIGNMENT_CHOICES, label="How well does it match the prompt?", elem_id="rate-alignment"
+                )
                 guess = gr.Radio(GUESS_CHOICES, label="Real or synthetic?", elem_id="rate-guess")
                 confidence = gr.Radio(CONFIDENCE_CHOICES, label="How sure are you?", elem_id="rate-confidence")
                 comment = gr.Textbox(label="Comment (optional)", lines=2, max_length=2000, elem_id="rate-comment")

@@ -124,7 +124,9 @@ def create_study(
             if progress is not None:
                 progress(done / max(total, 1), desc=message)
 
-        study = build_study(place.store, spec, studio.registry, studio.engine, studio.reference_root or data_root(), report)
+        study = build_study(
+            place.store, spec, studio.registry, studio.engine, studio.reference_root or data_root(), report
+        )
     except StudyError as error:
         raise gr.Error(str(error)) from None
     count = len(place.store.items(study.code))
@@ -157,7 +159,11 @@ def close_study(place: StudyPlace, credential: Any, code: Any) -> list[Any]:
         study = place.store.close_study(code)
     except StudyError as error:
         raise gr.Error(str(error)) from None
-    return [f"Study **{study.code}** is closed; raters can no longer sign in.", studies_table(place), study_picker(place, study.code)]
+    return [
+        f"Study **{study.code}** is closed; raters can no longer sign in.",
+        studies_table(place),
+        study_picker(place, study.code),
+    ]
 
 
 def export(studio: Studio, place: StudyPlace, credential: Any, code: Any, pseudonymise: bool) -> list[Any]:
@@ -168,7 +174,10 @@ def export(studio: Studio, place: StudyPlace, credential: Any, code: Any, pseudo
     except StudyError as error:
         raise gr.Error(str(error)) from None
     names = "pseudonymised" if pseudonymise else "with rater ids"
-    return [[str(path) for path in result.files], f"Exported {result.ratings} rating(s) ({names}) and {result.items} item(s)."]
+    return [
+        [str(path) for path in result.files],
+        f"Exported {result.ratings} rating(s) ({names}) and {result.items} item(s).",
+    ]
 
 
 def build(studio: Studio, place: StudyPlace) -> None:
@@ -183,20 +192,32 @@ def build(studio: Studio, place: StudyPlace) -> None:
     options = domain_options(studio)
     with gr.Column(visible=False, elem_id="admin-panel") as panel:
         with gr.Accordion("New study", open=True):
-            title = gr.Textbox(label="Title", placeholder="e.g. Realism pilot, spring cohort", max_length=200, elem_id="study-title")
+            title = gr.Textbox(
+                label="Title", placeholder="e.g. Realism pilot, spring cohort", max_length=200, elem_id="study-title"
+            )
             with gr.Row():
                 domains = gr.Dropdown(choices=options, multiselect=True, label="Domains", elem_id="study-domains")
                 classes = gr.Dropdown(choices=[], multiselect=True, label="Classes", elem_id="study-classes")
             with gr.Row():
-                n_synthetic = gr.Number(label="Synthetic images per class", value=10, precision=0, minimum=0, maximum=MAX_PER_CLASS)
-                n_real = gr.Number(label="Real images per class", value=10, precision=0, minimum=0, maximum=MAX_PER_CLASS)
+                n_synthetic = gr.Number(
+                    label="Synthetic images per class", value=10, precision=0, minimum=0, maximum=MAX_PER_CLASS
+                )
+                n_real = gr.Number(
+                    label="Real images per class", value=10, precision=0, minimum=0, maximum=MAX_PER_CLASS
+                )
                 seed = gr.Number(label="Seed", value=0, precision=0, minimum=0)
                 asks_alignment = gr.Checkbox(label="Ask about prompt alignment", value=True)
-            raters = gr.Textbox(label="Allowed rater ids (optional; blank: anyone with the code)", placeholder="alice, bob, carol")
-            create_button = gr.Button("Create study (generates the images once)", variant="primary", elem_id="study-create")
+            raters = gr.Textbox(
+                label="Allowed rater ids (optional; blank: anyone with the code)", placeholder="alice, bob, carol"
+            )
+            create_button = gr.Button(
+                "Create study (generates the images once)", variant="primary", elem_id="study-create"
+            )
             created = gr.Markdown(elem_id="study-created")
         with gr.Row():
-            table = gr.Dataframe(pd.DataFrame(columns=TABLE_COLUMNS), label="Studies", interactive=False, elem_id="study-table")
+            table = gr.Dataframe(
+                pd.DataFrame(columns=TABLE_COLUMNS), label="Studies", interactive=False, elem_id="study-table"
+            )
         with gr.Row():
             picker = gr.Dropdown(label="Study", choices=[], elem_id="study-picker", scale=3)
             refresh_button = gr.Button("Refresh", scale=1)
@@ -205,7 +226,9 @@ def build(studio: Studio, place: StudyPlace) -> None:
         summary = gr.Markdown(elem_id="study-summary")
         figure = gr.Plot(label="Scores and real-vs-synthetic accuracy", show_label=False, elem_id="study-plot")
         scores = gr.Dataframe(label="Mean scores by class and source (95% interval)", interactive=False)
-        detection = gr.Dataframe(label="Real or synthetic? Accuracy (95% Wilson interval; p: binomial test against 50%)", interactive=False)
+        detection = gr.Dataframe(
+            label="Real or synthetic? Accuracy (95% Wilson interval; p: binomial test against 50%)", interactive=False
+        )
         agreement = gr.Dataframe(label="Inter-rater agreement", interactive=False)
         with gr.Row():
             pseudonymise = gr.Checkbox(label="Pseudonymise rater ids", value=True)
@@ -230,6 +253,18 @@ def build(studio: Studio, place: StudyPlace) -> None:
         api_name=False,
     )
     refresh_button.click(lambda c, p: refresh(place, c, p), [credential, picker], [table, picker], api_name=False)
-    results_button.click(lambda c, p: show_results(place, c, p), [credential, picker], [summary, figure, scores, detection, agreement], api_name=False)
-    close_button.click(lambda c, p: close_study(place, c, p), [credential, picker], [summary, table, picker], api_name=False)
-    export_button.click(lambda c, p, s: export(studio, place, c, p, s), [credential, picker, pseudonymise], [files, exported], api_name=False)
+    results_button.click(
+        lambda c, p: show_results(place, c, p),
+        [credential, picker],
+        [summary, figure, scores, detection, agreement],
+        api_name=False,
+    )
+    close_button.click(
+        lambda c, p: close_study(place, c, p), [credential, picker], [summary, table, picker], api_name=False
+    )
+    export_button.click(
+        lambda c, p, s: export(studio, place, c, p, s),
+        [credential, picker, pseudonymise],
+        [files, exported],
+        api_name=False,
+    )

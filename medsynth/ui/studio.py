@@ -67,7 +67,10 @@ class Studio:
         """(label, value) pairs of the domains the loaded pack can serve."""
         if not self.engine:
             return []
-        return [(f"{self.registry.get_domain(d).display_name} ({self.registry.get_domain(d).modality})", d) for d in self.engine.available_domains]
+        return [
+            (f"{self.registry.get_domain(d).display_name} ({self.registry.get_domain(d).modality})", d)
+            for d in self.engine.available_domains
+        ]
 
     def new_output_dir(self) -> Path:
         self._prune()

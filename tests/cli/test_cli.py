@@ -51,7 +51,22 @@ def test_bad_input_gives_one_line_and_exit_code_2(cli, tmp_path, argv, message):
 
 def test_generate_writes_the_pngs_and_manifest_it_reports(cli, tmp_path):
     out = tmp_path / "out"
-    code, stdout, _ = cli("generate", "--domain", "alpha", "--label", "a3", "--attr", "age=50", "--n", "3", "--seed", "7", "--out", str(out), "--quiet")
+    code, stdout, _ = cli(
+        "generate",
+        "--domain",
+        "alpha",
+        "--label",
+        "a3",
+        "--attr",
+        "age=50",
+        "--n",
+        "3",
+        "--seed",
+        "7",
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert code == 0 and "wrote 3 image(s)" in stdout and "seed: 7" in stdout
     with (out / "manifest.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -62,15 +77,63 @@ def test_generate_writes_the_pngs_and_manifest_it_reports(cli, tmp_path):
         assert record["prompt"] == row["prompt"] == "alpha scan showing a3 finding, 50-year-old"
         assert str(record["seed"]) == row["seed"] and record["scores"]["predicted"] == row["predicted"]
     # the same request again replaces rows instead of duplicating them; a new seed adds rows
-    cli("generate", "--domain", "alpha", "--label", "a3", "--attr", "age=50", "--n", "3", "--seed", "7", "--out", str(out), "--quiet")
-    cli("generate", "--domain", "alpha", "--label", "a3", "--attr", "age=50", "--n", "1", "--seed", "100", "--out", str(out), "--quiet")
+    cli(
+        "generate",
+        "--domain",
+        "alpha",
+        "--label",
+        "a3",
+        "--attr",
+        "age=50",
+        "--n",
+        "3",
+        "--seed",
+        "7",
+        "--out",
+        str(out),
+        "--quiet",
+    )
+    cli(
+        "generate",
+        "--domain",
+        "alpha",
+        "--label",
+        "a3",
+        "--attr",
+        "age=50",
+        "--n",
+        "1",
+        "--seed",
+        "100",
+        "--out",
+        str(out),
+        "--quiet",
+    )
     with (out / "manifest.csv").open() as handle:
         assert [row["seed"] for row in csv.DictReader(handle)] == ["7", "8", "9", "100"]
 
 
 def test_generate_with_validation_writes_only_accepted_images(cli, tmp_path):
     out = tmp_path / "val"
-    code, stdout, _ = cli("generate", "--domain", "alpha", "--label", "a1", "--n", "2", "--seed", "0", "--validate", "--threshold", "0.3", "--max-rounds", "3", "--out", str(out), "--quiet")
+    code, stdout, _ = cli(
+        "generate",
+        "--domain",
+        "alpha",
+        "--label",
+        "a1",
+        "--n",
+        "2",
+        "--seed",
+        "0",
+        "--validate",
+        "--threshold",
+        "0.3",
+        "--max-rounds",
+        "3",
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert code == 0 and "classifier agreement" in stdout
     with (out / "manifest.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -127,7 +190,9 @@ def test_every_flag_of_every_command_has_real_help():
                 continue
             seen += 1
             text = (action.help or "").split(" (default:")[0].strip()
-            assert len(text) >= 8, f"medsynth {' '.join(path)} {action.option_strings[0]} has no real help: {action.help!r}"
+            assert len(text) >= 8, (
+                f"medsynth {' '.join(path)} {action.option_strings[0]} has no real help: {action.help!r}"
+            )
     assert seen > 150  # every train / evaluate option is in the tree
 
 
@@ -168,12 +233,26 @@ def test_the_global_registry_reaches_config_commands(tiny_pack, tmp_path, monkey
     """`--registry` is read by every command that loads a registry, including the config-driven ones."""
     from medsynth.paths import DEFAULT_REGISTRY
 
-    monkeypatch.setenv("MEDSYNTH_REGISTRY", str(DEFAULT_REGISTRY))  # main() sets it for the process: restored after the test
+    monkeypatch.setenv(
+        "MEDSYNTH_REGISTRY", str(DEFAULT_REGISTRY)
+    )  # main() sets it for the process: restored after the test
     out = tmp_path / "ceiling.json"
-    code = main(["--registry", str(tiny_pack.registry_path), "evaluate-autoencoder", "--vae", str(tmp_path / "none"), "--out", str(out)])
+    code = main(
+        [
+            "--registry",
+            str(tiny_pack.registry_path),
+            "evaluate-autoencoder",
+            "--vae",
+            str(tmp_path / "none"),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 1 and "not an AutoencoderKL folder" in capsys.readouterr().err
     code = main(["--registry", str(tiny_pack.registry_path), "train", "classifier", "--domain", "dermatology"])
-    assert code == 1 and "unknown domain 'dermatology'" in capsys.readouterr().err  # the tiny registry has no such domain
+    assert (
+        code == 1 and "unknown domain 'dermatology'" in capsys.readouterr().err
+    )  # the tiny registry has no such domain
     assert main(["--registry", str(tmp_path / "missing.toml"), "domains"]) == 2
     assert "no such file" in capsys.readouterr().err
 

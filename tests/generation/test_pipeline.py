@@ -89,7 +89,9 @@ def test_batched_generation_equals_one_by_one(generator):
 
 def test_progress_reports_every_step(generator):
     seen = []
-    generator.generate(PROMPT, [1, 2], adapter="alpha", steps=3, progress=lambda done, total: seen.append((done, total)))
+    generator.generate(
+        PROMPT, [1, 2], adapter="alpha", steps=3, progress=lambda done, total: seen.append((done, total))
+    )
     assert seen == [(2, 6), (4, 6), (6, 6)]
 
 
@@ -144,7 +146,9 @@ def test_concurrent_requests_get_the_same_pixels_as_sequential_ones(generator):
     jobs = [("alpha", 1), ("beta", 2), (None, 3), ("alpha", 4), ("beta", 5), (None, 6)]
     expected = [pixels(generator.generate(PROMPT, [seed], adapter=a, steps=4)) for a, seed in jobs]
     with ThreadPoolExecutor(6) as pool:
-        results = list(pool.map(lambda job: pixels(generator.generate(PROMPT, [job[1]], adapter=job[0], steps=4)), jobs))
+        results = list(
+            pool.map(lambda job: pixels(generator.generate(PROMPT, [job[1]], adapter=job[0], steps=4)), jobs)
+        )
     # worker threads may split float sums differently from the main thread (rounding flips of one grey
     # level); another request's adapter or schedule would change pixels by far more
     for got, want in zip(results, expected):
@@ -158,7 +162,10 @@ def test_every_saved_lora_layer_is_loaded_back(tiny_pack, tmp_path, targets):
     saved = load_file(folder / "pytorch_lora_weights.safetensors")
     generator = Generator(Source.parse("base", tiny_pack.root))
     generator.add_adapter("gamma", Source.parse(str(folder), tiny_pack.root))
-    loaded = {f"unet.{key}": value for key, value in get_peft_model_state_dict(generator.pipe.unet, adapter_name="gamma").items()}
+    loaded = {
+        f"unet.{key}": value
+        for key, value in get_peft_model_state_dict(generator.pipe.unet, adapter_name="gamma").items()
+    }
     assert set(loaded) == set(saved)
     assert all(torch.equal(loaded[key], saved[key]) for key in saved)
     adapted = {key.split(".lora_")[0].rsplit(".", 1)[-1] for key in saved}

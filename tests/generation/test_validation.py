@@ -39,7 +39,11 @@ def test_rejected_images_are_regenerated_with_fresh_seeds():
     assert calls == [[10, 11, 12], [13], [14]]
     assert [a.seed for a in outcome.accepted] == [10, 12, 14]
     assert [(a.seed, a.round, a.accepted) for a in outcome.attempts] == [
-        (10, 1, True), (11, 1, False), (12, 1, True), (13, 2, False), (14, 3, True)
+        (10, 1, True),
+        (11, 1, False),
+        (12, 1, True),
+        (13, 2, False),
+        (14, 3, True),
     ]
     assert outcome.acceptance_rate == pytest.approx(3 / 5)
 
@@ -53,7 +57,9 @@ def test_stops_after_max_rounds_when_nothing_passes():
 
 
 def test_confidence_below_threshold_is_rejected_even_for_the_right_class():
-    outcome = validate_loop(generate([]), scorer({0, 1}, confidence=0.6), "mel", n=2, first_seed=0, threshold=0.7, max_rounds=2)
+    outcome = validate_loop(
+        generate([]), scorer({0, 1}, confidence=0.6), "mel", n=2, first_seed=0, threshold=0.7, max_rounds=2
+    )
     assert outcome.accepted == [] and len(outcome.attempts) == 4
 
 

@@ -20,19 +20,39 @@ def test_card_names_each_runs_options_and_the_lora_and_classifier_layouts(tmp_pa
     for i, domain in enumerate(DOMAINS):
         targets = "attention" if domain == "ophthalmology" else "attention+resnet"
         balance = {"class_power": 1.0} if domain == "dermatology" else {"class_power": 0.5}
-        write_record(pack / "lora" / domain / f"training_lora_{domain}.json", {"rank": 8, "targets": targets, "steps": 100 + i, **balance}, 100 + i)
+        write_record(
+            pack / "lora" / domain / f"training_lora_{domain}.json",
+            {"rank": 8, "targets": targets, "steps": 100 + i, **balance},
+            100 + i,
+        )
         size, stem = (128, "imagenet") if domain == "ophthalmology" else (64, "conv3s2")
-        write_record(pack / "classifiers" / domain / "training_classifier.json", {"epochs": 5, "image_size": size, "stem": stem}, 5)
+        write_record(
+            pack / "classifiers" / domain / "training_classifier.json",
+            {"epochs": 5, "image_size": size, "stem": stem},
+            5,
+        )
         (pack / "classifiers" / domain / "config.json").write_text(json.dumps({"image_size": size, "stem": stem}))
     card = render_model_card(ModelCardConfig(pack_dir=pack, results=tmp_path / "missing.json"))
     text = card.read_text()
     assert "`python -m medsynth train lora --domain brain_mri --steps 102 --targets attention+resnet`" in text
     assert "`python -m medsynth train lora --domain ophthalmology --steps 101 --targets attention`" in text
-    assert "`python -m medsynth train lora --domain dermatology --steps 100 --targets attention+resnet --class-power 1.0`" in text
+    assert (
+        "`python -m medsynth train lora --domain dermatology --steps 100 --targets attention+resnet --class-power 1.0`"
+        in text
+    )
     assert "`python -m medsynth train classifier --domain chest_xray --epochs 5 --image-size 64 --stem conv3s2`" in text
-    assert "`python -m medsynth train classifier --domain ophthalmology --epochs 5 --image-size 128 --stem imagenet`" in text
-    assert "64×64 px, 3×3 stride-2 stem: dermatology, brain_mri, chest_xray; 128×128 px, 7×7 stride-2 stem + max-pool: ophthalmology" in text
-    assert "rank 8, attention and feed-forward projections; rank 8, attention, feed-forward and ResNet-block convolutions" in text
+    assert (
+        "`python -m medsynth train classifier --domain ophthalmology --epochs 5 --image-size 128 --stem imagenet`"
+        in text
+    )
+    assert (
+        "64×64 px, 3×3 stride-2 stem: dermatology, brain_mri, chest_xray; 128×128 px, 7×7 stride-2 stem + max-pool: ophthalmology"
+        in text
+    )
+    assert (
+        "rank 8, attention and feed-forward projections; rank 8, attention, feed-forward and ResNet-block convolutions"
+        in text
+    )
 
 
 def test_a_continued_base_lists_both_runs_and_the_pack_keeps_the_first_runs_record(tmp_path, monkeypatch):
@@ -54,10 +74,15 @@ def test_a_continued_base_lists_both_runs_and_the_pack_keeps_the_first_runs_reco
     assert json.loads((pack / "base" / "training_base_start.json").read_text())["steps"] == 2500
     text = render_model_card(ModelCardConfig(pack_dir=pack, results=tmp_path / "missing.json")).read_text()
     assert "| shared base UNet, first run | `python -m medsynth train base --steps 2500` | 2500 |" in text
-    continued = "`python -m medsynth train base --steps 900 --lr 0.0002 --init-unet runs/base/pipeline/unet --out runs/more`"
+    continued = (
+        "`python -m medsynth train base --steps 900 --lr 0.0002 --init-unet runs/base/pipeline/unet --out runs/more`"
+    )
     assert f"| shared base UNet, continued | {continued} | 900 |" in text
     # the adapters name the base they were trained on, which is not the default folder
-    assert "`python -m medsynth train lora --domain chest_xray --steps 7 --base runs/more/pipeline --out runs/lora_more/chest_xray`" in text
+    assert (
+        "`python -m medsynth train lora --domain chest_xray --steps 7 --base runs/more/pipeline --out runs/lora_more/chest_xray`"
+        in text
+    )
 
     # the start run's record must be there, or the card could not say how the base began
     (runs / "base" / "training_base.json").unlink()
@@ -99,7 +124,9 @@ def test_a_fine_tuned_decoder_replaces_the_base_vae_only_if_its_encoder_made_the
     with pytest.raises(ValueError, match="has another encoder than"):
         install_decoder(tmp_path / "runs" / "other", base)
     # so would one of another layout: the same message, not a tensor-shape error
-    build_autoencoder(AutoencoderTrainConfig(block_out_channels=(16, 32))).save_pretrained(tmp_path / "runs" / "wider" / "vae")
+    build_autoencoder(AutoencoderTrainConfig(block_out_channels=(16, 32))).save_pretrained(
+        tmp_path / "runs" / "wider" / "vae"
+    )
     with pytest.raises(ValueError, match="has another encoder than"):
         install_decoder(tmp_path / "runs" / "wider", base)
 

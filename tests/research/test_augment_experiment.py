@@ -121,7 +121,9 @@ def test_experiment_on_real_chest_films_writes_report_and_resumes(real_data, tmp
     for name in ("unvalidated", "validated"):  # stand-in synthetic sets: real val films relabelled as exported
         rows = []
         for k, label in enumerate(["normal", "pneumonia", "covid19"]):
-            rows += [(f"{label}/{label}_{i}.png", label, name == "unvalidated" or i % 2 == 0, 40 * k + i) for i in range(4)]
+            rows += [
+                (f"{label}/{label}_{i}.png", label, name == "unvalidated" or i % 2 == 0, 40 * k + i) for i in range(4)
+            ]
         _write_export(tmp_path / "synthetic" / name, rows)
     out = tmp_path / "report"
     args = ["augment-experiment", "--domain", "chest_xray", "--synthetic", str(tmp_path / "synthetic"), "--per-class", "4",
@@ -130,7 +132,9 @@ def test_experiment_on_real_chest_films_writes_report_and_resumes(real_data, tmp
     runs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
     assert [r["condition"] for r in runs] == list(CONDITIONS)
     by_condition = {r["condition"]: r for r in runs}
-    assert by_condition["synthetic"]["train_counts"][0] == by_condition["real"]["train_counts"][0] + 4  # 'normal' is the rare class
+    assert (
+        by_condition["synthetic"]["train_counts"][0] == by_condition["real"]["train_counts"][0] + 4
+    )  # 'normal' is the rare class
     assert by_condition["synthetic_validated"]["train_counts"][0] == by_condition["real"]["train_counts"][0] + 2
     assert by_condition["synthetic_only"]["n_train"] == 6
     for record in runs:

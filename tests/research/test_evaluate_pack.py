@@ -27,19 +27,31 @@ def test_results_of_separate_runs_merge_and_another_pack_starts_over(tmp_path):
     merged = merge_results(path, "mini", config, "brain_mri", {"x": 2})
     assert merged["domains"] == {"chest_xray": {"x": 1}, "brain_mri": {"x": 2}}
     assert json.loads(path.read_text()) == merged
-    ordered = merge_results(path, "mini", config, "dermatology", {"x": 0}, order=["dermatology", "brain_mri", "chest_xray"])
+    ordered = merge_results(
+        path, "mini", config, "dermatology", {"x": 0}, order=["dermatology", "brain_mri", "chest_xray"]
+    )
     assert list(ordered["domains"]) == ["dermatology", "brain_mri", "chest_xray"]  # registry order, not run order
     assert merge_results(path, "other", config, "brain_mri", {"x": 3})["domains"] == {"brain_mri": {"x": 3}}
     on_val = PackEvaluationConfig(out=tmp_path, split="val")  # val and test numbers never share a report
     assert merge_results(path, "other", on_val, "chest_xray", {"x": 4})["domains"] == {"chest_xray": {"x": 4}}
-    assert merge_results(path, "other", on_val, "brain_mri", {"x": 5})["domains"] == {"chest_xray": {"x": 4}, "brain_mri": {"x": 5}}
-    stronger = PackEvaluationConfig(out=tmp_path, split="val", guidance=7.0)  # other generation settings: not comparable
+    assert merge_results(path, "other", on_val, "brain_mri", {"x": 5})["domains"] == {
+        "chest_xray": {"x": 4},
+        "brain_mri": {"x": 5},
+    }
+    stronger = PackEvaluationConfig(
+        out=tmp_path, split="val", guidance=7.0
+    )  # other generation settings: not comparable
     merged = merge_results(path, "other", stronger, "chest_xray", {"x": 6})
     assert merged["domains"] == {"chest_xray": {"x": 6}}
     report = render_report({**merged, "domains": {}})
-    assert "Real val split" in report and "Reproduce: `python -m medsynth evaluate-pack --split val --guidance 7.0`" in report
+    assert (
+        "Real val split" in report
+        and "Reproduce: `python -m medsynth evaluate-pack --split val --guidance 7.0`" in report
+    )
     more_steps = {"default_steps": 30, "default_guidance": 4.0}  # the pack's own settings count too
-    assert merge_results(path, "other", stronger, "brain_mri", {"x": 7}, pack_settings=more_steps)["domains"] == {"brain_mri": {"x": 7}}
+    assert merge_results(path, "other", stronger, "brain_mri", {"x": 7}, pack_settings=more_steps)["domains"] == {
+        "brain_mri": {"x": 7}
+    }
     merged = merge_results(path, "other", stronger, "chest_xray", {"x": 8}, pack_settings=more_steps)
     assert merged["domains"] == {"brain_mri": {"x": 7}, "chest_xray": {"x": 8}}
     assert "Pack settings: 30 steps, guidance 4.0." in render_report({**merged, "domains": {}})
@@ -64,13 +76,17 @@ def test_the_evaluator_panel_is_the_primary_then_other_seeds(tmp_path, monkeypat
     from medsynth.models.evaluator import evaluator_folder
     from medsynth.research.evaluators import load_evaluator_panel
     from tests.support.tiny_pack import save_tiny_classifier
+
     monkeypatch.setenv("MEDSYNTH_RUNS", str(tmp_path))
     classes = ["normal", "pneumonia", "covid19"]
     for seed in (3, 1, 12):
         save_tiny_classifier(evaluator_folder("chest_xray", seed), classes, seed=seed, image_size=64)
     (tmp_path / "evaluators" / "chest_xray-seed5").mkdir()  # unfinished: no config yet
     save_tiny_classifier(tmp_path / "evaluators" / "chest_xray_old", classes, seed=0, image_size=64)
-    assert evaluator_folder("chest_xray").name == "chest_xray" and evaluator_folder("chest_xray", 3).name == "chest_xray-seed3"
+    assert (
+        evaluator_folder("chest_xray").name == "chest_xray"
+        and evaluator_folder("chest_xray", 3).name == "chest_xray-seed3"
+    )
     assert list(load_evaluator_panel("chest_xray")) == [1, 3, 12]
 
 
@@ -79,7 +95,9 @@ def test_accuracy_by_source_and_label():
 
     from medsynth.research.evaluate_pack import accuracy_by_group
 
-    frame = pd.DataFrame({"source": ["adult", "adult", "adult", "child"], "label": ["covid", "covid", "normal", "normal"]})
+    frame = pd.DataFrame(
+        {"source": ["adult", "adult", "adult", "child"], "label": ["covid", "covid", "normal", "normal"]}
+    )
     groups = accuracy_by_group(frame, np.array([True, False, False, True]), "source")
     assert groups == [{"source": "adult", "label": "covid", "n": 2, "accuracy": 0.5},
                       {"source": "adult", "label": "normal", "n": 1, "accuracy": 0.0},
@@ -112,13 +130,17 @@ def test_evaluate_pack_on_real_chest_films_writes_a_consistent_report(chest_eval
     evaluators = chest_evaluator_runs / "evaluators"
     shutil.copytree(evaluators / "chest_xray", evaluators / "chest_xray-seed7", dirs_exist_ok=True)  # a panel of two
     out = tmp_path / "report"
-    assert main(["evaluate-pack", "--domains", "chest_xray", "--per-class", "2", "--steps", "2", "--out", str(out)]) == 0
+    assert (
+        main(["evaluate-pack", "--domains", "chest_xray", "--per-class", "2", "--steps", "2", "--out", str(out)]) == 0
+    )
     results = json.loads((out / "results.json").read_text())
     chest = results["domains"]["chest_xray"]
     assert chest["evaluator_panel_seeds"] == [1, 7]
     for mode in ("base", "lora", "validated"):
         assert chest[mode]["n_images"] == 6 and 0 <= chest[mode]["evaluator_macro_f1"] <= 1
-        assert chest[mode]["evaluator_macro_f1_panel"] == [chest[mode]["evaluator_macro_f1"]] * 2  # same weights, same F1
+        assert (
+            chest[mode]["evaluator_macro_f1_panel"] == [chest[mode]["evaluator_macro_f1"]] * 2
+        )  # same weights, same F1
         assert chest[mode]["frechet_distance"] > 0 and (out / f"chest_xray_confusion_{mode}.png").is_file()
     assert chest["frechet_floor_train_vs_test"] > 0
     for picture in ("grid", "nearest_training"):
@@ -131,7 +153,9 @@ def test_evaluate_pack_on_real_chest_films_writes_a_consistent_report(chest_eval
     verdict = "✅" if accuracy >= bar else "❌"
     assert f"| chest_xray | {accuracy:.3f} | {bar} {verdict} |" in report
     base, lora = chest["base"], chest["lora"]
-    both = lora["frechet_distance"] < base["frechet_distance"] and lora["evaluator_macro_f1"] > base["evaluator_macro_f1"]
+    both = (
+        lora["frechet_distance"] < base["frechet_distance"] and lora["evaluator_macro_f1"] > base["evaluator_macro_f1"]
+    )
     preferring = 2 if lora["evaluator_macro_f1"] > base["evaluator_macro_f1"] else 0
     assert f"| {preferring} of 2 | {'✅' if both else '❌'} |" in report.split("Does the LoRA earn its place?")[1]
     assert "Evaluator panel (the same recipe, other seeds): chest_xray 2 evaluators." in report
@@ -139,7 +163,10 @@ def test_evaluate_pack_on_real_chest_films_writes_a_consistent_report(chest_eval
     ceiling = chest["autoencoder_ceiling"]
     assert 0 <= ceiling["evaluator_macro_f1"] <= 1 and ceiling["frechet_distance"] > 0
     real_f1 = chest["evaluator_real_test"]["macro_f1"]
-    assert f"| chest_xray | {real_f1:.3f} → {ceiling['evaluator_macro_f1']:.3f} | {ceiling['frechet_distance']:.1f} |" in report
+    assert (
+        f"| chest_xray | {real_f1:.3f} → {ceiling['evaluator_macro_f1']:.3f} | {ceiling['frechet_distance']:.1f} |"
+        in report
+    )
     assert chest["evaluator_degrade"] == 0.5  # read from the evaluator's training record
     assert "share of training images slightly blurred or noised: chest_xray 50%." in report
     groups = chest["classifier_by_source"]  # chest_xray's metadata names each film's collection
@@ -179,7 +206,9 @@ def test_psnr_of_identical_and_of_known_noise_images():
     assert psnr_db(real, real + 10) == pytest.approx(10 * np.log10(255**2 / 100))
 
 
-def test_evaluate_autoencoder_measures_what_the_pack_autoencoder_lets_through(chest_evaluator_runs, tmp_path, monkeypatch, capsys):
+def test_evaluate_autoencoder_measures_what_the_pack_autoencoder_lets_through(
+    chest_evaluator_runs, tmp_path, monkeypatch, capsys
+):
     monkeypatch.setenv("MEDSYNTH_RUNS", str(chest_evaluator_runs))
     out = tmp_path / "ceiling.json"
     assert main(["evaluate-autoencoder", "--domains", "chest_xray", "--out", str(out)]) == 0
@@ -190,8 +219,13 @@ def test_evaluate_autoencoder_measures_what_the_pack_autoencoder_lets_through(ch
     printed = capsys.readouterr().out
     assert f"| chest_xray | {chest['evaluator_macro_f1_real']:.3f} → {chest['evaluator_macro_f1']:.3f} |" in printed
     perturbed = chest["evaluator_macro_f1_perturbed"]
-    assert set(perturbed) == {"blur 0.5 px", "blur 0.8 px", "noise 35 dB"} and all(0 <= v <= 1 for v in perturbed.values())
-    assert f"| {perturbed['blur 0.5 px']:.3f} | {perturbed['blur 0.8 px']:.3f} | {perturbed['noise 35 dB']:.3f} |" in printed
+    assert set(perturbed) == {"blur 0.5 px", "blur 0.8 px", "noise 35 dB"} and all(
+        0 <= v <= 1 for v in perturbed.values()
+    )
+    assert (
+        f"| {perturbed['blur 0.5 px']:.3f} | {perturbed['blur 0.8 px']:.3f} | {perturbed['noise 35 dB']:.3f} |"
+        in printed
+    )
     # by default the numbers go under runs/, never into the pack folder the autoencoder came from
     assert main(["evaluate-autoencoder", "--domains", "chest_xray"]) == 0
     assert (chest_evaluator_runs / "autoencoder_ceilings" / "base_val.json").is_file()

@@ -71,7 +71,10 @@ def test_imagenet_features_separate_modalities(real_data):
     derm = load_domain_images("dermatology", 64).split("val").images[:24]
     brain = load_domain_images("brain_mri", 64).split("val").images[:24]
     features = FeatureExtractor()
-    a, b = torch.nn.functional.normalize(features(derm).float(), dim=1), torch.nn.functional.normalize(features(brain).float(), dim=1)
+    a, b = (
+        torch.nn.functional.normalize(features(derm).float(), dim=1),
+        torch.nn.functional.normalize(features(brain).float(), dim=1),
+    )
     within = (a[:12] @ a[12:].T).mean()
     across = (a @ b.T).mean()
     assert within > across + 0.1

@@ -22,11 +22,16 @@ def cli_env(tiny_pack, monkeypatch):
 
 def test_export_writes_an_imagefolder_with_metadata(cli_env, tmp_path):
     out = tmp_path / "set"
-    assert main(["export", "--domain", "alpha", "--per-class", "3", "--chunk", "2", "--steps", "2", "--out", str(out)]) == 0
+    assert (
+        main(["export", "--domain", "alpha", "--per-class", "3", "--chunk", "2", "--steps", "2", "--out", str(out)])
+        == 0
+    )
     frame = pd.read_csv(out / "metadata.csv")
     assert len(frame) == 9 and frame["file"].is_unique and frame["seed"].is_unique
     assert sorted(frame["label"].value_counts().items()) == [("a1", 3), ("a2", 3), ("a3", 3)]
-    assert {"file", "label", "prompt", "seed", "accepted", "predicted", "confidence", "clip_cosine"} <= set(frame.columns)
+    assert {"file", "label", "prompt", "seed", "accepted", "predicted", "confidence", "clip_cosine"} <= set(
+        frame.columns
+    )
     folder = torchvision.datasets.ImageFolder(out)
     assert folder.classes == ["a1", "a2", "a3"] and len(folder) == 9
     first = out / frame["file"][0]
@@ -55,12 +60,17 @@ def test_interrupted_export_resumes_without_duplicates_or_gaps(engine, tmp_path,
     export_dataset(engine, plan, out)
     resumed, whole = pd.read_csv(out / "metadata.csv"), pd.read_csv(reference / "metadata.csv")
     assert resumed["file"].is_unique and len(resumed) == 10
-    assert resumed.sort_values("file")[["file", "seed", "label"]].values.tolist() == whole.sort_values("file")[["file", "seed", "label"]].values.tolist()
+    assert (
+        resumed.sort_values("file")[["file", "seed", "label"]].values.tolist()
+        == whole.sort_values("file")[["file", "seed", "label"]].values.tolist()
+    )
 
 
 def test_validated_export_fills_every_slot_and_flags_rejects(engine, tmp_path):
     out = tmp_path / "validated"
-    export_dataset(engine, ExportPlan("alpha", per_class=2, chunk=2, steps=2, validate=True, threshold=0.99, max_rounds=2), out)
+    export_dataset(
+        engine, ExportPlan("alpha", per_class=2, chunk=2, steps=2, validate=True, threshold=0.99, max_rounds=2), out
+    )
     frame = pd.read_csv(out / "metadata.csv")
     assert len(frame) == 6 and not frame["accepted"].any()  # nothing reaches 0.99 on a random classifier
 

@@ -114,7 +114,11 @@ def test_images_are_frozen_by_content_hash_blinded_and_keep_their_provenance(bui
             with Image.open(data_folder / item.provenance["file"]) as original:
                 assert blinded_png(original, 256, via=32)[0] == data
                 assert blinded_png(original, 256)[0] != data
-    assert study.config["pack"] == "tiny" and study.config["cells"] == ["alpha/a1", "alpha/a2"] and study.config["real_matched_to"] == 32
+    assert (
+        study.config["pack"] == "tiny"
+        and study.config["cells"] == ["alpha/a1", "alpha/a2"]
+        and study.config["real_matched_to"] == 32
+    )
     # what a rater is shown cannot carry the answer
     assert not {"source", "label", "domain", "provenance", "sha256"} & {f.name for f in dataclasses.fields(ItemView)}
 
@@ -153,7 +157,10 @@ def test_real_images_come_from_the_test_split_first(tmp_path):
 
 def test_cells_resolve_from_domains_and_classes(tiny_registry):
     assert resolve_cells(tiny_registry, ["beta"]) == (Cell("beta", "b1"), Cell("beta", "b2"))
-    assert resolve_cells(tiny_registry, ["alpha", "beta"], ["A2", "beta/b1", "a2"]) == (Cell("alpha", "a2"), Cell("beta", "b1"))
+    assert resolve_cells(tiny_registry, ["alpha", "beta"], ["A2", "beta/b1", "a2"]) == (
+        Cell("alpha", "a2"),
+        Cell("beta", "b1"),
+    )
     with pytest.raises(StudyError, match="unknown class 'zz'; choose from alpha/a1"):
         resolve_cells(tiny_registry, ["alpha"], ["zz"])
     with pytest.raises(StudyError, match="not among the chosen domains"):
@@ -201,7 +208,9 @@ def test_each_rater_has_a_stable_random_order_of_every_item(store, tiny_registry
     assert store.order(alice) != store.order(bob)
     assert store.order(alice) == store.order(store.sign_in(study.code.lower(), "alice"))  # codes ignore case
     shown = [store.view(alice).image_path]
-    assert shown[0] == str(store.image_path(next(i.sha256 for i in store.items(study.code) if i.id == store.order(alice)[0])))
+    assert shown[0] == str(
+        store.image_path(next(i.sha256 for i in store.items(study.code) if i.id == store.order(alice)[0]))
+    )
 
 
 def test_raters_resume_where_they_left_and_revising_updates_not_duplicates(store, tiny_registry, data_folder):
@@ -225,7 +234,13 @@ def test_raters_resume_where_they_left_and_revising_updates_not_duplicates(store
     rows = store.ratings(study.code)
     assert len(rows) == 3 and len({r["item_id"] for r in rows}) == 3
     revised = stored(store, study.code, "carol", order[1])
-    assert (revised["realism"], revised["guess"], revised["confidence"], revised["alignment"], revised["comment"]) == (5, "synthetic", 4, 1, None)
+    assert (revised["realism"], revised["guess"], revised["confidence"], revised["alignment"], revised["comment"]) == (
+        5,
+        "synthetic",
+        4,
+        1,
+        None,
+    )
     assert revised["revisions"] == 1
     with pytest.raises(OrderError, match="rate images in order"):
         store.view(later, 5)  # no skipping ahead past the first unrated image
@@ -253,7 +268,9 @@ def test_time_per_item_is_measured_by_the_server(store, tiny_registry, data_fold
     again = store.view(session, 0)
     clock[0] += 2.0
     store.submit(session, again.ticket, Answers(4, "real", 3, 3))
-    assert stored(store, study.code, "erin", view.ticket.split(".")[0])["seconds"] == pytest.approx(9.5)  # total time on the item
+    assert stored(store, study.code, "erin", view.ticket.split(".")[0])["seconds"] == pytest.approx(
+        9.5
+    )  # total time on the item
 
 
 def test_bad_input_is_refused_with_a_clear_error_and_nothing_is_written(store, tiny_registry, data_folder):
@@ -271,16 +288,32 @@ def test_bad_input_is_refused_with_a_clear_error_and_nothing_is_written(store, t
         (lambda: store.sign_in("NOSUCHCODE", "frank"), UnknownStudyError, "no study has the code 'NOSUCHCODE'"),
         (lambda: store.sign_in("", "frank"), UnknownStudyError, "enter the study code"),
         (lambda: store.sign_in(study.code, "frank; DROP TABLE"), RaterError, "rater id must be"),
-        (lambda: store.submit(session, ticket, Answers(6, "real", 3, 3)), RatingError, "realism must be a whole number from 1 to 5; got 6"),
+        (
+            lambda: store.submit(session, ticket, Answers(6, "real", 3, 3)),
+            RatingError,
+            "realism must be a whole number from 1 to 5; got 6",
+        ),
         (lambda: store.submit(session, ticket, Answers(0, "real", 3, 3)), RatingError, "realism must be"),
         (lambda: store.submit(session, ticket, Answers(2.5, "real", 3, 3)), RatingError, "realism must be"),
         (lambda: store.submit(session, ticket, Answers(True, "real", 3, 3)), RatingError, "realism is missing"),
         (lambda: store.submit(session, ticket, Answers(3, "maybe", 3, 3)), RatingError, "answer 'real' or 'synthetic'"),
         (lambda: store.submit(session, ticket, Answers(3, "real", 9, 3)), RatingError, "confidence must be"),
         (lambda: store.submit(session, ticket, Answers(3, "real", 3, None)), RatingError, "alignment is missing"),
-        (lambda: store.submit(session, ticket, Answers(3, "real", 3, 3, "x" * 2001)), RatingError, "the comment is 2001 characters"),
-        (lambda: store.submit(session, foreign_ticket, good), TicketError, "not issued to you for an item of this study"),
-        (lambda: store.submit(session, f"{foreign_ticket.split('.')[0]}.{nonce}.{signature}", good), TicketError, "forged or foreign"),
+        (
+            lambda: store.submit(session, ticket, Answers(3, "real", 3, 3, "x" * 2001)),
+            RatingError,
+            "the comment is 2001 characters",
+        ),
+        (
+            lambda: store.submit(session, foreign_ticket, good),
+            TicketError,
+            "not issued to you for an item of this study",
+        ),
+        (
+            lambda: store.submit(session, f"{foreign_ticket.split('.')[0]}.{nonce}.{signature}", good),
+            TicketError,
+            "forged or foreign",
+        ),
         (lambda: store.submit(session, f"{item_id}.{nonce}.{'0' * 32}", good), TicketError, "forged"),
         (lambda: store.submit(session, f"{item_id}.{'f' * 32}.{signature}", good), TicketError, "forged"),
         (lambda: store.submit(session, mallory_ticket, good), TicketError, "not issued to you"),
@@ -373,7 +406,9 @@ def test_krippendorff_alpha_reproduces_the_published_example():
 def test_fleiss_kappa_matches_the_hand_computation():
     # 4 items × 3 raters; per-item agreement 1, 1, 1/3, 1/3 → P̄ = 2/3; margins 1/2, 1/2 → Pe = 1/2; κ = 1/3
     answers = [["real"] * 3, ["synthetic"] * 3, ["real", "real", "synthetic"], ["real", "synthetic", "synthetic"]]
-    rows = [{"rater": f"r{r}", "item_id": f"i{i}", "guess": g} for i, item in enumerate(answers) for r, g in enumerate(item)]
+    rows = [
+        {"rater": f"r{r}", "item_id": f"i{i}", "guess": g} for i, item in enumerate(answers) for r, g in enumerate(item)
+    ]
     kappa, items, raters, note = fleiss_kappa(pd.DataFrame(rows))
     assert kappa == pytest.approx(1 / 3) and (items, raters, note) == (4, 3, "")
     # an item with fewer raters is left out of kappa (which needs equal counts) and said so
@@ -387,7 +422,9 @@ def test_intervals_match_their_formulas():
     values = np.array([2, 3, 3, 4, 5, 5], dtype=float)
     half = scipy_stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
     interval = mean_interval(values)
-    assert (interval.estimate, interval.low, interval.high) == pytest.approx((values.mean(), values.mean() - half, values.mean() + half))
+    assert (interval.estimate, interval.low, interval.high) == pytest.approx(
+        (values.mean(), values.mean() - half, values.mean() + half)
+    )
     assert math.isnan(mean_interval([4]).low) and mean_interval([4]).estimate == 4
     k, n, z = 7, 10, scipy_stats.norm.ppf(0.975)
     p = k / n
@@ -416,8 +453,14 @@ def test_analysis_of_a_rated_study(store, tiny_registry, data_folder, engine):
     result = analyse(store.ratings(study.code))
     assert (result.ratings, result.raters, result.items) == (16, 2, 8)
     scores = result.scores.set_index(["domain", "label", "source"])
-    assert scores.loc[("alpha", "a1", "real"), "realism_mean"] == 5 and scores.loc[("alpha", "a2", "synthetic"), "realism_mean"] == 2
-    assert scores.loc[("alpha", "a1", "real"), "alignment_mean"] == 3.5 and scores.loc[("alpha", "a1", "real"), "ratings"] == 4
+    assert (
+        scores.loc[("alpha", "a1", "real"), "realism_mean"] == 5
+        and scores.loc[("alpha", "a2", "synthetic"), "realism_mean"] == 2
+    )
+    assert (
+        scores.loc[("alpha", "a1", "real"), "alignment_mean"] == 3.5
+        and scores.loc[("alpha", "a1", "real"), "ratings"] == 4
+    )
     overall = result.detection.set_index(["domain", "label"]).loc[("all", "all")]
     assert (overall["ratings"], overall["correct"]) == (16, 12)  # expert 8/8, novice 4/8 (the real ones)
     assert overall["accuracy_on_real"] == 1.0 and overall["accuracy_on_synthetic"] == 0.5
@@ -426,7 +469,6 @@ def test_analysis_of_a_rated_study(store, tiny_registry, data_folder, engine):
     assert agreement["Krippendorff's alpha (ordinal), realism"] == pytest.approx(1.0)  # both rated realism alike
     assert -1 <= agreement["Fleiss' kappa, real or synthetic"] < 0.5
     assert "Fleiss' kappa" in result.text() and "all" in result.text()
-
 
 
 def test_results_figure_draws_a_class_that_every_rater_got_wrong(store, tiny_registry, data_folder, engine):
@@ -445,7 +487,11 @@ def test_results_figure_draws_a_class_that_every_rater_got_wrong(store, tiny_reg
             store.submit(session, view.ticket, Answers(3, wrong, 3, 3))
     result = analyse(store.ratings(study.code))
     per_class = result.detection[result.detection["domain"] != "all"]
-    assert (per_class["ratings"] == 12).all() and (per_class["accuracy"] == 0).all() and (per_class["accuracy_low"] == 0).all()
+    assert (
+        (per_class["ratings"] == 12).all()
+        and (per_class["accuracy"] == 0).all()
+        and (per_class["accuracy_low"] == 0).all()
+    )
     png = BytesIO()
     study_figure(result).savefig(png, format="png")  # 0 of 12 once gave a negative error bar, which matplotlib refuses
     assert png.getvalue().startswith(b"\x89PNG")
@@ -459,7 +505,9 @@ def test_export_has_one_row_per_rating_csv_and_parquet_and_no_credentials(store,
     for rater in ("alice.smith@clinic", "bob"):
         session = store.sign_in(study.code, rater)
         for k in range(4):
-            store.submit(session, store.view(session).ticket, Answers(1 + k, "real", 2, 5, "looks odd" if k == 0 else None))
+            store.submit(
+                session, store.view(session).ticket, Answers(1 + k, "real", 2, 5, "looks odd" if k == 0 else None)
+            )
     result = export_study(store, study.code, tmp_path / "out", pseudonymise=True, images=True)
     assert (result.ratings, result.items) == (8, 6)
     ratings_csv = pd.read_csv(tmp_path / "out" / "ratings.csv")
@@ -480,7 +528,14 @@ def test_export_has_one_row_per_rating_csv_and_parquet_and_no_credentials(store,
         nonces = [row[0] for row in db.execute("SELECT nonce FROM tickets")]
     for path in (tmp_path / "out").glob("*.*"):
         blob = path.read_bytes()
-        for needle in [secret, secret.hex().encode(), ADMIN_TOKEN.encode(), b"alice", b"smith", *(n.encode() for n in nonces)]:
+        for needle in [
+            secret,
+            secret.hex().encode(),
+            ADMIN_TOKEN.encode(),
+            b"alice",
+            b"smith",
+            *(n.encode() for n in nonces),
+        ]:
             assert needle not in blob, f"{needle!r} leaked into {path.name}"
     # pseudonyms are stable across exports; without pseudonymising the ids are kept
     again = export_study(store, study.code, tmp_path / "again", pseudonymise=True)
@@ -534,10 +589,19 @@ def test_cli_study_lifecycle(cli, data_folder, tmp_path):
         (["close", "NOPE"], "no study has the code 'NOPE'"),
         (["stats", "NOPE"], "no study has the code 'NOPE'"),
         (["export", "NOPE", "--out", "x"], "no study has the code 'NOPE'"),
-        (["create", "--domains", "alpha", "--synthetic", "-1", "--real", "0", "--seed", "1"], "synthetic images per class must be"),
-        (["create", "--domains", "alpha", "--classes", "zz", "--synthetic", "1", "--real", "0", "--seed", "1"], "unknown class 'zz'"),
+        (
+            ["create", "--domains", "alpha", "--synthetic", "-1", "--real", "0", "--seed", "1"],
+            "synthetic images per class must be",
+        ),
+        (
+            ["create", "--domains", "alpha", "--classes", "zz", "--synthetic", "1", "--real", "0", "--seed", "1"],
+            "unknown class 'zz'",
+        ),
         (["create", "--domains", "delta", "--synthetic", "1", "--real", "0", "--seed", "1"], "unknown domain 'delta'"),
-        (["create", "--domains", "alpha", "--synthetic", "0", "--real", "99", "--seed", "1"], "lists only 4 real image"),
+        (
+            ["create", "--domains", "alpha", "--synthetic", "0", "--real", "99", "--seed", "1"],
+            "lists only 4 real image",
+        ),
         (["create", "--domains", "alpha", "--synthetic", "1", "--real", "0", "--seed", "x"], "invalid int value: 'x'"),
         (["create", "--domains", "alpha", "--synthetic", "1", "--real", "0"], "required: --seed"),
         (["export", "NOPE"], "required: --out"),
@@ -546,7 +610,9 @@ def test_cli_study_lifecycle(cli, data_folder, tmp_path):
 def test_cli_study_bad_input_gives_one_line_and_exit_code_2(cli, data_folder, tmp_path, argv, message):
     db = tmp_path / "db" / "studies.db"
     StudyStore(db)  # an existing, empty database
-    code, out, err = cli("study", *argv, "--db", str(db), *(["--data", str(data_folder)] if argv[0] == "create" else []))
+    code, out, err = cli(
+        "study", *argv, "--db", str(db), *(["--data", str(data_folder)] if argv[0] == "create" else [])
+    )
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 

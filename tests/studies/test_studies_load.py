@@ -118,7 +118,9 @@ def test_sigkill_mid_rating_loses_no_acknowledged_rating_and_raters_resume(setup
         futures = [pool.submit(rate, servers[-1].url, study.code, r, total) for r in raters]
         deadline = time.monotonic() + 60
         # wait until the raters are well under way, then pull the plug while requests are in flight
-        while time.monotonic() < deadline and next(s.ratings for s in store.list_studies() if s.code == study.code) < 30:
+        while (
+            time.monotonic() < deadline and next(s.ratings for s in store.list_studies() if s.code == study.code) < 30
+        ):
             time.sleep(0.05)
         servers[-1].kill()
         runs = [future.result() for future in futures]
@@ -139,7 +141,7 @@ def test_sigkill_mid_rating_loses_no_acknowledged_rating_and_raters_resume(setup
     for run in resumed:
         assert run.errors == [] and run.resumed_at == before[run.rater]  # the progress bar says where they were
         order = store.order(store.sign_in(study.code, run.rater))
-        assert [item for item, _ in run.acknowledged] == order[before[run.rater]:]  # and the next image is theirs
+        assert [item for item, _ in run.acknowledged] == order[before[run.rater] :]  # and the next image is theirs
     final = rows_by_rater(store, study.code)
     assert all(len(final[r]) == total for r in raters)
     assert len(store.ratings(study.code)) == len(raters) * total

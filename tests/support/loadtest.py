@@ -76,7 +76,13 @@ class AppServer:
         env = {**os.environ, **self.env, "GRADIO_SERVER_PORT": str(self.port), "GRADIO_SERVER_NAME": "127.0.0.1",
                "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}  # fmt: skip
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "app.py")], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                [sys.executable, str(PROJECT_ROOT / "app.py")],
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -110,7 +116,9 @@ AnswerFn = Callable[[str, int], Answers]
 
 def random_answers(rater: str, index: int) -> Answers:
     rng = random.Random(f"{rater}:{index}")
-    return Answers(rng.randint(1, 5), rng.choice(["real", "synthetic"]), rng.randint(1, 5), rng.randint(1, 5), f"note {index}")
+    return Answers(
+        rng.randint(1, 5), rng.choice(["real", "synthetic"]), rng.randint(1, 5), rng.randint(1, 5), f"note {index}"
+    )
 
 
 @dataclass
@@ -130,7 +138,9 @@ def rated_count(status_or_progress: str) -> int:
     return int(match.group(1)) if match else -1
 
 
-def rate(url: str, code: str, rater: str, n: int, answer: AnswerFn = random_answers, stop_after_error: bool = True) -> RaterRun:
+def rate(
+    url: str, code: str, rater: str, n: int, answer: AnswerFn = random_answers, stop_after_error: bool = True
+) -> RaterRun:
     """Sign in and submit `n` answers the way the Rate tab does; every call goes over HTTP."""
     from gradio_client import Client
 
@@ -160,6 +170,8 @@ def rate(url: str, code: str, rater: str, n: int, answer: AnswerFn = random_answ
     return run
 
 
-def rate_concurrently(url: str, code: str, raters: Sequence[str], n: int, answer: AnswerFn = random_answers) -> list[RaterRun]:
+def rate_concurrently(
+    url: str, code: str, raters: Sequence[str], n: int, answer: AnswerFn = random_answers
+) -> list[RaterRun]:
     with ThreadPoolExecutor(max_workers=len(raters)) as pool:
         return list(pool.map(lambda r: rate(url, code, r, n, answer), raters))

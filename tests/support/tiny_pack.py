@@ -126,7 +126,9 @@ def save_tiny_pipeline(folder: Path, text: str = "bert", seed: int = 0) -> Path:
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         unet=tiny_unet(),
-        scheduler=DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False, steps_offset=1),
+        scheduler=DDPMScheduler(
+            beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False, steps_offset=1
+        ),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
@@ -257,4 +259,8 @@ def pack_or_tiny(pack: str):
     if registry.pack_availability(pack).available:
         return registry, pack, ""
     tiny = build_tiny_pack(Path(tempfile.mkdtemp()))
-    return load_registry(tiny.registry_path), tiny.pack, f"# pack '{pack}' unavailable: benchmarking the tiny random pack instead"
+    return (
+        load_registry(tiny.registry_path),
+        tiny.pack,
+        f"# pack '{pack}' unavailable: benchmarking the tiny random pack instead",
+    )

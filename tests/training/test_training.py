@@ -32,7 +32,13 @@ def test_captions_use_the_registry_phrasing_and_metadata(real_data):
 
 def test_caption_keeps_known_attributes_and_free_text():
     domain = load_registry().get_domain("ophthalmology")
-    row = {"label": "D", "eye": "left", "age": "57", "sex": "female", "keywords": "moderate non proliferative retinopathy"}
+    row = {
+        "label": "D",
+        "eye": "left",
+        "age": "57",
+        "sex": "female",
+        "keywords": "moderate non proliferative retinopathy",
+    }
     captions = {caption_for(domain, row, random.Random(seed), keep_attribute=1.0) for seed in range(30)}
     assert any("left eye" in c and "57-year-old" in c for c in captions)
     assert any(c.endswith("moderate non proliferative retinopathy") for c in captions)
@@ -51,7 +57,9 @@ def test_checkpoint_restores_model_optimizer_and_random_state(tmp_path):
 
     fresh, fresh_optimizer, fresh_generator = torch.nn.Linear(3, 2), None, torch.Generator()
     fresh_optimizer = torch.optim.AdamW(fresh.parameters(), lr=0.1)
-    step, elapsed = Checkpoint(tmp_path / "c.pt").load(model=fresh, optimizer=fresh_optimizer, generator=fresh_generator)
+    step, elapsed = Checkpoint(tmp_path / "c.pt").load(
+        model=fresh, optimizer=fresh_optimizer, generator=fresh_generator
+    )
     assert (step, elapsed) == (7, 12.5)
     assert torch.equal(fresh.weight, model.weight)
     assert fresh_optimizer.state_dict()["state"][0]["step"] == optimizer.state_dict()["state"][0]["step"]
@@ -125,7 +133,9 @@ def test_autoencoder_base_and_pack_folder_on_real_chest_films(real_data, tmp_pat
     assert main([*base_args, "--lr", "1e-12", "--block-out-channels", "16,32,32", "--out", str(tmp_path / "more")]) == 0
     before = load_file(pipeline / "unet" / "diffusion_pytorch_model.safetensors")
     after = load_file(tmp_path / "more" / "pipeline" / "unet" / "diffusion_pytorch_model.safetensors")
-    assert before.keys() == after.keys() and all(torch.allclose(before[k].float(), after[k].float(), atol=1e-3) for k in before)
+    assert before.keys() == after.keys() and all(
+        torch.allclose(before[k].float(), after[k].float(), atol=1e-3) for k in before
+    )
     # a UNet of another shape is refused with the flag to check, not a torch key dump
     assert main([*base_args, "--block-out-channels", "16,16,32", "--out", str(tmp_path / "other")]) == 1
     assert "is not a UNet of this configuration (check --block-out-channels" in capsys.readouterr().err
@@ -179,11 +189,14 @@ def test_classifier_training_selects_on_val_and_calibrates(real_data, tmp_path, 
 
 def test_group_weights_even_out_groups_inside_each_class_and_keep_class_shares():
     from medsynth.models.fitting import within_class_group_weights
+
     targets = torch.tensor([0] * 8 + [1] * 4)
     groups = ["child"] * 6 + ["adult"] * 2 + ["adult"] * 4
     assert torch.allclose(within_class_group_weights(targets, groups, 0.0), torch.ones(12))
     equal = within_class_group_weights(targets, groups, 1.0)
-    assert equal[:6].sum() == pytest.approx(equal[6:8].sum())  # the 2 adult films of class 0 weigh as much as the 6 children
+    assert equal[:6].sum() == pytest.approx(
+        equal[6:8].sum()
+    )  # the 2 adult films of class 0 weigh as much as the 6 children
     assert equal[:8].mean() == pytest.approx(1.0) and torch.allclose(equal[8:], torch.ones(4))  # class shares unchanged
     half = within_class_group_weights(targets, groups, 0.5)
     assert equal[6] > half[6] > half[0] > equal[0]
@@ -210,6 +223,7 @@ def test_classifier_training_balances_sources_and_refuses_bad_options(real_data,
 
 def test_rotation_turns_images_about_their_centre_and_fills_the_corners_black():
     from medsynth.models.fitting import rotate_randomly
+
     generator = torch.Generator().manual_seed(0)
     batch = torch.rand(6, 3, 32, 32) * 2 - 1
     assert torch.allclose(rotate_randomly(batch, 1e-6, generator), batch, atol=1e-4)  # no angle, no change
@@ -233,7 +247,9 @@ def test_clip_training_writes_an_open_clip_folder_with_real_image_percentiles(re
                  "--text-layers", "1", "--out", str(tmp_path / "clip")]) == 0  # fmt: skip
     clip = ClipScorer.from_source(Source.parse(str(tmp_path / "clip"), tmp_path))
     assert set(clip.clip.reference["chest_xray"]) == {"normal", "pneumonia", "covid19"}
-    score = clip.score([Image.new("RGB", (64, 64))], "chest X-ray", {"normal": "a", "covid19": "b"}, "covid19", "chest_xray")[0]
+    score = clip.score(
+        [Image.new("RGB", (64, 64))], "chest X-ray", {"normal": "a", "covid19": "b"}, "covid19", "chest_xray"
+    )[0]
     assert score.rank in (1, 2) and 0 <= score.percentile <= 100
 
 

@@ -45,7 +45,14 @@ def place(tmp_path):
 
 
 def new_study(place, studio, asks_alignment=True, n_synthetic=1, n_real=1):
-    spec = StudySpec("ui", resolve_cells(studio.registry, ["alpha"], ["a1", "a2"]), n_synthetic, n_real, seed=2, asks_alignment=asks_alignment)
+    spec = StudySpec(
+        "ui",
+        resolve_cells(studio.registry, ["alpha"], ["a1", "a2"]),
+        n_synthetic,
+        n_real,
+        seed=2,
+        asks_alignment=asks_alignment,
+    )
     return build_study(place.store, spec, studio.registry, studio.engine, studio.reference_root)
 
 
@@ -129,7 +136,10 @@ def test_closing_a_study_stops_raters_in_the_middle(place, studio):
         (lambda p, s, c: rate_tab.sign_in(p, c, "bad id!"), "rater id must be"),
         (lambda p, s, c: rate_tab.submit(p, None, "t", 3, 3, "real", 3, ""), "Sign in"),
         (lambda p, s, c: rate_tab.submit(p, s[STATE], s[TICKET], None, 3, "real", 3, ""), "realism is missing"),
-        (lambda p, s, c: rate_tab.submit(p, s[STATE], s[TICKET], 7, 3, "real", 3, ""), "realism must be a whole number from 1 to 5"),
+        (
+            lambda p, s, c: rate_tab.submit(p, s[STATE], s[TICKET], 7, 3, "real", 3, ""),
+            "realism must be a whole number from 1 to 5",
+        ),
         (lambda p, s, c: rate_tab.submit(p, s[STATE], s[TICKET], 3, 3, None, 3, ""), "answer 'real' or 'synthetic'"),
         (lambda p, s, c: rate_tab.submit(p, s[STATE], s[TICKET] + "0", 3, 3, "real", 3, ""), "forged"),
     ],
@@ -178,7 +188,9 @@ def test_admin_creates_follows_analyses_exports_and_closes_a_study(place, studio
     for rater in ("ana", "ben"):
         session = place.store.sign_in(code, rater)
         for k in range(6):
-            place.store.submit(session, place.store.view(session).ticket, Answers(1 + k % 5, ("real", "synthetic")[k % 2], 3, 4))
+            place.store.submit(
+                session, place.store.view(session).ticket, Answers(1 + k % 5, ("real", "synthetic")[k % 2], 3, 4)
+            )
     summary, figure, scores, detection, agreement = studies_tab.show_results(place, TOKEN, code)
     assert "12 rating(s) by 2 rater(s) of 6 image(s)" in summary and isinstance(figure, Figure)
     assert len(figure.axes) == 3  # realism, alignment, accuracy
@@ -214,7 +226,9 @@ def test_keyboard_shortcuts_answer_submit_and_navigate(studio, tmp_path_factory)
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS, show_error=False)
     try:
         with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
+            )
             page = browser.new_page(viewport={"width": 1280, "height": 1100})
             page.set_default_timeout(20_000)
             page.goto(f"http://127.0.0.1:{port}")
@@ -232,7 +246,9 @@ def test_keyboard_shortcuts_answer_submit_and_navigate(studio, tmp_path_factory)
             page.keyboard.press("Control+Enter")
             page.get_by_text("1 of 4 rated").wait_for()
             rows = app.study_place.store.ratings(study.code)
-            assert [(r["realism"], r["alignment"], r["guess"], r["confidence"], r["comment"]) for r in rows] == [(4, 2, "synthetic", 3, "edge artefact 3")]
+            assert [(r["realism"], r["alignment"], r["guess"], r["confidence"], r["comment"]) for r in rows] == [
+                (4, 2, "synthetic", 3, "edge artefact 3")
+            ]
             for key in ("1", "Shift+5", "r", "b", "Enter"):
                 page.keyboard.press(key)
             page.get_by_text("2 of 4 rated").wait_for()

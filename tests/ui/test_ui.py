@@ -66,7 +66,9 @@ def test_class_description_is_shown_for_trainees(studio):
 
 
 def test_generate_returns_gallery_cards_seed_status_and_downloads(studio):
-    gallery, cards, seed, status, archive, card, probs, png = run_generate(studio, slot_1="left", number=33, findings="bright spot")
+    gallery, cards, seed, status, archive, card, probs, png = run_generate(
+        studio, slot_1="left", number=33, findings="bright spot"
+    )
     assert len(gallery) == 2 == len(cards) and seed == 11
     assert "2 image(s)" in status and "seed 11" in status and "3 steps" in status
     record = read_provenance(png)
@@ -88,7 +90,9 @@ def test_random_seed_is_drawn_and_shown(studio):
 
 
 def test_findings_only_mode_ignores_class_and_attributes(studio):
-    *_, png = run_generate(studio, findings="a faint ring", findings_mode=generate_tab.FINDINGS_ONLY, slot_1="left", n=1)
+    *_, png = run_generate(
+        studio, findings="a faint ring", findings_mode=generate_tab.FINDINGS_ONLY, slot_1="left", n=1
+    )
     assert read_provenance(png)["prompt"] == "a faint ring"
 
 
