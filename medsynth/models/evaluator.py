@@ -17,28 +17,35 @@ EVAL_SIZE = 128  # 64 px images are upsampled: EfficientNet's 32x reduction need
 DEFAULT_SEED = 1
 
 
-def evaluator_folder(domain: str, seed: int = DEFAULT_SEED) -> Path:
-    """runs/evaluators/<domain> holds the primary evaluator; evaluators trained with other seeds sit beside it
-    as <domain>-seed<S> and form the panel that shows how much a verdict owes to one evaluator."""
-    return runs_dir() / "evaluators" / (domain if seed == DEFAULT_SEED else f"{domain}-seed{seed}")
+def evaluators_dir() -> Path:
+    """The default evaluator set: runs/evaluators (a set is a folder of evaluators, one or more per domain)."""
+    return runs_dir() / "evaluators"
 
 
-def panel_folders(domain: str) -> dict[int, Path]:
-    """Every finished evaluator folder of the domain by seed, the primary first (`train evaluator --seed S` adds one)."""
-    primary = evaluator_folder(domain)
+def evaluator_folder(domain: str, seed: int = DEFAULT_SEED, root: Path | None = None) -> Path:
+    """<set>/<domain> holds the primary evaluator; evaluators trained with other seeds sit beside it as
+    <domain>-seed<S> and form the panel that shows how much a verdict owes to one evaluator."""
+    return Path(root or evaluators_dir()) / (domain if seed == DEFAULT_SEED else f"{domain}-seed{seed}")
+
+
+def panel_folders(domain: str, root: Path | None = None) -> dict[int, Path]:
+    """Every finished evaluator folder of the domain in a set, by seed, the primary first (`train evaluator --seed S`
+    adds one)."""
+    root = Path(root or evaluators_dir())
+    primary = evaluator_folder(domain, root=root)
     if not primary.exists():
         raise FileNotFoundError(
             f"evaluator {primary} not found: run `python -m medsynth train evaluator --domain {domain}`"
         )
     folders = {DEFAULT_SEED: primary}
-    for folder in (runs_dir() / "evaluators").glob(f"{domain}-seed*"):
+    for folder in root.glob(f"{domain}-seed*"):
         seed = folder.name.removeprefix(f"{domain}-seed")
         if seed.isdigit() and (folder / "config.json").is_file():
             folders[int(seed)] = folder
     return dict(sorted(folders.items(), key=lambda item: (item[0] != DEFAULT_SEED, item[0])))
 
 
-def evaluator_degrade(domain: str) -> float:
+def evaluator_degrade(domain: str, root: Path | None = None) -> float:
     """The --degrade share the domain's evaluator was trained with (0 for evaluators from before the option)."""
-    record = evaluator_folder(domain) / "training_evaluator.json"
+    record = evaluator_folder(domain, root=root) / "training_evaluator.json"
     return float(json.loads(record.read_text())["config"].get("degrade", 0.0)) if record.is_file() else 0.0

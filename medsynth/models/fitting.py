@@ -19,7 +19,7 @@ from medsynth.data.sampling import infinite_batches, seed_everything, shuffled_b
 from medsynth.imaging import to_unit_tensor
 from medsynth.models.classifier import ClassifierConfig, build_classifier
 from medsynth.models.metrics import classification_metrics
-from medsynth.precision import training_device
+from medsynth.precision import autocast, training_device
 
 SELECTION = {
     "balanced": lambda m: m["balanced_accuracy"] + m["macro_f1"],
@@ -85,12 +85,13 @@ def rotate_randomly(batch: torch.Tensor, degrees: float, generator: torch.Genera
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: np.ndarray, device, batch_size: int = 256) -> torch.Tensor:
     model.eval()
-    return torch.cat(
-        [
-            model(to_batch(images[i : i + batch_size]).to(device)).float().cpu()
-            for i in range(0, len(images), batch_size)
-        ]
-    )
+    with autocast(device):
+        return torch.cat(
+            [
+                model(to_batch(images[i : i + batch_size]).to(device)).float().cpu()
+                for i in range(0, len(images), batch_size)
+            ]
+        )
 
 
 def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
@@ -201,7 +202,8 @@ def fit_classifier(
         for _ in range(steps_per_epoch):
             index = next(batches)
             batch = augment(to_batch(train_images[index.numpy()]), config.mirror, generator, config.rotate).to(device)
-            loss = loss_fn(model(batch), y_train[index].to(device))
+            with autocast(device):
+                loss = loss_fn(model(batch).float(), y_train[index].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -25,7 +25,7 @@ from medsynth.generation.prompts import class_prompt
 from medsynth.imaging import to_unit_tensor
 from medsynth.models.clip import REFERENCE_NAME, save_clip
 from medsynth.models.fitting import augment
-from medsynth.precision import training_device
+from medsynth.precision import autocast, training_device
 from medsynth.registry import load_registry
 from medsynth.training.captions import caption_for
 from medsynth.training.config import ClipTrainConfig
@@ -85,8 +85,9 @@ def train_clip(config: ClipTrainConfig) -> Path:
         batch = to_unit_tensor(images[index.numpy()])
         batch = augment(batch, False, generator).to(device)  # no mirroring: laterality matters in some domains
         texts = [caption_for(registry.get_domain(domains[i]), rows[i], rng) for i in index.tolist()]
-        image_emb = nn.functional.normalize(model.encode_image(batch), dim=-1)
-        text_emb = nn.functional.normalize(model.encode_text(tokenizer(texts).to(device)), dim=-1)
+        with autocast(device):
+            image_emb = nn.functional.normalize(model.encode_image(batch).float(), dim=-1)
+            text_emb = nn.functional.normalize(model.encode_text(tokenizer(texts).to(device)).float(), dim=-1)
         logits = model.logit_scale.exp() * image_emb @ text_emb.T
         same = (groups[index][:, None] == groups[index][None, :]).float().to(device)
         targets = same / same.sum(dim=1, keepdim=True)

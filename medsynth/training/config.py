@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medsynth.configs import option
-from medsynth.models.evaluator import DEFAULT_SEED
+from medsynth.models.evaluator import DEFAULT_SEED, evaluators_dir
 from medsynth.paths import EMBEDDED_PACK, pack_dir, runs_dir
 
 if TYPE_CHECKING:
@@ -214,3 +214,6 @@ class EvaluatorTrainConfig:
         "normal chest film as pneumonia, so it would judge the decoder, not the finding",
     )  # fmt: skip
     seed: int = option(DEFAULT_SEED, help=f"random seed; seeds other than {DEFAULT_SEED} join the evaluator panel")
+    root: Path = option(
+        help="the evaluator set it joins (a folder of evaluators per domain)", factory=lambda: evaluators_dir()
+    )

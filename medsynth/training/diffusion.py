@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from medsynth.data.cache import DomainImages
 from medsynth.imaging import to_unit_tensor
+from medsynth.precision import autocast
 from medsynth.registry import Domain
 from medsynth.training.captions import caption_for
 
@@ -177,11 +178,6 @@ def run_diffusion_training(
             f"{checkpoint.path} belongs to a {lr_schedule.total_steps}-step run, not {settings.steps} steps: "
             "delete it to start over, or train into another --out folder"
         )
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if torch.device(device).type == "cuda"
-        else torch.autocast("cpu", enabled=False)
-    )
     started = time.perf_counter() - elapsed
     running = None
     bar = tqdm(total=settings.steps, initial=step, desc=settings.desc, unit="step")
@@ -189,7 +185,7 @@ def run_diffusion_training(
         index = torch.multinomial(weights, settings.batch_size, replacement=True, generator=generator)
         batch = latents.sample(index, generator).to(device)
         cond = text_states[pick_captions(latents, index, settings.caption_dropout, generator)].to(device, torch.float32)
-        with autocast:
+        with autocast(device):
             loss = diffusion_loss(unet, scheduler, batch, cond, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

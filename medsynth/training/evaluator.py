@@ -24,7 +24,7 @@ from medsynth.models.evaluator import EVAL_SIZE, evaluator_folder
 from medsynth.models.features import IMAGENET_MEAN, IMAGENET_STD, efficientnet_lite0
 from medsynth.models.fitting import augment, balanced_class_weights, fit_temperature
 from medsynth.models.metrics import classification_metrics
-from medsynth.precision import training_device
+from medsynth.precision import autocast, training_device
 from medsynth.registry import load_registry
 from medsynth.training.config import EvaluatorTrainConfig
 from medsynth.training.runs import write_run_record
@@ -61,7 +61,7 @@ def train_evaluator(config: EvaluatorTrainConfig) -> Path:
 
     def logits_of(images) -> torch.Tensor:
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), autocast(device):
             return torch.cat(
                 [
                     model(_prepare(images[i : i + 256], mean, std).to(device)).float().cpu()
@@ -76,7 +76,8 @@ def train_evaluator(config: EvaluatorTrainConfig) -> Path:
             index = order[start : start + config.batch_size]
             batch = _prepare(train.images[index.numpy()], mean, std, config.degrade, generator)
             batch = augment(batch, flip, generator).to(device)
-            loss = loss_fn(model(batch), y_train[index].to(device))
+            with autocast(device):
+                loss = loss_fn(model(batch).float(), y_train[index].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -92,7 +93,7 @@ def train_evaluator(config: EvaluatorTrainConfig) -> Path:
     )  # fmt: skip
     chosen = max(history, key=lambda h: h["balanced_accuracy"] + h["macro_f1"])
     model_config.metrics = {f"val_{k}": round(v, 4) for k, v in chosen.items()}
-    out = Path(config.out or evaluator_folder(config.domain, config.seed))
+    out = Path(config.out or evaluator_folder(config.domain, config.seed, config.root))
     save_classifier(model.cpu(), model_config, out)
     write_run_record(out, "evaluator", config, {"history": history}, time.perf_counter() - started, config.epochs)
     return out
