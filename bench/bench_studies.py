@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from medsynth.registry import load_registry  # noqa: E402
 from medsynth.studies import Answers, StudySpec, StudyStore  # noqa: E402
 from medsynth.studies.build import build_study, resolve_cells  # noqa: E402
-from tests.support.loadtest import AppServer, rate, rate_concurrently, write_sample_data  # noqa: E402
+from tests.support.loadtest import AppServer, rate, rate_concurrently, signed_in, write_sample_data  # noqa: E402
 from tests.support.tiny_pack import build_tiny_pack  # noqa: E402
 
 
@@ -62,7 +62,7 @@ def main() -> None:
         solo, crowd, local = (s.code for s in studies)
 
         # the store alone, in this process: what the database costs per rating
-        session = store.sign_in(local, "local")
+        session = signed_in(store, local, "local")
         latencies, started = [], time.perf_counter()
         for k in range(2 * half):
             begin = time.perf_counter()
@@ -80,10 +80,11 @@ def main() -> None:
         print(f"# app.py up in {time.perf_counter() - started:.1f} s on {server.url}")
         try:
             started = time.perf_counter()
-            alone = rate(server.url, solo, "solo", args.per_rater)
+            alone = rate(server.url, solo, "solo", store.issue_keys(solo, ["solo"])["solo"], args.per_rater)
             alone_s = time.perf_counter() - started
             started = time.perf_counter()
-            runs = rate_concurrently(server.url, crowd, [f"r{i:02d}" for i in range(args.raters)], args.per_rater)
+            keys = store.issue_keys(crowd, [f"r{i:02d}" for i in range(args.raters)])
+            runs = rate_concurrently(server.url, crowd, keys, args.per_rater)
             crowd_s = time.perf_counter() - started
         finally:
             server.stop()

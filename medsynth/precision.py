@@ -52,6 +52,13 @@ def training_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def inference_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
+    """Where a pipeline runs and the dtype of its weights: CUDA in half precision, CPU in float32 (bf16 on the CPU
+    comes from autocast around the float32 weights)."""
+    chosen = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return chosen, (torch.float16 if chosen.type == "cuda" else torch.float32)
+
+
 def autocast_dtype(device: torch.device | str) -> torch.dtype | None:
     """The dtype mixed precision computes in on `device`; None where it stays float32."""
     kind = torch.device(device).type

@@ -135,6 +135,8 @@ class DomainSources:
     # guide this domain's LoRA against the bare base's unconditional prediction (see Generator.add_adapter)
     base_unconditional: bool = False
     accuracy_bar: float | None = None  # the classifier's real test accuracy the pack's evaluation asks for
+    # generated images' evaluator F1 (base + LoRA) at least this share of the same evaluators' F1 on real images
+    f1_share_bar: float | None = None
 
     def missing_reason(self) -> str | None:
         if self.unavailable:
@@ -313,7 +315,7 @@ def _flag(raw: Mapping[str, Any], key: str, where: str) -> bool:
 
 
 def _parse_sources(raw: Mapping[str, Any], where: str, root: Path) -> DomainSources:
-    known = {"adapter", "classifier", "clip", "unavailable", "base_unconditional", "accuracy_bar"}
+    known = {"adapter", "classifier", "clip", "unavailable", "base_unconditional", "accuracy_bar", "f1_share_bar"}
     unknown = set(raw) - known
     if unknown:
         raise RegistryError(
@@ -324,13 +326,18 @@ def _parse_sources(raw: Mapping[str, Any], where: str, root: Path) -> DomainSour
         for role in ("adapter", "classifier", "clip")
         if role in raw
     }
-    bar = raw.get("accuracy_bar")
-    if bar is not None and (isinstance(bar, bool) or not isinstance(bar, (int, float)) or not 0 < bar <= 1):
-        raise RegistryError(f"{where}.accuracy_bar: must be a number between 0 and 1, got {bar!r}")
     return DomainSources(
         **parsed, unavailable=raw.get("unavailable"), base_unconditional=_flag(raw, "base_unconditional", where),
-        accuracy_bar=None if bar is None else float(bar),
+        accuracy_bar=_share(raw, "accuracy_bar", where), f1_share_bar=_share(raw, "f1_share_bar", where),
     )  # fmt: skip
+
+
+def _share(raw: Mapping[str, Any], key: str, where: str) -> float | None:
+    """An optional number in (0, 1]."""
+    value = raw.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1):
+        raise RegistryError(f"{where}.{key}: must be a number between 0 and 1, got {value!r}")
+    return None if value is None else float(value)
 
 
 def _strings(raw: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:

@@ -39,7 +39,7 @@ def parse_yes_no(text: str) -> bool:
 def _converter(hint: typing.Any, name: str) -> typing.Callable[[str], typing.Any]:
     """How a flag's text becomes a field's value; a type the command line cannot express is an error."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is tuple and len(args) == 2 and args[1] is Ellipsis and args[0] in (int, float, str):
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis and args[0] in (int, float, str, Path):
         inner = args[0]
         return lambda text: tuple(inner(part) for part in text.split(",") if part)
     if hint is bool:

@@ -104,6 +104,20 @@ def cmd_study_export(args: argparse.Namespace) -> int:
 
 
 @_study_errors
+def cmd_study_invite(args: argparse.Namespace) -> int:
+    from urllib.parse import urlencode
+
+    store = _study_store(args)
+    keys = store.issue_keys(args.code, [r for part in args.raters or [] for r in part.split(",") if r])
+    study = store.get_study(args.code)
+    print(f"keys for study {study.code} (shown once; the database keeps only their hashes):")
+    for rater, key in keys.items():
+        link = f"{args.url.rstrip('/')}/?{urlencode({'study': study.code, 'rater': rater, 'key': key})}"
+        print(f"{rater}\t{key}\t{link}")
+    return EXIT_OK
+
+
+@_study_errors
 def cmd_study_stats(args: argparse.Namespace) -> int:
     from medsynth.studies.stats import analyse
 
@@ -117,7 +131,7 @@ def cmd_study_stats(args: argparse.Namespace) -> int:
 def add_commands(commands) -> None:
     study = commands.add_parser(
         "study",
-        help="expert reader studies: create, list, close, export, stats",
+        help="expert reader studies: create, list, invite, close, export, stats",
         description="Blinded reader studies (realism, prompt alignment, real or synthetic). "
         "The database is --db, $MEDSYNTH_STUDIES_DB or runs/studies/studies.db.",
     )
@@ -173,6 +187,16 @@ def add_commands(commands) -> None:
     export.add_argument("--out", type=Path, required=True, help="output folder")
     export.add_argument("--pseudonymise", action="store_true", help="replace rater ids by stable pseudonyms")
     export.add_argument("--images", action="store_true", help="also copy the study images")
+    invite = part(
+        "invite",
+        "issue each named rater (or the ids given) a fresh key; prints rater, key and sign-in link",
+        cmd_study_invite,
+    )
+    invite.add_argument("code", help="study code")
+    invite.add_argument(
+        "--raters", action="append", metavar="ID[,ID...]", help="rater ids (default: every named rater of the study)"
+    )
+    invite.add_argument("--url", default="http://127.0.0.1:7860", help="the app's address, for the sign-in links")
     stats = part(
         "stats",
         "print scores with 95% intervals, real-vs-synthetic accuracy and inter-rater agreement",

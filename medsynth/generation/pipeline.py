@@ -16,6 +16,7 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from PIL import Image
 
 from medsynth.imaging import to_uint8, to_unit_tensor
+from medsynth.precision import autocast, cpu_bf16_enabled, inference_device
 from medsynth.registry import Source
 
 logger = logging.getLogger(__name__)
@@ -45,12 +46,6 @@ def quiet_libraries() -> None:
 
 class GeneratorLoadError(RuntimeError):
     """A base pipeline or adapter could not be loaded; the message names it and the way out."""
-
-
-def pick_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
-    """CUDA in half precision where there is a GPU, CPU in float32 otherwise."""
-    chosen = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return chosen, (torch.float16 if chosen.type == "cuda" else torch.float32)
 
 
 def _load_error(what: str, source: Source, error: Exception) -> GeneratorLoadError:
@@ -143,10 +138,13 @@ class Generator:
 
     def __init__(
         self, base: Source, text_encoder: Source | None = None, device: str | None = None, max_batch: int = 8,
-        fuse_adapters: bool = True,
+        fuse_adapters: bool = True, cpu_bf16: bool | None = None,
     ) -> None:  # fmt: skip
         self.base = base
-        self.device, self.dtype = pick_device(device)
+        self.device, self.dtype = inference_device(device)
+        # CPU weights stay float32 and the matmuls run in bf16 under autocast (medsynth.precision; None: where the
+        # CPU has bf16 units, unless MEDSYNTH_CPU_BF16 says otherwise); CUDA already holds half-precision weights
+        self.cpu_bf16 = self.device.type == "cpu" and (cpu_bf16_enabled() if cpu_bf16 is None else cpu_bf16)
         self.max_batch = max_batch
         self.fuse_adapters = fuse_adapters  # False: PEFT applies the LoRA layer by layer (the benchmark's baseline)
         pipe = load_pipeline(base, text_encoder, self.dtype)
@@ -212,7 +210,7 @@ class Generator:
             adapter=self.adapters[adapter].spec if adapter else None,
             scheduler=SCHEDULER_NAME,
             device=str(self.device),
-            dtype=str(self.dtype).replace("torch.", ""),
+            dtype=str(self.dtype).replace("torch.", "") + (", bfloat16 autocast" if self.cpu_bf16 else ""),
             unconditional="bare base" if adapter in self.base_guided else "same model",
         )
 
@@ -278,7 +276,8 @@ class Generator:
                 return kwargs
 
             guided_by_base = adapter in self.base_guided and guidance > 1
-            with unconditional_from(self.pipe.unet, self.bare_unet) if guided_by_base else contextlib.nullcontext():
+            guide = unconditional_from(self.pipe.unet, self.bare_unet) if guided_by_base else contextlib.nullcontext()
+            with guide, autocast(self.device, enabled=self.cpu_bf16):
                 output = self.pipe(
                     prompt=[prompt] * len(chunk),
                     negative_prompt=[negative_prompt] * len(chunk) if guidance > 1 else None,

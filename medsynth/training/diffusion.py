@@ -1,13 +1,17 @@
-"""Pieces shared by base and LoRA training: encoding images and captions once, the noise-prediction loss."""
+"""Pieces shared by base and LoRA training: encoding images (cached) and captions once, the denoising loss with
+its min-SNR weighting, and the resumable loop with diffusers' EMA."""
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from diffusers.training_utils import EMAModel, compute_snr
 from tqdm import tqdm
 
 from medsynth.data.cache import DomainImages
@@ -59,10 +63,40 @@ def encode_images(
     scale = vae.config.scaling_factor
     for start in tqdm(range(0, len(images), batch_size), desc="encoding images", leave=False):
         batch = to_unit_tensor(images[start : start + batch_size])
-        dist = vae.encode(batch.to(device, vae.dtype)).latent_dist
-        means.append((dist.mean * scale).to(torch.float16).cpu())
-        stds.append((dist.std * scale).to(torch.float16).cpu())
+        with autocast(device):
+            dist = vae.encode(batch.to(device, vae.dtype)).latent_dist
+        means.append((dist.mean.float() * scale).to(torch.float16).cpu())
+        stds.append((dist.std.float() * scale).to(torch.float16).cpu())
     return torch.cat(means), torch.cat(stds)
+
+
+def autoencoder_fingerprint(vae: AutoencoderKL) -> str:
+    """A short hash of the encoder's weights and the latent scale: equal fingerprints, equal latents."""
+    digest = hashlib.sha1(str(vae.config.scaling_factor).encode())
+    for name, tensor in vae.state_dict().items():
+        if name.startswith(("encoder.", "quant_conv.")):
+            digest.update(name.encode())
+            digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def cached_latents(
+    vae: AutoencoderKL, data: DomainImages, mirrored: bool, cache: Path | None, device="cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """encode_images, kept under `cache` by autoencoder and image list: the base and every LoRA encode once."""
+    if cache is None:
+        images = data.images[:, :, ::-1].copy() if mirrored else data.images
+        return encode_images(vae, images, device=device)
+    files = hashlib.sha1("\n".join(data.frame["file"]).encode()).hexdigest()[:12]
+    path = Path(cache) / f"{autoencoder_fingerprint(vae)}_{data.domain}_{files}{'_mirrored' if mirrored else ''}.pt"
+    if path.is_file():
+        stored = torch.load(path, weights_only=True)
+        return stored["mean"], stored["std"]
+    mean, std = cached_latents(vae, data, mirrored, None, device)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"mean": mean, "std": std}, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
+    return mean, std
 
 
 def build_latent_set(
@@ -71,16 +105,16 @@ def build_latent_set(
     captions_per_image: int,
     seed: int,
     device="cpu",
+    cache: Path | None = None,
 ) -> tuple[LatentSet, list[str]]:
-    """Latents for every image (+ mirrors) and a deduplicated caption bank."""
+    """Latents for every image (+ mirrors where the registry allows them) and a deduplicated caption bank."""
     rng = random.Random(seed)
     bank: dict[str, int] = {"": 0}  # index 0: the empty caption, for classifier-free guidance
     means, stds, captions, labels, domains = [], [], [], [], []
     for domain, data in sets:
         rows = data.frame.to_dict("records")
-        views = [data.images] + ([data.images[:, :, ::-1].copy()] if domain.mirror else [])
-        for view in views:
-            mean, std = encode_images(vae, view, device=device)
+        for mirrored in (False, True) if domain.mirror else (False,):
+            mean, std = cached_latents(vae, data, mirrored, cache, device)
             means.append(mean)
             stds.append(std)
             for row in rows:
@@ -109,15 +143,30 @@ def diffusion_loss(
     latents: torch.Tensor,
     text_states: torch.Tensor,
     generator: torch.Generator | None = None,
+    snr_gamma: float | None = None,
 ) -> torch.Tensor:
-    """The Stable Diffusion objective: predict the noise added at a random timestep."""
+    """Stable Diffusion's objective at a random timestep: predict the noise (epsilon) or the velocity
+    (v_prediction), as the scheduler's prediction_type says. With `snr_gamma`, each sample's loss is weighted
+    by min(SNR, gamma) / SNR (epsilon) or / (SNR + 1) (v), the min-SNR weighting of Hang et al. 2023, as in
+    diffusers' train_text_to_image.py: easy low-noise steps stop dominating the gradient."""
     noise = torch.randn(latents.shape, generator=generator).to(latents.device)
-    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator).to(
-        latents.device
-    )
+    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator)
+    timesteps = timesteps.to(latents.device)
     noisy = scheduler.add_noise(latents, noise, timesteps)
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        target = noise
+    elif kind == "v_prediction":
+        target = scheduler.get_velocity(latents, noise, timesteps)
+    else:
+        raise ValueError(f"prediction_type {kind!r} is not trained here; use epsilon or v_prediction")
     prediction = unet(noisy, timesteps, text_states).sample
-    return torch.nn.functional.mse_loss(prediction.float(), noise.float())
+    if snr_gamma is None:
+        return torch.nn.functional.mse_loss(prediction.float(), target.float())
+    snr = compute_snr(scheduler, timesteps)
+    weights = torch.clamp(snr, max=snr_gamma) / (snr + 1 if kind == "v_prediction" else snr)
+    per_sample = torch.nn.functional.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+    return (per_sample * weights).mean()
 
 
 def sampling_weights(latents: LatentSet, class_power: float = 0.5) -> torch.Tensor:
@@ -142,6 +191,7 @@ class LoopSettings:
     checkpoint_every: int
     weight_decay: float = 1e-2
     ema_decay: float | None = None  # None: no EMA copy
+    snr_gamma: float | None = None  # min-SNR loss weighting; None: plain MSE
     desc: str = "diffusion"
 
 
@@ -154,16 +204,17 @@ def run_diffusion_training(
     checkpoint,
     generator: torch.Generator,
     device,
-    ema: UNet2DConditionModel | None = None,
+    scheduler: DDPMScheduler,
+    ema: EMAModel | None = None,
 ) -> tuple[int, float, float]:
     """The resumable training loop shared by the base and the LoRA adapters.
 
-    Only parameters with requires_grad are optimised (all of the base; the LoRA layers of an adapter).
+    Only parameters with requires_grad are optimised (all of the base; the LoRA layers of an adapter). `ema`
+    (diffusers' EMAModel over the same parameters) is updated after every step and checkpointed with the run.
     Returns (steps done, wall seconds, smoothed final loss).
     """
     import time
 
-    scheduler = noise_scheduler_for(unet)
     trainable = [p for p in unet.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=settings.weight_decay)
     lr_schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -186,17 +237,14 @@ def run_diffusion_training(
         batch = latents.sample(index, generator).to(device)
         cond = text_states[pick_captions(latents, index, settings.caption_dropout, generator)].to(device, torch.float32)
         with autocast(device):
-            loss = diffusion_loss(unet, scheduler, batch, cond, generator)
+            loss = diffusion_loss(unet, scheduler, batch, cond, generator, settings.snr_gamma)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
         lr_schedule.step()
         if ema is not None:
-            with torch.no_grad():
-                decay = min(settings.ema_decay, (1 + step) / (10 + step))
-                for ema_p, p in zip(ema.parameters(), unet.parameters()):
-                    ema_p.lerp_(p, 1 - decay)
+            ema.step(unet.parameters())
         step += 1
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         bar.update(1)
@@ -207,9 +255,15 @@ def run_diffusion_training(
     return step, time.perf_counter() - started, running if running is not None else float("nan")
 
 
-def noise_scheduler_for(unet: UNet2DConditionModel) -> DDPMScheduler:
-    """The Stable Diffusion training noise schedule (what the pipelines' schedulers assume)."""
+PREDICTION_TYPES = ("epsilon", "v_prediction")
+
+
+def noise_scheduler_for(prediction_type: str = "epsilon") -> DDPMScheduler:
+    """The Stable Diffusion training noise schedule (what the pipelines' schedulers assume), predicting
+    `prediction_type`; saved with the pipeline, so its sampler predicts the same."""
+    if prediction_type not in PREDICTION_TYPES:
+        raise ValueError(f"prediction_type must be one of {', '.join(PREDICTION_TYPES)}; got {prediction_type!r}")
     return DDPMScheduler(
         num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
-        clip_sample=False, steps_offset=1, prediction_type="epsilon",
+        clip_sample=False, steps_offset=1, prediction_type=prediction_type,
     )  # fmt: skip

@@ -25,6 +25,7 @@ from medsynth.training.diffusion import (
     LoopSettings,
     build_latent_set,
     encode_text,
+    noise_scheduler_for,
     run_diffusion_training,
     sampling_weights,
 )
@@ -56,18 +57,21 @@ def train_lora(config: LoraTrainConfig) -> Path:
     if config.max_images:
         images = images.head(config.max_images)
     vae, unet = pipe.vae.to(device), pipe.unet.to(device)
-    latents, bank = build_latent_set(vae, [(domain, images)], config.captions_per_image, config.seed, device)
+    cache = runs_dir() / "cache" / "latents" if config.data is None else None  # the real data's latents are shared
+    latents, bank = build_latent_set(vae, [(domain, images)], config.captions_per_image, config.seed, device, cache)
     text_states = encode_text(pipe.tokenizer, pipe.text_encoder.to(device), bank, device=device)
     pipe.text_encoder.to("cpu")
     add_lora(unet, rank=config.rank, alpha=config.rank, targets=config.targets)
     unet.train()
     settings = LoopSettings(
         config.steps, config.batch_size, config.lr, config.caption_dropout, config.checkpoint_every,
-        weight_decay=0.0, desc=f"lora {config.domain}",
+        weight_decay=0.0, snr_gamma=config.snr_gamma or None, desc=f"lora {config.domain}",
     )  # fmt: skip
+    # the base's own objective: an adapter predicts what its base predicts
+    scheduler = noise_scheduler_for(pipe.scheduler.config.get("prediction_type", "epsilon"))
     step, elapsed, final_loss = run_diffusion_training(
         unet, latents, text_states, sampling_weights(latents, config.class_power), settings,
-        Checkpoint(out / "checkpoint.pt"), generator, device,
+        Checkpoint(out / "checkpoint.pt"), generator, device, scheduler,
     )  # fmt: skip
     adapter = save_lora(unet.eval(), out / "adapter", dtype=torch.float16)
     metrics = {"final_loss": final_loss, "n_images": len(images), "resolution": resolution, "base": base.spec}

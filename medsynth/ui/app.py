@@ -37,11 +37,12 @@ def create_app(
             about_tab.build(studio)
         study_place = StudyPlace.create(studies_db, admin_token)
         with gr.Tab("Rate", id="rate"):
-            rate_tab.build(study_place)
+            invite_prefill, sign_in_fields = rate_tab.build(study_place)
         with gr.Tab("Studies", id="studies"):
             studies_tab.build(studio, study_place)
         app.study_place = study_place  # for tests and scripts
         app.load(lambda d: generate_tab.on_domain_change(studio, d), domain, domain_outputs)
+        app.load(invite_prefill, None, sign_in_fields)  # an invite link's ?study=…&rater=…&key=…
     app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENT_GENERATIONS)
     app.studio = studio  # for tests and scripts
     return app

@@ -1,4 +1,4 @@
-"""Rate tab: a rater signs in with a study code and their id, then rates one blinded image at a time.
+"""Rate tab: a rater signs in with a study code, their id and their key, then rates one blinded image at a time.
 
 Raters see the image (and the prompt when the study asks about alignment), their own progress and
 their own earlier answers when they go back; never the image's source, class, provenance or anyone
@@ -7,6 +7,7 @@ else's answers. Every answer travels with the one-use ticket the server issued f
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 import gradio as gr
@@ -143,19 +144,36 @@ def _show(place: StudyPlace, session: RaterSession, position: int | None, status
     return [{"session": session, "position": view.position}, *render(view, status)]
 
 
-def sign_in(place: StudyPlace, code: Any, rater: Any) -> list[Any]:
-    """Check the code and id; show the first image this rater has not rated (where they left off)."""
+def sign_in(place: StudyPlace, code: Any, rater: Any, key: Any = "") -> list[Any]:
+    """Check the code, id and key; show the first image this rater has not rated (where they left off).
+
+    With no id and no key, an open study hands out a fresh pseudonymous id and its key, shown once."""
+    issued = None
     try:
-        session = place.store.sign_in(code, rater)
+        if not str(rater or "").strip() and not str(key or "").strip():
+            session, issued = place.store.join(code)
+        else:
+            session = place.store.sign_in(code, rater, key)
         shown = _show(place, session, None)
     except StudyError as error:
         raise gr.Error(str(error)) from None
     done = shown[0]["position"]
-    welcome = f"Signed in as **{session.rater}**." + (
+    welcome = f"Signed in as **{escape(session.rater)}**." + (
         f" Welcome back: continuing after your {done} rated image(s)." if done else ""
     )
+    if issued is not None:
+        welcome += (
+            f" Your rater id is **{escape(session.rater)}** and your key is `{issued}`: write both down, you need them "
+            "to continue later (the key is shown only now)."
+        )
     shown[-1] = welcome + (" " + shown[-1] if shown[-1] else "")
-    return [*shown, gr.Column(visible=True)]
+    return [*shown, gr.Column(visible=True), session.rater, issued if issued is not None else key]
+
+
+def prefill(request: gr.Request) -> tuple[str, str, str]:
+    """An invite link (?study=CODE&rater=ID&key=KEY) fills the sign-in fields."""
+    params = request.query_params if request is not None else {}
+    return params.get("study", ""), params.get("rater", ""), params.get("key", "")
 
 
 def submit(
@@ -186,7 +204,7 @@ def move(place: StudyPlace, state: Any, step: int) -> list[Any]:
         raise gr.Error(str(error)) from None
 
 
-def build(place: StudyPlace) -> None:
+def build(place: StudyPlace) -> tuple:
     """The Rate tab's components and wiring (call inside a gr.Blocks context)."""
     # study images are frozen and blinded: serve them in place instead of copying each view to the cache
     gr.set_static_paths([place.images_dir])
@@ -199,7 +217,11 @@ def build(place: StudyPlace) -> None:
             label="Study code", placeholder="e.g. K7QM2XPDHA", max_length=40, elem_id="rate-code", scale=2
         )
         rater = gr.Textbox(
-            label="Rater id", placeholder="the id you were given", max_length=64, elem_id="rate-rater", scale=2
+            label="Rater id", placeholder="from your invite (empty: join an open study)", max_length=64,
+            elem_id="rate-rater", scale=2,
+        )  # fmt: skip
+        key = gr.Textbox(
+            label="Key", placeholder="from your invite", type="password", max_length=64, elem_id="rate-key", scale=2
         )
         enter = gr.Button("Sign in", variant="primary", elem_id="rate-sign-in", scale=1)
     state = gr.State(None)
@@ -234,10 +256,10 @@ def build(place: StudyPlace) -> None:
     view_outputs = [state, image, prompt, progress, ticket, realism, alignment, guess, confidence, comment, status]
     options = dict(concurrency_limit=RATE_CONCURRENCY, concurrency_id="rate", show_progress="minimal")
     gr.on(
-        [enter.click, code.submit, rater.submit],
-        lambda c, r: sign_in(place, c, r),
-        [code, rater],
-        [*view_outputs, panel],
+        [enter.click, code.submit, rater.submit, key.submit],
+        lambda c, r, k: sign_in(place, c, r, k),
+        [code, rater, key],
+        [*view_outputs, panel, rater, key],
         api_name="rate_sign_in",
         **options,
     )
@@ -250,3 +272,4 @@ def build(place: StudyPlace) -> None:
     )
     back.click(lambda s: move(place, s, -1), state, view_outputs, api_name="rate_previous", **options)
     forward.click(lambda s: move(place, s, 1), state, view_outputs, api_name="rate_next", **options)
+    return prefill, [code, rater, key]

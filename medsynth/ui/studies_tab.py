@@ -166,6 +166,40 @@ def close_study(place: StudyPlace, credential: Any, code: Any) -> list[Any]:
     ]
 
 
+INVITE_COLUMNS = ["rater", "key", "sign-in link"]
+
+
+def issue_invites(place: StudyPlace, credential: Any, code: Any, raters: Any, base_url: str = "") -> list[Any]:
+    """Fresh keys for the study's named raters (or the ids given): a table shown once; the store keeps hashes."""
+    require_admin(place, credential)
+    try:
+        keys = place.store.issue_keys(code, parse_raters(raters))
+        study = place.store.get_study(code)
+    except StudyError as error:
+        raise gr.Error(str(error)) from None
+    rows = [[rater, key, invite_link(base_url, study.code, rater, key)] for rater, key in keys.items()]
+    note = (
+        f"Issued {len(rows)} key(s) for **{study.code}**. Send each rater their own line; keys are shown only now "
+        "(issuing again replaces a rater's key)."
+    )
+    return [pd.DataFrame(rows, columns=INVITE_COLUMNS), note]
+
+
+def page_origin(request: Any) -> str:
+    """scheme://host of the page the admin is on (invite links point there); "" when it cannot be told."""
+    try:
+        headers = request.headers
+        return headers.get("origin") or (f"http://{headers['host']}" if headers.get("host") else "")
+    except (AttributeError, KeyError, TypeError):
+        return ""
+
+
+def invite_link(base_url: str, code: str, rater: str, key: str) -> str:
+    from urllib.parse import urlencode
+
+    return f"{base_url.rstrip('/')}/?{urlencode({'study': code, 'rater': rater, 'key': key})}"
+
+
 def export(studio: Studio, place: StudyPlace, credential: Any, code: Any, pseudonymise: bool) -> list[Any]:
     """ratings and manifest as CSV and Parquet, ready to download."""
     require_admin(place, credential)
@@ -223,6 +257,17 @@ def build(studio: Studio, place: StudyPlace) -> None:
             refresh_button = gr.Button("Refresh", scale=1)
             results_button = gr.Button("Show results", variant="primary", scale=1, elem_id="study-results")
             close_button = gr.Button("Close study", variant="stop", scale=1, elem_id="study-close")
+        with gr.Row():
+            invite_raters = gr.Textbox(
+                label="Rater ids to invite (blank: every named rater of the study)", placeholder="alice, bob",
+                scale=3, elem_id="invite-raters",
+            )  # fmt: skip
+            invite_button = gr.Button("Issue invites (keys)", scale=1, elem_id="study-invite")
+        invites = gr.Dataframe(
+            pd.DataFrame(columns=INVITE_COLUMNS), label="Invites: one line per rater, shown once", interactive=False,
+            elem_id="study-invites",
+        )  # fmt: skip
+        invited = gr.Markdown(elem_id="study-invited")
         summary = gr.Markdown(elem_id="study-summary")
         figure = gr.Plot(label="Scores and real-vs-synthetic accuracy", show_label=False, elem_id="study-plot")
         scores = gr.Dataframe(label="Mean scores by class and source (95% interval)", interactive=False)
@@ -253,6 +298,11 @@ def build(studio: Studio, place: StudyPlace) -> None:
         api_name=False,
     )
     refresh_button.click(lambda c, p: refresh(place, c, p), [credential, picker], [table, picker], api_name=False)
+
+    def run_invites(c, p, r, request: gr.Request):
+        return issue_invites(place, c, p, r, page_origin(request))
+
+    invite_button.click(run_invites, [credential, picker, invite_raters], [invites, invited], api_name=False)
     results_button.click(
         lambda c, p: show_results(place, c, p),
         [credential, picker],

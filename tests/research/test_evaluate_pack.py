@@ -15,9 +15,11 @@ from medsynth.research.evaluate_pack import merge_results, reproduce_command
 from medsynth.research.reports import render_pack_report
 
 
-def render_report(results: dict) -> str:
-    bars = {name: load_registry().get_domain(name).sources_for("mini").accuracy_bar for name in results["domains"]}
-    return render_pack_report(results, reproduce_command(results["config"]), bars)
+def render_report(results: dict, baseline: dict | None = None) -> str:
+    sources = {name: load_registry().get_domain(name).sources_for("mini") for name in results["domains"]}
+    bars = {name: source.accuracy_bar for name, source in sources.items()}
+    shares = {name: source.f1_share_bar for name, source in sources.items()}
+    return render_pack_report(results, reproduce_command(results["config"]), bars, shares, baseline)
 
 
 def test_results_of_separate_runs_merge_and_another_pack_starts_over(tmp_path):
@@ -233,3 +235,57 @@ def test_evaluate_autoencoder_measures_what_the_pack_autoencoder_lets_through(
     assert main(["evaluate-autoencoder", "--vae", str(tmp_path), "--domains", "chest_xray"]) == 1
     assert main(["evaluate-autoencoder", "--split", "train", "--domains", "chest_xray"]) == 1
     assert "is not an AutoencoderKL folder" in capsys.readouterr().err
+
+
+def test_two_evaluator_sets_a_reference_size_and_a_baseline_join_the_report(
+    chest_evaluator_runs, tmp_path, monkeypatch
+):
+    """Generated F1 by every evaluator set beside its F1 on real images, real films read at 128 px, an earlier
+    report as the baseline: the verdicts in the report follow the stored numbers."""
+    import shutil
+
+    monkeypatch.setenv("MEDSYNTH_RUNS", str(chest_evaluator_runs))
+    evaluators = chest_evaluator_runs / "evaluators"
+    clean = tmp_path / "clean"
+    shutil.copytree(evaluators / "chest_xray", clean / "chest_xray")
+    args = ["evaluate-pack", "--domains", "chest_xray", "--per-class", "2", "--steps", "2"]
+    assert main([*args, "--out", str(tmp_path / "first")]) == 0
+    baseline = tmp_path / "first" / "results.json"
+    sets = f"{evaluators},{clean}"
+    out = tmp_path / "second"
+    assert (
+        main(
+            [
+                *args,
+                "--evaluators",
+                sets,
+                "--reference-resolution",
+                "128",
+                "--baseline",
+                str(baseline),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    results = json.loads((out / "results.json").read_text())
+    chest = results["domains"]["chest_xray"]
+    assert chest["reference_resolution"] == 128 and chest["resolution"] == 64
+    assert list(chest["evaluator_sets"]) == ["evaluators", "clean"]
+    primary, copy = chest["evaluator_sets"].values()
+    assert primary["lora"] == copy["lora"] and primary["real_macro_f1"] == copy["real_macro_f1"]  # the same weights
+    assert primary["degrade"] == 0.5 and primary["seeds"] == [1]
+    report = (out / "REPORT.md").read_text()
+    old = json.loads(baseline.read_text())
+    assert report == render_report(results, old)
+    share = load_registry().get_domain("chest_xray").sources_for("mini").f1_share_bar
+    ratio = np.mean(copy["lora"]) / np.mean(copy["real_macro_f1"])
+    assert f"{ratio:.2f} | {share:g} {'✅' if ratio >= share else '❌'} |" in report
+    before = (
+        old["domains"]["chest_xray"]["lora"]["frechet_distance"]
+        - old["domains"]["chest_xray"]["frechet_floor_train_vs_test"]
+    )
+    now = chest["lora"]["frechet_distance"] - chest["frechet_floor_train_vs_test"]
+    assert f"| chest_xray | {before:.1f} → {now:.1f} | {'✅' if now <= before / 2 else '❌'} |" in report
+    assert "--reference-resolution 128" in report  # the reproduce command names what makes numbers comparable

@@ -46,7 +46,7 @@ from medsynth.studies.stats import (
     proportion_interval,
 )
 from medsynth.studies.store import RATING_COLUMNS
-from tests.support.loadtest import write_sample_data
+from tests.support.loadtest import signed_in, write_sample_data
 
 ADMIN_TOKEN = "admin-token-that-must-never-leak"
 
@@ -203,10 +203,10 @@ def test_synthetic_images_need_a_pack_that_serves_the_domain(tiny_registry, engi
 def test_each_rater_has_a_stable_random_order_of_every_item(store, tiny_registry, data_folder):
     study = real_study(store, tiny_registry, data_folder, n_real=4, classes=("a1", "a2", "a3"))
     ids = sorted(i.id for i in store.items(study.code))
-    alice, bob = store.sign_in(study.code, "alice"), store.sign_in(study.code, "bob")
+    alice, bob = signed_in(store, study.code, "alice"), signed_in(store, study.code, "bob")
     assert sorted(store.order(alice)) == ids == sorted(store.order(bob))
     assert store.order(alice) != store.order(bob)
-    assert store.order(alice) == store.order(store.sign_in(study.code.lower(), "alice"))  # codes ignore case
+    assert store.order(alice) == store.order(signed_in(store, study.code.lower(), "alice"))  # codes ignore case
     shown = [store.view(alice).image_path]
     assert shown[0] == str(
         store.image_path(next(i.sha256 for i in store.items(study.code) if i.id == store.order(alice)[0]))
@@ -215,7 +215,7 @@ def test_each_rater_has_a_stable_random_order_of_every_item(store, tiny_registry
 
 def test_raters_resume_where_they_left_and_revising_updates_not_duplicates(store, tiny_registry, data_folder):
     study = real_study(store, tiny_registry, data_folder)
-    session = store.sign_in(study.code, "carol")
+    session = signed_in(store, study.code, "carol")
     order = store.order(session)
     for k in range(3):
         view = store.view(session)
@@ -224,7 +224,7 @@ def test_raters_resume_where_they_left_and_revising_updates_not_duplicates(store
         result = store.submit(session, view.ticket, Answers(k + 1, "real", 2, 3, f"c{k}"))
         assert result.item_id == order[k] and not result.updated
     # a new sign-in (another day, another browser) continues at the first unrated image
-    later = store.sign_in(study.code, "carol")
+    later = signed_in(store, study.code, "carol")
     assert store.view(later).position == 3
     # going back shows only this rater's own answer; re-submitting replaces it
     back = store.view(later, 1)
@@ -248,7 +248,7 @@ def test_raters_resume_where_they_left_and_revising_updates_not_duplicates(store
 
 def test_finishing_every_item_shows_the_done_view(store, tiny_registry, data_folder):
     study = real_study(store, tiny_registry, data_folder, n_real=1, asks_alignment=False)
-    session = store.sign_in(study.code, "dana")
+    session = signed_in(store, study.code, "dana")
     for _ in range(2):
         view = store.view(session)
         assert view.prompt is None  # alignment not asked: no prompt shown
@@ -261,7 +261,7 @@ def test_time_per_item_is_measured_by_the_server(store, tiny_registry, data_fold
     study = real_study(store, tiny_registry, data_folder)
     clock = [1000.0]
     monkeypatch.setattr(store_module, "time", types.SimpleNamespace(time=lambda: clock[0]))
-    session = store.sign_in(study.code, "erin")
+    session = signed_in(store, study.code, "erin")
     view = store.view(session)
     clock[0] += 7.5
     assert store.submit(session, view.ticket, Answers(3, "real", 3, 3)).seconds == pytest.approx(7.5)
@@ -276,18 +276,18 @@ def test_time_per_item_is_measured_by_the_server(store, tiny_registry, data_fold
 def test_bad_input_is_refused_with_a_clear_error_and_nothing_is_written(store, tiny_registry, data_folder):
     study = real_study(store, tiny_registry, data_folder)
     other = real_study(store, tiny_registry, data_folder, classes=("a3",))
-    session = store.sign_in(study.code, "frank")
+    session = signed_in(store, study.code, "frank")
     ticket = store.view(session).ticket
-    foreign_session = store.sign_in(other.code, "frank")
+    foreign_session = signed_in(store, other.code, "frank")
     foreign_ticket = store.view(foreign_session).ticket  # an item of another study, properly issued there
-    mallory_ticket = store.view(store.sign_in(study.code, "mallory")).ticket
+    mallory_ticket = store.view(signed_in(store, study.code, "mallory")).ticket
     item_id, nonce, signature = ticket.split(".")
     good = Answers(3, "real", 3, 3)
     before = row_counts(store)
     refused = [
-        (lambda: store.sign_in("NOSUCHCODE", "frank"), UnknownStudyError, "no study has the code 'NOSUCHCODE'"),
-        (lambda: store.sign_in("", "frank"), UnknownStudyError, "enter the study code"),
-        (lambda: store.sign_in(study.code, "frank; DROP TABLE"), RaterError, "rater id must be"),
+        (lambda: store.sign_in("NOSUCHCODE", "frank", "key"), UnknownStudyError, "no study has the code 'NOSUCHCODE'"),
+        (lambda: store.sign_in("", "frank", "key"), UnknownStudyError, "enter the study code"),
+        (lambda: store.sign_in(study.code, "frank; DROP TABLE", "key"), RaterError, "rater id must be"),
         (
             lambda: store.submit(session, ticket, Answers(6, "real", 3, 3)),
             RatingError,
@@ -332,16 +332,73 @@ def test_bad_input_is_refused_with_a_clear_error_and_nothing_is_written(store, t
     assert row_counts(store) == after and stored(store, study.code, "frank", item_id)["realism"] == 3
 
 
+def test_a_rater_signs_in_only_with_their_own_key_and_keys_are_stored_hashed(store, tiny_registry, data_folder):
+    """Anyone holding the study code used to be able to sign in as any rater, read and overwrite their answers."""
+    study = real_study(store, tiny_registry, data_folder, raters=("alice", "bob"))
+    with pytest.raises(RaterError, match="no key has been issued to rater 'alice'"):
+        store.sign_in(study.code, "alice", "guess")
+    keys = store.issue_keys(study.code)
+    assert set(keys) == {"alice", "bob"} and keys["alice"] != keys["bob"] and len(keys["alice"]) >= 16
+    for wrong in (keys["bob"], "", None, keys["alice"] + "x"):
+        with pytest.raises(RaterError, match="wrong key for rater 'alice'"):
+            store.sign_in(study.code, "alice", wrong)
+    alice = store.sign_in(study.code, "alice", keys["alice"])
+    item_id = store.view(alice).ticket.split(".")[0]
+    store.submit(alice, store.view(alice).ticket, Answers(2, "real", 2, 2))
+    with sqlite3.connect(store.path) as db:
+        stored_keys = [row[0] for row in db.execute("SELECT key_hash FROM rater_keys")]
+    assert len(stored_keys) == 2 and not any(key in stored_keys for key in keys.values())  # hashes only
+    assert not any(key.encode() in store.path.read_bytes() for key in keys.values())
+    renewed = store.issue_keys(study.code, ["alice"])["alice"]  # a lost key is replaced, the old one stops working
+    with pytest.raises(RaterError, match="wrong key"):
+        store.sign_in(study.code, "alice", keys["alice"])
+    again = store.sign_in(study.code, "alice", renewed)
+    assert store.view(again, 0).previous == Answers(2, "real", 2, 2)  # her own earlier answer, with her own key
+    assert stored(store, study.code, "alice", item_id)["revisions"] == 0
+    with pytest.raises(RaterError, match="not on this study's list"):
+        store.issue_keys(study.code, ["mallory"])
+
+
+def test_an_open_study_hands_out_a_fresh_pseudonymous_id_with_its_key(store, tiny_registry, data_folder):
+    study = real_study(store, tiny_registry, data_folder)
+    first, first_key = store.join(study.code)
+    second, second_key = store.join(study.code)
+    assert first.rater.startswith("r-") and first.rater != second.rater and first_key != second_key
+    assert store.sign_in(study.code, first.rater, first_key) == first
+    with pytest.raises(RaterError, match="wrong key"):
+        store.sign_in(study.code, first.rater, second_key)
+    with pytest.raises(RaterError, match="leave the id empty to join"):
+        store.sign_in(study.code, "someone", "anything")
+    named = real_study(store, tiny_registry, data_folder, raters=("alice",))
+    with pytest.raises(RaterError, match="named raters"):
+        store.join(named.code)
+    with pytest.raises(RaterError, match="open to anyone: name the rater ids"):
+        store.issue_keys(study.code)
+
+
+def test_a_version_1_database_gains_rater_keys_on_opening(tmp_path):
+    from medsynth.studies import StudyStore
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    opened = StudyStore(path)
+    with sqlite3.connect(opened.path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+        assert db.execute("SELECT COUNT(*) FROM rater_keys").fetchone()[0] == 0
+
+
 def test_closed_studies_and_raters_off_the_list_are_turned_away(store, tiny_registry, data_folder):
     study = real_study(store, tiny_registry, data_folder, raters=("gina", "hugo"))
     with pytest.raises(RaterError, match="not on this study's list of raters"):
-        store.sign_in(study.code, "ivan")
-    session = store.sign_in(study.code, "gina")
+        store.sign_in(study.code, "ivan", "")
+    session = signed_in(store, study.code, "gina")
     ticket = store.view(session).ticket
     closed = store.close_study(study.code)
     assert closed.status == "closed" and closed.closed and store.close_study(study.code).closed == closed.closed
     with pytest.raises(StudyClosedError, match="is closed"):
-        store.sign_in(study.code, "hugo")
+        store.sign_in(study.code, "hugo", "")
     with pytest.raises(StudyClosedError, match="is closed"):
         store.submit(session, ticket, Answers(3, "real", 3, 3))
     assert row_counts(store)[0] == 0
@@ -354,7 +411,7 @@ def test_store_is_sqlite_in_wal_mode_and_survives_concurrent_writers(store, tiny
 
     def rater(name: str) -> None:
         try:
-            session = store.sign_in(study.code, name)
+            session = signed_in(store, study.code, name)
             for k in range(6):
                 store.submit(session, store.view(session).ticket, Answers(1 + k % 5, "real", 3, 2))
         except Exception as error:  # noqa: BLE001 - collected and asserted below
@@ -444,7 +501,7 @@ def test_analysis_of_a_rated_study(store, tiny_registry, data_folder, engine):
     source = {item.id: item.source for item in store.items(study.code)}
     # the expert always sees through the synthetic images; the novice always says "real"
     for rater, guess_for in (("expert", lambda s: s), ("novice", lambda s: "real")):
-        session = store.sign_in(study.code, rater)
+        session = signed_in(store, study.code, rater)
         for _ in range(8):
             view = store.view(session)
             truth = source[view.ticket.split(".")[0]]
@@ -480,7 +537,7 @@ def test_results_figure_draws_a_class_that_every_rater_got_wrong(store, tiny_reg
     study = build_study(store, spec, tiny_registry, engine, data_folder)
     source = {item.id: item.source for item in store.items(study.code)}
     for rater in ("r1", "r2", "r3"):  # always the wrong answer: 12 ratings per class, accuracy 0
-        session = store.sign_in(study.code, rater)
+        session = signed_in(store, study.code, rater)
         for _ in range(8):
             view = store.view(session)
             wrong = {"real": "synthetic", "synthetic": "real"}[source[view.ticket.split(".")[0]]]
@@ -503,7 +560,7 @@ def test_results_figure_draws_a_class_that_every_rater_got_wrong(store, tiny_reg
 def test_export_has_one_row_per_rating_csv_and_parquet_and_no_credentials(store, tiny_registry, data_folder, tmp_path):
     study = real_study(store, tiny_registry, data_folder)
     for rater in ("alice.smith@clinic", "bob"):
-        session = store.sign_in(study.code, rater)
+        session = signed_in(store, study.code, rater)
         for k in range(4):
             store.submit(
                 session, store.view(session).ticket, Answers(1 + k, "real", 2, 5, "looks odd" if k == 0 else None)
@@ -570,7 +627,14 @@ def test_cli_study_lifecycle(cli, data_folder, tmp_path):
     code, out, _ = cli("study", "list", "--db", db)
     assert code == 0 and study_code in out and "open" in out and "items    6" in out and "CLI study" in out
     store = StudyStore(db)
-    session = store.sign_in(study_code, "zoe")
+    code, out, _ = cli("study", "invite", study_code, "--raters", "zoe,yan", "--url", "http://teach.example:7860", "--db", db)
+    lines = dict((line.split("\t")[0], line.split("\t")[1:]) for line in out.splitlines()[1:])
+    assert code == 0 and set(lines) == {"zoe", "yan"} and "shown once" in out
+    key, link = lines["zoe"]
+    assert link == f"http://teach.example:7860/?study={study_code}&rater=zoe&key={key}"
+    session = store.sign_in(study_code, "zoe", key)  # the printed key is zoe's, and only hers
+    with pytest.raises(RaterError, match="wrong key"):
+        store.sign_in(study_code, "yan", key)
     store.submit(session, store.view(session).ticket, Answers(4, "synthetic", 5, 2))
     code, out, _ = cli("study", "stats", study_code, "--db", db)
     assert code == 0 and "1 rating(s) by 1 rater(s)" in out and "Fleiss' kappa" in out and "Wilson" in out

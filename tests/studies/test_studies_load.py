@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from medsynth.studies import Answers, StudySpec, StudyStore
+from medsynth.studies import Answers, RaterSession, StudySpec, StudyStore
 from medsynth.studies.build import build_study, resolve_cells
 from tests.support.loadtest import OUT_TICKET, AppServer, rate, rate_concurrently, write_sample_data
 
@@ -60,7 +60,8 @@ def test_twenty_concurrent_raters_store_exactly_one_row_per_rating(setup):
     store, study, server = setup["store"], setup["load"], setup["servers"][-1]
     raters = [f"rater{i:02d}" for i in range(RATERS)]
     started = time.perf_counter()
-    runs = rate_concurrently(server.url, study.code, raters, PER_RATER)
+    keys = store.issue_keys(study.code, raters)
+    runs = rate_concurrently(server.url, study.code, keys, PER_RATER)
     elapsed = time.perf_counter() - started
     assert [error for run in runs for error in run.errors] == []
     assert [len(run.acknowledged) for run in runs] == [PER_RATER] * RATERS
@@ -70,7 +71,7 @@ def test_twenty_concurrent_raters_store_exactly_one_row_per_rating(setup):
     stored = rows_by_rater(store, study.code)
     for run in runs:
         assert set(stored[run.rater]) == items  # each rater rated every item once, in their own order
-        assert [item for item, _ in run.acknowledged] == store.order(store.sign_in(study.code, run.rater))
+        assert [item for item, _ in run.acknowledged] == store.order(RaterSession(study.code, run.rater))
         for item, answers in run.acknowledged:
             assert_stored(stored[run.rater][item], answers)
     assert all(r["seconds"] >= 0 and r["revisions"] == 0 for r in rows)
@@ -83,12 +84,15 @@ def test_bad_input_over_the_api_is_refused_and_nothing_is_written(setup):
     client = Client(server.url, verbose=False, download_files=False, ssl_verify=False)
     before = len(store.ratings(study.code)), len(store.ratings(other.code))
     with pytest.raises(AppError, match="no study has the code 'NOSUCHCODE'"):
-        client.predict("NOSUCHCODE", "eve", api_name="/rate_sign_in")
+        client.predict("NOSUCHCODE", "eve", "key", api_name="/rate_sign_in")
     with pytest.raises(AppError, match="Sign in"):
         client.predict("x.y.z", 3, 3, "real", 3, "", api_name="/rate_submit")
-    ticket = client.predict(study.code, "eve", api_name="/rate_sign_in")[OUT_TICKET]
+    ticket = client.predict(study.code, "eve", store.issue_keys(study.code, ["eve"])["eve"], api_name="/rate_sign_in")[
+        OUT_TICKET
+    ]
     foreign = Client(server.url, verbose=False, download_files=False, ssl_verify=False)
-    foreign_ticket = foreign.predict(other.code, "eve", api_name="/rate_sign_in")[OUT_TICKET]
+    foreign_key = store.issue_keys(other.code, ["eve"])["eve"]
+    foreign_ticket = foreign.predict(other.code, "eve", foreign_key, api_name="/rate_sign_in")[OUT_TICKET]
     item, nonce, signature = ticket.split(".")
     for args, message in [
         # out-of-range answers: Gradio's own check of the radio choices, before ours in the store
@@ -114,8 +118,9 @@ def test_sigkill_mid_rating_loses_no_acknowledged_rating_and_raters_resume(setup
     store, study, servers = setup["store"], setup["crash"], setup["servers"]
     total = len(store.items(study.code))
     raters = [f"crash{i}" for i in range(4)]
+    keys = store.issue_keys(study.code, raters)
     with ThreadPoolExecutor(len(raters)) as pool:
-        futures = [pool.submit(rate, servers[-1].url, study.code, r, total) for r in raters]
+        futures = [pool.submit(rate, servers[-1].url, study.code, r, keys[r], total) for r in raters]
         deadline = time.monotonic() + 60
         # wait until the raters are well under way, then pull the plug while requests are in flight
         while (
@@ -137,10 +142,10 @@ def test_sigkill_mid_rating_loses_no_acknowledged_rating_and_raters_resume(setup
     # restart on the same database: every rater continues where they were and finishes
     servers.append(AppServer(setup["env"], setup["root"] / "server-restarted.log").start())
     before = {rater: len(rows_by_rater(store, study.code).get(rater, {})) for rater in raters}
-    resumed = rate_concurrently(servers[-1].url, study.code, raters, total)
+    resumed = rate_concurrently(servers[-1].url, study.code, keys, total)
     for run in resumed:
         assert run.errors == [] and run.resumed_at == before[run.rater]  # the progress bar says where they were
-        order = store.order(store.sign_in(study.code, run.rater))
+        order = store.order(RaterSession(study.code, run.rater))
         assert [item for item, _ in run.acknowledged] == order[before[run.rater] :]  # and the next image is theirs
     final = rows_by_rater(store, study.code)
     assert all(len(final[r]) == total for r in raters)

