@@ -183,6 +183,10 @@ class Domain:
     source_column: str | None = None  # metadata column naming the collection an image came from (confounds)
     data: DataSource = field(default_factory=DataSource)
     limitations: str = ""  # what a model card must say about this domain's data
+    # words that name this modality in free text (lower case; a word's start is enough: "dermoscop")
+    modality_terms: tuple[str, ...] = ()
+    grey: bool = False  # a greyscale modality: single-channel images everywhere (generation, export, studies)
+    crop_margin: float = 0.0  # share of each side that may carry burned-in markers and text (reader studies crop it)
 
     @property
     def class_codes(self) -> tuple[str, ...]:
@@ -332,6 +336,13 @@ def _parse_sources(raw: Mapping[str, Any], where: str, root: Path) -> DomainSour
     )  # fmt: skip
 
 
+def _margin(raw: Mapping[str, Any], where: str) -> float:
+    value = raw.get("crop_margin", 0.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 0.25:
+        raise RegistryError(f"{where}.crop_margin: must be a share of a side between 0 and 0.25, got {value!r}")
+    return float(value)
+
+
 def _share(raw: Mapping[str, Any], key: str, where: str) -> float | None:
     """An optional number in (0, 1]."""
     value = raw.get(key)
@@ -410,6 +421,9 @@ def _parse_domain(name: str, raw: Mapping[str, Any], root: Path, packs: Mapping[
         source_column=raw.get("source_column"),
         data=DataSource(data.get("description", ""), data.get("licence", "")),
         limitations=raw.get("limitations", "").strip(),
+        modality_terms=tuple(t.lower() for t in _strings(raw, "modality_terms", where)),
+        grey=_flag(raw, "grey", where),
+        crop_margin=_margin(raw, where),
     )
 
 

@@ -54,6 +54,7 @@ def cmd_study_create(args: argparse.Namespace) -> int:
         raters=tuple(r for part in args.raters or [] for r in part.split(",") if r),
         image_size=args.image_size,
         match_resolution=not args.keep_real_resolution,
+        crop_markers=args.crop,
     )
     spec.check()
     draw_real(spec.cells, spec.n_real, spec.seed, args.data)  # fail fast, before any model is loaded
@@ -175,6 +176,10 @@ def add_commands(commands) -> None:
         action="store_true",
         help="do not pass real images through the synthetic resolution first",
     )
+    create.add_argument(
+        "--crop", action="store_true",
+        help="crop the registry's margin (burned-in markers and text) off every image of the domains that name one",
+    )  # fmt: skip
     create.add_argument("--pack", default=None, help="model pack (default: $MEDSYNTH_PACK or mini)")
     create.add_argument(
         "--data", type=Path, default=None, help="real-data folder (default: $MEDSYNTH_DATA or ../shared/data)"

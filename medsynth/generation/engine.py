@@ -16,7 +16,13 @@ from PIL import Image
 
 from medsynth import __version__
 from medsynth.generation.pipeline import Generator, GeneratorLoadError, ProgressCallback
-from medsynth.generation.prompts import PromptError, build_prompt, check_prompt_length, class_prompt
+from medsynth.generation.prompts import (
+    PromptError,
+    build_prompt,
+    check_prompt_length,
+    class_prompt,
+    foreign_modality_warning,
+)
 from medsynth.generation.provenance import png_bytes
 from medsynth.generation.scoring import AlignmentScore, ClassifierScore, ClassifierScorer, ClipScorer
 from medsynth.generation.validation import Attempt, validate_loop
@@ -192,7 +198,8 @@ class MedSynth:
             check = check_prompt_length(prompt, self.generator.tokenizer)
         except PromptError as error:
             raise RequestError(str(error)) from None
-        return prompt, [check.warning] if check.warning else []
+        foreign = foreign_modality_warning(self.registry.domains.values(), domain, request.findings)
+        return prompt, [w for w in (foreign, check.warning) if w]
 
     def run(
         self,
@@ -213,7 +220,11 @@ class MedSynth:
         def generate(seeds: list[int]) -> list[Image.Image]:
             if on_round is not None:
                 on_round(len(seeds))
-            return self.generator.generate(prompt, seeds, adapter, steps, guidance, self.pack.negative_prompt, progress)
+            images = self.generator.generate(
+                prompt, seeds, adapter, steps, guidance, self.pack.negative_prompt, progress
+            )
+            # a grey modality is single-channel from here on: scores, files, exports and studies alike
+            return [image.convert("L") for image in images] if domain.grey else images
 
         if request.validate:
             outcome = validate_loop(
@@ -251,8 +262,10 @@ class MedSynth:
                 "guidance": guidance,
                 "guidance_unconditional": info.unconditional,
                 "device": info.device,
+                "resolution": f"{attempt.image.width}x{attempt.image.height}",
                 "round": attempt.round,
                 "accepted": attempt.accepted,
+                "threshold": request.threshold if label else None,  # the confidence "accepted" asked of the classifier
                 "scores": {
                     "predicted": attempt.score.predicted,
                     "confidence": round(attempt.score.confidence, 4),

@@ -6,6 +6,7 @@ import contextlib
 import copy
 import logging
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -180,7 +181,9 @@ class Generator:
             if self.adapters:  # the copy carries the LoRA layers loaded so far: switch them off
                 self.bare_unet.disable_adapters()
         try:
-            self.pipe.load_lora_weights(source.location, adapter_name=name)
+            with warnings.catch_warnings():  # peft warns on every adapter after the first; several are the design
+                warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+                self.pipe.load_lora_weights(source.location, adapter_name=name)
         except Exception as error:
             raise _load_error(f"LoRA adapter '{name}'", source, error) from error
         self.adapters[name] = source

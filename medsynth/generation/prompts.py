@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol
+from typing import Any, Iterable, Mapping, Protocol
 
 from medsynth.registry import Domain
 
@@ -33,8 +34,13 @@ class PromptCheck:
             return None
         return (
             f"prompt is {self.n_tokens} tokens, the text encoder reads {self.max_tokens}; "
-            f'this part will be ignored: "{self.cut_text}"'
+            f'this part will be ignored: "{_quote(self.cut_text)}"'
         )
+
+
+def _quote(text: str, limit: int = 80) -> str:
+    """The start of a long piece of text: a warning quotes what is cut, not a page of it."""
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
 
 
 def clean_findings(findings: Any) -> str | None:
@@ -79,7 +85,8 @@ def build_prompt(
     """Structured fields (class and attributes) and/or free-text findings → one prompt.
 
     With a class, findings extend the structured prompt; without one, the findings are the
-    prompt, kept as written.
+    prompt, led by the domain's modality unless they name it themselves: the chosen domain
+    decides what kind of image is made, whatever the text says.
     """
     text = clean_findings(findings)
     if label is None or (isinstance(label, str) and not label.strip()):
@@ -87,7 +94,7 @@ def build_prompt(
             raise PromptError("attributes need a class: pick a disease, or describe everything in the findings")
         if text is None:
             raise PromptError("give a class or some findings text: the prompt is empty")
-        return text
+        return text if names_modality(domain, text) else f"{domain.modality}, {text}"
     try:
         info = domain.get_class(label)
     except KeyError as error:
@@ -97,6 +104,29 @@ def build_prompt(
         class_name=info.name, attributes=render_attributes(domain, attributes), modality=domain.modality
     )
     return f"{prompt}, {text}" if text else prompt
+
+
+def _mentions(term: str, text: str) -> bool:
+    return re.search(r"\b" + re.escape(term), text.lower()) is not None
+
+
+def names_modality(domain: Domain, text: str) -> bool:
+    """Does free text name the domain's own modality (its registry terms, or the modality itself)?"""
+    return any(_mentions(term, text) for term in (*domain.modality_terms, domain.modality.lower()))
+
+
+def foreign_modality_warning(domains: Iterable[Domain], domain: Domain, findings: Any) -> str | None:
+    """A warning when free text names another domain's modality: the chosen domain's model still draws its own."""
+    if not isinstance(findings, str) or not findings.strip():
+        return None
+    others = [d for d in domains if d.name != domain.name and any(_mentions(t, findings) for t in d.modality_terms)]
+    if not others:
+        return None
+    named = ", ".join(f"{d.display_name} ({d.modality})" for d in others)
+    return (
+        f"the findings name another modality ({named}); the {domain.display_name} model makes {domain.modality} "
+        "images whatever the text says: choose that domain to draw it"
+    )
 
 
 def check_prompt_length(prompt: str, tokenizer: Tokenizer) -> PromptCheck:

@@ -13,11 +13,24 @@ from PIL.PngImagePlugin import PngInfo
 MARK_TEXT = "SYNTHETIC"
 SOFTWARE = "medsynth"
 # fields written as their own tEXt chunk, readable by any PNG tool
-TEXT_FIELDS = ("prompt", "seed", "pack", "base", "adapter", "scheduler", "steps", "guidance", "domain", "label")
+TEXT_FIELDS = (
+    "prompt",
+    "seed",
+    "pack",
+    "base",
+    "adapter",
+    "scheduler",
+    "steps",
+    "guidance",
+    "domain",
+    "label",
+    "resolution",
+)
 JSON_FIELD = "medsynth"  # the whole record, with nested scores, as one JSON chunk
 
 
-MARKED_MIN_SIZE = 256  # small images are enlarged so the mark stays legible
+MARKED_MIN_SIZE = 96  # smaller images are enlarged (whole factor) so the mark stays legible; 128 px keep their pixels
+DISPLAY_SIZE = 384  # the app shows images at least this large (a copy, upsampled for display only)
 
 
 def add_synthetic_mark(image: Image.Image, min_size: int = MARKED_MIN_SIZE) -> Image.Image:
@@ -26,7 +39,8 @@ def add_synthetic_mark(image: Image.Image, min_size: int = MARKED_MIN_SIZE) -> I
     Images smaller than `min_size` are first enlarged (Lanczos, whole factor) so the banner is
     readable; the provenance record keeps the native size. Unmarked exports keep native pixels.
     """
-    marked = image.convert("RGB")
+    grey = image.mode in ("L", "LA", "I", "I;16")
+    marked = image.convert("L" if grey else "RGB")  # a grey modality stays single-channel, banner included
     factor = -(-min_size // min(marked.size)) if min(marked.size) < min_size else 1
     if factor > 1:
         marked = marked.resize((marked.width * factor, marked.height * factor), Image.Resampling.LANCZOS)
@@ -40,12 +54,21 @@ def add_synthetic_mark(image: Image.Image, min_size: int = MARKED_MIN_SIZE) -> I
         size -= 1
         font = ImageFont.load_default(size=size)
     draw = ImageDraw.Draw(marked)
-    draw.rectangle([0, height - band, width, height], fill=(0, 0, 0))
+    draw.rectangle([0, height - band, width, height], fill=0 if grey else (0, 0, 0))
     left, top, right, bottom = draw.textbbox((0, 0), MARK_TEXT, font=font)
     x = (width - (right - left)) // 2 - left
     y = height - band + (band - (bottom - top)) // 2 - top
-    draw.text((x, y), MARK_TEXT, fill=(255, 210, 0), font=font)
+    draw.text((x, y), MARK_TEXT, fill=255 if grey else (255, 210, 0), font=font)
     return marked
+
+
+def display_copy(image: Image.Image, size: int = DISPLAY_SIZE) -> Image.Image:
+    """An enlarged copy for the screen (whole factor, Lanczos): a 128 px finding is too small to read at 128 px.
+    Files and downloads keep the native pixels; only what the browser shows is upsampled."""
+    factor = max(1, -(-size // min(image.size)))
+    return (
+        image if factor == 1 else image.resize((image.width * factor, image.height * factor), Image.Resampling.LANCZOS)
+    )
 
 
 def png_info(record: Mapping[str, Any], native_size: tuple[int, int] | None = None) -> PngInfo:

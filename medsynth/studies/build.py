@@ -1,7 +1,9 @@
 """Setting a study up: choose the cells, draw real images, generate synthetic ones, freeze them all.
 
-Every image is normalised the same way (RGB, centre square, one size, PNG without text chunks) so
-that neither its size, format nor metadata tells a rater where it came from; what it was and how it
+Every image, real or synthetic, goes through one normalisation (`blinded_png`): the modality's colour mode
+(grey modalities single-channel), the same optional margin crop, centre square, one size, one PNG encoder
+with fixed settings and no compression (so the file size depends on nothing but size and mode), no text
+chunks. Neither the file nor its metadata tells a rater where an image came from; what it was and how it
 was made goes into the item's provenance, which only the admin sees.
 """
 
@@ -66,24 +68,31 @@ def resolve_cells(registry: Registry, domains: Sequence[str], classes: Sequence[
     return tuple(cells)
 
 
-def blinded_png(image: Image.Image, size: int, via: int | None = None) -> tuple[bytes, list[int]]:
-    """RGB, centre square crop, `size` pixels a side, PNG with no text chunks; also the native size.
+def blinded_png(
+    image: Image.Image, size: int, via: int | None = None, grey: bool = False, margin: float = 0.0
+) -> tuple[bytes, list[int]]:
+    """One normalisation for every study image; returns the PNG and the native size.
 
-    `via`: first bring the square to this resolution (the synthetic images' native one), so real
-    and synthetic images reach the screen through the same resampling and sharpness alone does
-    not tell them apart.
+    The modality's colour mode (`grey`: one channel, so colour noise cannot mark synthetic images), `margin`
+    of each side cropped (burned-in markers), the centre square, `size` pixels a side, and PNG with no text
+    chunks and no compression: every file of one study has the same mode, dimensions and byte count.
+    `via`: first bring the square to this resolution (the synthetic images' native one), so real and
+    synthetic images reach the screen through the same resampling and sharpness alone does not tell them apart.
     """
     native = [image.width, image.height]
-    image = image.convert("RGB")
+    image = image.convert("L" if grey else "RGB")
     side = min(image.size)
     left, top = (image.width - side) // 2, (image.height - side) // 2
     image = image.crop((left, top, left + side, top + side))
     if via is not None and via != side:
         image, side = image.resize((via, via), Image.Resampling.LANCZOS), via
+    if margin:  # after `via`: real and synthetic squares lose the same pixels
+        cut = round(side * margin)
+        image, side = image.crop((cut, cut, side - cut, side - cut)), side - 2 * cut
     if side != size:
         image = image.resize((size, size), Image.Resampling.LANCZOS)
     buffer = BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", compress_level=0)  # stored, not deflated: size says nothing of content
     return buffer.getvalue(), native
 
 
@@ -141,8 +150,13 @@ def draw_real(cells: Sequence[Cell], n: int, seed: int, root: str | Path | None 
     return drawn
 
 
+def _normalisation(spec: StudySpec, domain) -> dict:
+    """blinded_png's settings for one domain's images in this study: the same for real and synthetic ones."""
+    return {"grey": domain.grey, "margin": domain.crop_margin if spec.crop_markers else 0.0}
+
+
 def _synthetic_items(
-    store: StudyStore, engine: "MedSynth", spec: StudySpec, step: Callable[[str], None]
+    store: StudyStore, engine: "MedSynth", spec: StudySpec, step: Callable[[str], None], domains: dict
 ) -> list[NewItem]:
     from medsynth.generation.engine import GenerationRequest, RequestError
 
@@ -161,7 +175,7 @@ def _synthetic_items(
             except RequestError as error:
                 raise StudyError(f"cannot generate {cell}: {error}") from None
             for image in result.images:
-                png, native = blinded_png(image.image, spec.image_size)
+                png, native = blinded_png(image.image, spec.image_size, **_normalisation(spec, domains[cell.domain]))
                 provenance = {
                     **image.record,
                     "source": "synthetic",
@@ -212,13 +226,13 @@ def build_study(
             progress(done, total, message)
         done += 1
 
-    items = _synthetic_items(store, engine, spec, step) if spec.n_synthetic else []
+    items = _synthetic_items(store, engine, spec, step, domains) if spec.n_synthetic else []
     # real images pass through the synthetic resolution (when the study has synthetic images and asks for it)
     via = min(items[0].provenance["native_size"]) if items and spec.match_resolution else None
     for image in real:
         step(f"copying real {image.cell}")
         with Image.open(image.path) as opened:
-            png, native = blinded_png(opened, spec.image_size, via)
+            png, native = blinded_png(opened, spec.image_size, via, **_normalisation(spec, domains[image.cell.domain]))
         provenance = {
             "source": "real", "file": image.relative, "split": image.split, "group_id": image.group_id,
             "domain": image.cell.domain, "label": image.cell.label, "native_size": native, "study_size": spec.image_size,
@@ -232,6 +246,7 @@ def build_study(
         "real_per_class": spec.n_real,
         "image_size": spec.image_size,
         "real_matched_to": via,
+        "crop_margin": max((_normalisation(spec, d)["margin"] for d in domains.values()), default=0.0),
         "pack": engine.pack.name if engine is not None and spec.n_synthetic else None,
         "real_splits": sorted({image.split for image in real if image.split}),
     }

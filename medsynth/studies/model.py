@@ -132,6 +132,7 @@ class StudySpec:
     raters: tuple[str, ...] = ()  # allowed rater ids; empty: anyone with the code
     image_size: int = 256  # every image is shown square at this size, so size never gives the source away
     match_resolution: bool = True  # real images pass through the synthetic native resolution first
+    crop_markers: bool = False  # crop the registry's margin (burned-in markers and text) off every image's sides
 
     def check(self) -> None:
         if not isinstance(self.title, str) or not self.title.strip() or len(self.title) > 200:

@@ -5,12 +5,19 @@ Built on matplotlib's object API (no pyplot), so figures from concurrent request
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 from matplotlib.figure import Figure
 
 from medsynth.studies.stats import ALL, StudyStats
 
 COLOURS = {"real": "#4c72b0", "synthetic": "#dd8452"}
+
+
+def _title(text: str, width: int = 30) -> str:
+    """A panel title wrapped to its panel: whole, never cut at the figure's edge."""
+    return textwrap.fill(text, width)
 
 
 def _error(means, lows, highs) -> np.ndarray:
@@ -32,7 +39,7 @@ def study_figure(stats: StudyStats) -> Figure:
             means = part[f"{measure}_mean"].to_numpy(dtype=float)
             axis.bar(x + offset, np.nan_to_num(means), 0.4, label=source, color=COLOURS[source],
                      yerr=_error(means, part[f"{measure}_low"], part[f"{measure}_high"]), capsize=3)  # fmt: skip
-        axis.set(title=f"Mean {measure} (95% CI)", ylim=(0, 5.5), xticks=x)
+        axis.set(title=_title(f"Mean {measure} (95% bootstrap CI)"), ylim=(0, 5.5), xticks=x)
         axis.set_xticklabels(names, rotation=30, ha="right")
         axis.legend(loc="lower right", fontsize=8)
     detection = stats.detection[stats.detection["domain"] != ALL]
@@ -41,7 +48,9 @@ def study_figure(stats: StudyStats) -> Figure:
     axis.bar(np.arange(len(detection)), accuracy, 0.6, color="#55a868",
              yerr=_error(accuracy, detection["accuracy_low"], detection["accuracy_high"]), capsize=3)  # fmt: skip
     axis.axhline(0.5, color="black", linestyle="--", linewidth=1, label="chance (indistinguishable)")
-    axis.set(title="Real-vs-synthetic accuracy (95% Wilson CI)", ylim=(0, 1.05), xticks=np.arange(len(detection)))
+    axis.set(
+        title=_title("Real-vs-synthetic accuracy (95% Wilson CI)"), ylim=(0, 1.05), xticks=np.arange(len(detection))
+    )
     axis.set_xticklabels([f"{d}/{c}" for d, c in zip(detection["domain"], detection["label"])], rotation=30, ha="right")
     axis.legend(loc="lower right", fontsize=8)
     return figure

@@ -1,6 +1,8 @@
 """Analysis of a reader study, from one row per rating to the tables an admin reads.
 
-- mean realism and alignment per domain, class and source with a 95% t interval (statsmodels);
+- mean realism and alignment per domain, class and source with a 95% bootstrap percentile interval, which
+  stays inside the 1–5 scale (a t interval of two ratings can reach -15 to 22); below MIN_RATINGS ratings no
+  interval is given and the table says so;
 - real-vs-synthetic accuracy with a Wilson interval and an exact binomial test against 50%
   (50% means raters cannot tell synthetic images from real ones);
 - inter-rater agreement: Fleiss' kappa (statsmodels) for the real/synthetic answer and
@@ -21,8 +23,10 @@ CONFIDENCE = 0.95
 ALL = "all"
 SCORE_COLUMNS = [
     "domain", "label", "source", "ratings", "items",
-    "realism_mean", "realism_low", "realism_high", "alignment_mean", "alignment_low", "alignment_high",
+    "realism_mean", "realism_low", "realism_high", "alignment_mean", "alignment_low", "alignment_high", "note",
 ]  # fmt: skip
+MIN_RATINGS = 5  # fewer ratings give a mean, not an interval
+BOOTSTRAP_RESAMPLES = 4000
 DETECTION_COLUMNS = [
     "domain", "label", "ratings", "correct", "accuracy", "accuracy_low", "accuracy_high", "p_value",
     "accuracy_on_real", "accuracy_on_synthetic",
@@ -54,24 +58,29 @@ class StudyStats:
         ):
             return "\n\n".join([
                 f"{self.ratings} rating(s) by {self.raters} rater(s) of {self.items} item(s)",
-                "Scores (mean and 95% interval)\n" + (self.scores.to_string(index=False) if len(self.scores) else "(none)"),
+                "Scores (mean and 95% bootstrap interval)\n" + (self.scores.to_string(index=False) if len(self.scores) else "(no ratings yet)"),
                 "Real or synthetic? (accuracy, 95% Wilson interval, binomial test against 50%)\n"
-                + (self.detection.to_string(index=False) if len(self.detection) else "(none)"),
+                + (self.detection.to_string(index=False) if len(self.detection) else "(no ratings yet)"),
                 "Inter-rater agreement\n" + self.agreement.to_string(index=False),
             ])  # fmt: skip
 
 
 def mean_interval(values: pd.Series | np.ndarray, confidence: float = CONFIDENCE) -> Interval:
-    """Mean with a t interval; NaN bounds when fewer than two values."""
-    from statsmodels.stats.weightstats import DescrStatsW
-
+    """Mean with a bootstrap percentile interval (resampled means never leave the ratings' own range, so the
+    interval stays on the scale); NaN bounds below MIN_RATINGS values. Seeded: the same ratings, the same interval."""
     data = np.asarray(pd.Series(values).dropna(), dtype=float)
     if len(data) == 0:
         return Interval(math.nan, math.nan, math.nan)
-    if len(data) < 2:
-        return Interval(float(data[0]), math.nan, math.nan)
-    low, high = DescrStatsW(data).tconfint_mean(alpha=1 - confidence)
-    return Interval(float(data.mean()), float(low), float(high))
+    if len(data) < MIN_RATINGS:
+        return Interval(float(data.mean()), math.nan, math.nan)
+    if np.all(data == data[0]):  # every rater gave the same answer: nothing to resample
+        return Interval(float(data[0]), float(data[0]), float(data[0]))
+    from scipy.stats import bootstrap
+
+    result = bootstrap(
+        (data,), np.mean, confidence_level=confidence, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile", rng=0
+    )
+    return Interval(float(data.mean()), float(result.confidence_interval.low), float(result.confidence_interval.high))
 
 
 def proportion_interval(successes: int, trials: int, confidence: float = CONFIDENCE) -> Interval:
@@ -159,10 +168,12 @@ def score_table(frame: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (domain, label, source), group in frame.groupby(["domain", "label", "source"], sort=True):
         realism, alignment = mean_interval(group["realism"]), mean_interval(group["alignment"])
+        note = f"fewer than {MIN_RATINGS} ratings: no interval" if len(group) < MIN_RATINGS else ""
         rows.append({
             "domain": domain, "label": label, "source": source, "ratings": len(group), "items": group["item_id"].nunique(),
             "realism_mean": realism.estimate, "realism_low": realism.low, "realism_high": realism.high,
             "alignment_mean": alignment.estimate, "alignment_low": alignment.low, "alignment_high": alignment.high,
+            "note": note,
         })  # fmt: skip
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
 

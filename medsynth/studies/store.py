@@ -442,11 +442,16 @@ class StudyStore:
                 raise RaterError("this study has named raters: sign in with the rater id and key from your invite")
             while True:
                 rater = "r-" + secrets.token_hex(4)
-                if not db.execute("SELECT 1 FROM rater_keys WHERE study_id = ? AND rater = ?", (study.id, rater)).fetchone():
+                if not db.execute(
+                    "SELECT 1 FROM rater_keys WHERE study_id = ? AND rater = ?", (study.id, rater)
+                ).fetchone():
                     break
             key, stamp = new_key(), now_iso()
             db.execute("INSERT INTO rater_keys VALUES (?, ?, ?, ?)", (study.id, rater, key_hash(key), stamp))
-            db.execute("INSERT INTO raters (study_id, rater, joined, last_seen) VALUES (?, ?, ?, ?)", (study.id, rater, stamp, stamp))
+            db.execute(
+                "INSERT INTO raters (study_id, rater, joined, last_seen) VALUES (?, ?, ?, ?)",
+                (study.id, rater, stamp, stamp),
+            )
         return RaterSession(study.code, rater), key
 
     def sign_in(self, code: Any, rater: Any, key: Any) -> RaterSession:
@@ -457,9 +462,15 @@ class StudyStore:
             study = self._open_study(db, code)
             if study.raters and rater not in study.raters:
                 raise RaterError(f"rater id {rater!r} is not on this study's list of raters; ask the study's organiser")
-            row = db.execute("SELECT key_hash FROM rater_keys WHERE study_id = ? AND rater = ?", (study.id, rater)).fetchone()
+            row = db.execute(
+                "SELECT key_hash FROM rater_keys WHERE study_id = ? AND rater = ?", (study.id, rater)
+            ).fetchone()
             if row is None:
-                hint = "ask the study's organiser for your invite" if study.raters else "leave the id empty to join as a new rater"
+                hint = (
+                    "ask the study's organiser for your invite"
+                    if study.raters
+                    else "leave the id empty to join as a new rater"
+                )
                 raise RaterError(f"no key has been issued to rater {rater!r} in this study; {hint}")
             if not isinstance(key, str) or not hmac.compare_digest(key_hash(key.strip()), row["key_hash"]):
                 raise RaterError(f"wrong key for rater {rater!r}; use the key from your invite")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from medsynth.generation.engine import SyntheticImage
 from medsynth.registry import Domain
+from medsynth.ui.text import ordinal, plain
 
 
 def class_label(domain: Domain, code: str) -> str:
@@ -26,27 +27,30 @@ def alignment_meaning(image: SyntheticImage) -> str:
         verdict = "the closest match" if alignment.rank == 1 else f"ranked {alignment.rank} of {alignment.n_classes}"
         parts.append(f"the asked-for class prompt is {verdict} among this domain's classes")
     if alignment.percentile is not None:
-        parts.append(f"as typical as the {alignment.percentile:.0f}th percentile of real images of this class")
+        parts.append(
+            f"as typical as the {ordinal(round(alignment.percentile))} percentile of real images of this class"
+        )
     return "; ".join(parts)
 
 
 def score_card(domain: Domain, image: SyntheticImage, attempts: int | None = None) -> str:
     """Markdown card for one image."""
     record = image.record
-    lines = [f"**Seed** `{image.seed}` · **prompt** _{record['prompt']}_"]
+    lines = [f"**Seed** `{image.seed}` · **prompt:** {plain(record['prompt'])}"]
     score = image.classifier
     if score is not None:
-        lines.append(
-            f"**Classifier sees:** {class_label(domain, score.predicted)}, calibrated confidence {score.confidence:.0%}"
-        )
+        seen = class_label(domain, score.predicted)
+        lines.append(f"**Classifier sees:** {seen}, calibrated confidence {score.confidence:.0%}")
         if record.get("label"):
             asked = class_label(domain, record["label"])
+            needed = record.get("threshold")
+            bar = f"; {needed:.0%} needed" if needed is not None else ""
+            probability = score.probability(record["label"])
+            # the opinion of one small classifier at a stated confidence, not a diagnosis
             if image.accepted:
-                lines.append(f"✅ agrees with what was asked ({asked})")
+                lines.append(f"✅ In the classifier's opinion this shows {asked} ({probability:.0%}{bar})")
             else:
-                lines.append(
-                    f"⚠️ does not confidently show what was asked ({asked}: {score.probability(record['label']):.0%})"
-                )
+                lines.append(f"⚠️ The classifier is not confident this shows {asked} ({probability:.0%}{bar})")
     lines.append(f"**CLIP alignment:** {alignment_meaning(image)}")
     if attempts is not None:
         lines.append(f"**Attempts:** generated in round {image.round}; {attempts} image(s) generated for this request")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,9 @@ import gradio as gr
 from medsynth.data.folders import load_metadata
 from medsynth.generation.engine import GenerationRequest, RequestError
 from medsynth.ui.generate_tab import class_options, describe_class
+from medsynth.ui.inputs import whole_number
 from medsynth.ui.studio import Studio, gpu
+from medsynth.ui.text import user_error
 
 HOW_TO_CONFIGURE = (
     "No reference images are configured. Set `MEDSYNTH_REFERENCE` (or `MEDSYNTH_DATA`) to a folder with one "
@@ -27,33 +30,44 @@ def reference_folder(studio: Studio, domain: str) -> Path | None:
     return folder if (folder / "metadata.csv").is_file() else None
 
 
-def real_examples(folder: Path, label: str, n: int, seed: int) -> list[tuple[str, str]]:
+def real_examples(folder: Path, label: str, n: int, seed: int, into: Path) -> list[tuple[str, str]]:
+    """`n` held-out real images of the class, copied into the app's output folder: Gradio serves files from there
+    wherever the data live, and nothing but the images shown leaves the data folder."""
     frame = load_metadata(folder)
     if "split" in frame.columns and (frame["split"] == "test").any():
         frame = frame[frame["split"] == "test"]  # never show what the models were trained on
     rows = frame[frame["label"] == label]
     picked = rows.sample(n=min(n, len(rows)), random_state=seed) if len(rows) else rows
-    return [(str(folder / file), "real") for file in picked["file"]]
+    shown = []
+    for index, file in enumerate(picked["file"]):
+        copy = into / f"real_{index}{Path(file).suffix.lower()}"
+        shutil.copyfile(folder / file, copy)
+        shown.append((str(Studio.display_file(copy)), "real"))  # enlarged like the synthetic ones beside it
+    return shown
 
 
 def compare(
     studio: Studio, domain: str | None, label: str | None, n: Any, seed: Any = None, progress: Any = None
 ) -> tuple:
     if not studio.ready:
-        raise gr.Error(f"No model pack is loaded: {studio.load_error}")
+        raise user_error(f"No model pack is loaded: {studio.load_error}")
     if not domain or not label:
-        raise gr.Error("Pick a domain and a class.")
-    n = int(n or 4)
-    seed = int(seed) if seed not in (None, "") else random.randrange(2**31)
+        raise user_error("Pick a domain and a class.")
+    try:
+        n = whole_number("n", n, 4)
+        seed = whole_number("seed", seed)
+    except RequestError as error:
+        raise user_error(str(error)) from None
+    seed = random.randrange(2**31) if seed is None else seed
     folder = reference_folder(studio, domain)
-    real = real_examples(folder, label, n, seed) if folder else []
+    real = real_examples(folder, label, n, seed, studio.new_output_dir()) if folder else []
     try:
         report = (lambda d, t: progress(d / max(t, 1), desc="generating")) if progress else None
         result = studio.engine.run(GenerationRequest(domain=domain, label=label, n=n, seed=seed), progress=report)
     except RequestError as error:
-        raise gr.Error(str(error)) from None
-    paths, _ = studio.save_result(result)
-    synthetic = [(str(p), f"synthetic · seed {i.seed}") for p, i in zip(paths, result.images)]
+        raise user_error(str(error)) from None
+    saved = studio.save_result(result)
+    synthetic = [(str(p), f"synthetic · seed {i.seed}") for p, i in zip(saved.shown, result.images)]
     if studio.reference_root is None:
         note = HOW_TO_CONFIGURE
     elif folder is None:
@@ -77,12 +91,16 @@ def build(studio: Studio) -> None:
             allow_custom_value=True,
         )
         n = gr.Slider(1, 8, value=4, step=1, label="Images of each")
-        button = gr.Button("Show real and synthetic", variant="primary", interactive=studio.ready)
+        button = gr.Button(
+            "Show real and synthetic", variant="primary", interactive=studio.ready, elem_id="compare-run"
+        )
     description = gr.Markdown(describe_class(studio, first, classes[0][1]) if classes else "")
-    note = gr.Markdown(HOW_TO_CONFIGURE if studio.reference_root is None else "")
+    note = gr.Markdown(HOW_TO_CONFIGURE if studio.reference_root is None else "", elem_id="compare-note")
     with gr.Row():
-        real = gr.Gallery(label="Real", columns=4, height="auto", object_fit="contain")
-        synthetic = gr.Gallery(label="Synthetic", columns=4, height="auto", object_fit="contain")
+        real = gr.Gallery(label="Real", columns=4, height="auto", object_fit="contain", elem_id="compare-real")
+        synthetic = gr.Gallery(
+            label="Synthetic", columns=4, height="auto", object_fit="contain", elem_id="compare-synthetic"
+        )
     domain.change(
         lambda d: (
             gr.Dropdown(

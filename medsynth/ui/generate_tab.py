@@ -7,9 +7,12 @@ from typing import Any
 import gradio as gr
 
 from medsynth.generation.engine import MAX_ROUNDS, STEPS_RANGE, GenerationRequest, RequestError
+from medsynth.generation.prompts import MAX_FINDINGS_CHARS, PromptError, build_prompt, check_prompt_length
 from medsynth.registry import Attribute, Domain
 from medsynth.ui.cards import probabilities, score_card
+from medsynth.ui.inputs import CheckedNumber, CheckedSlider, real_number, whole_number
 from medsynth.ui.studio import Studio, gpu
+from medsynth.ui.text import user_error, warn
 
 CHOICE_SLOTS = 3  # dropdowns for choice attributes (site, sex, eye, view, plane …)
 MAX_UI_IMAGES = 8
@@ -80,20 +83,37 @@ def collect_attributes(domain: Domain, slot_values: list[Any], number: Any) -> d
     choices, numeric = attribute_layout(domain)
     attributes = {a.name: v for a, v in zip(choices, slot_values) if v not in (None, "", "(any)")}
     if numeric is not None and number not in (None, ""):
-        attributes[numeric.name] = int(number)
+        attributes[numeric.name] = whole_number(numeric.name, number)
     return attributes
 
 
-def parse_seed(seed: Any, random_seed: bool) -> int | None:
-    if random_seed or seed in (None, ""):
-        return None
+def findings_counter(studio: Studio, domain_name: str | None, label: str | None, findings: Any, mode: str) -> str:
+    """Characters against the limit and the prompt's tokens against what the text encoder reads, as the user types."""
+    text = " ".join(str(findings or "").split())
+    if not text:
+        return ""
+    count = f"{len(text):,} of {MAX_FINDINGS_CHARS:,} characters"
+    if len(text) > MAX_FINDINGS_CHARS:
+        return f"⚠️ {count}: too long; shorten the findings (nothing is cut without telling you)"
+    if not studio.ready or not domain_name:
+        return count
     try:
-        value = float(seed)
-    except (TypeError, ValueError):
-        raise gr.Error(f"the seed must be a whole number, got {seed!r}") from None
-    if value != int(value):
-        raise gr.Error(f"the seed must be a whole number, got {seed!r}")
-    return int(value)
+        domain = studio.registry.get_domain(domain_name)
+        prompt = build_prompt(domain, None if mode == FINDINGS_ONLY else label, None, text)
+        check = check_prompt_length(prompt, studio.engine.generator.tokenizer)
+    except (PromptError, KeyError):
+        return count
+    tokens = f"the prompt is {check.n_tokens} of the {check.max_tokens} tokens the text encoder reads"
+    if check.cut_text:
+        return f"⚠️ {count} · {tokens}: the end of the findings will be ignored"
+    return f"{count} · {tokens}"
+
+
+def parse_seed(seed: Any, random_seed: bool) -> int | None:
+    """The form's seed (None: draw one); a value that is not a whole number is refused, form or API alike."""
+    if random_seed:
+        return None
+    return whole_number("seed", seed)
 
 
 def generate(
@@ -118,9 +138,9 @@ def generate(
 ) -> tuple:
     """Run one request; returns gallery, per-image cards (state), seed, status, ZIP, first card."""
     if not studio.ready:
-        raise gr.Error(f"No model pack is loaded: {studio.load_error}")
+        raise user_error(f"No model pack is loaded: {studio.load_error}")
     if not domain_name:
-        raise gr.Error("Pick a domain first.")
+        raise user_error("Pick a domain first.")
     domain = studio.registry.get_domain(domain_name)
     only_findings = findings_mode == FINDINGS_ONLY
     try:
@@ -129,13 +149,13 @@ def generate(
             label=None if only_findings else label,
             findings=findings,
             attributes={} if only_findings else collect_attributes(domain, [slot_1, slot_2, slot_3], number),
-            n=int(n or 1),
+            n=whole_number("n", n, 1),
             seed=parse_seed(seed, random_seed),
-            steps=int(steps) if steps else None,
-            guidance=float(guidance) if guidance is not None else None,
+            steps=whole_number("steps", steps),
+            guidance=real_number("guidance", guidance),
             validate=bool(validate),
-            max_rounds=int(rounds or 3),
-            threshold=float(threshold if threshold is not None else 0.5),
+            max_rounds=whole_number("max_rounds", rounds, 3),
+            threshold=real_number("threshold", threshold, 0.5),
         )
         if request.n > MAX_UI_IMAGES:
             raise RequestError(f"at most {MAX_UI_IMAGES} images per request in the app")
@@ -146,10 +166,11 @@ def generate(
 
         result = studio.engine.run(request, progress=report)
     except RequestError as error:
-        raise gr.Error(str(error)) from None
+        raise user_error(str(error)) from None
     for warning in result.warnings:
-        gr.Warning(warning)
-    paths, archive = studio.save_result(result)
+        warn(warning)
+    saved = studio.save_result(result)
+    paths, archive = saved.pngs, saved.archive
     cards = [
         {
             "card": score_card(domain, image, len(result.attempts)),
@@ -160,9 +181,10 @@ def generate(
     ]
     gallery = [
         (str(path), f"seed {image.seed}" + ("" if image.accepted in (None, True) else " · not confirmed"))
-        for image, path in zip(result.images, paths)
+        for image, path in zip(result.images, saved.shown)  # enlarged for the screen; downloads keep native pixels
     ]
-    status = f"{len(result.images)} image(s) in {result.elapsed_s:.1f} s · seed {result.seed} · {result.steps} steps · guidance {result.guidance:g}"
+    size = f"{result.images[0].image.width}×{result.images[0].image.height} px · " if result.images else ""
+    status = f"{len(result.images)} image(s) · {size}{result.elapsed_s:.1f} s · seed {result.seed} · {result.steps} steps · guidance {result.guidance:g}"
     if result.acceptance_rate is not None:
         status += f" · classifier agreement {result.acceptance_rate:.0%} of {len(result.attempts)} generated in {result.rounds} round(s)"
     if not result.images:
@@ -195,29 +217,30 @@ def build(studio: Studio) -> None:
                 slots = [
                     gr.Dropdown(visible=False, min_width=120, allow_custom_value=True) for _ in range(CHOICE_SLOTS)
                 ]
-            number = gr.Number(visible=False)
+            number = CheckedNumber(visible=False)
             findings = gr.Textbox(
                 label="Findings (free text, optional)",
                 placeholder="e.g. irregular pigmented lesion with blue-white veil",
                 lines=2,
-                max_length=2000,
-            )
+                elem_id="findings",
+            )  # no max_length: a long paste is counted and refused with a reason, never cut silently
+            findings_count = gr.Markdown(elem_id="findings-count")
             findings_mode = gr.Radio(
                 [FINDINGS_EXTEND, FINDINGS_ONLY], value=FINDINGS_EXTEND, label="How to use the findings"
             )
             with gr.Row():
-                n = gr.Slider(1, MAX_UI_IMAGES, value=4, step=1, label="Images")
-                seed = gr.Number(label="Seed", value=0, precision=0, elem_id="seed")
+                n = CheckedSlider(1, MAX_UI_IMAGES, value=4, step=1, label="Images")
+                seed = CheckedNumber(label="Seed", value=0, precision=0, elem_id="seed")
                 random_seed = gr.Checkbox(label="Random seed", value=True)
             with gr.Row():
                 validate = gr.Checkbox(label="Validated only (regenerate what the classifier rejects)", value=False)
-                rounds = gr.Slider(1, MAX_ROUNDS, value=3, step=1, label="Round limit")
-                threshold = gr.Slider(
+                rounds = CheckedSlider(1, MAX_ROUNDS, value=3, step=1, label="Round limit")
+                threshold = CheckedSlider(
                     0, 1, value=0.5, step=0.05, label="Classifier confidence to accept", elem_id="threshold"
                 )
             with gr.Accordion("Advanced", open=False):
-                steps = gr.Slider(STEPS_RANGE[0], 100, value=pack.default_steps, step=1, label="Denoising steps")
-                guidance = gr.Slider(0, 20, value=pack.default_guidance, step=0.5, label="Guidance scale")
+                steps = CheckedSlider(STEPS_RANGE[0], 100, value=pack.default_steps, step=1, label="Denoising steps")
+                guidance = CheckedSlider(0, 20, value=pack.default_guidance, step=0.5, label="Guidance scale")
             button = gr.Button("Generate", variant="primary", elem_id="generate", interactive=studio.ready)
         with gr.Column(scale=3, min_width=300):
             status = gr.Markdown(elem_id="status")
@@ -238,6 +261,14 @@ def build(studio: Studio) -> None:
     domain_outputs = [modality, label, description, *slots, number]
     domain.change(lambda d: on_domain_change(studio, d), domain, domain_outputs)
     label.change(lambda d, c: describe_class(studio, d, c), [domain, label], description)
+    gr.on(
+        [findings.change, findings_mode.change, label.change],
+        lambda d, c, f, m: findings_counter(studio, d, c, f, m),
+        [domain, label, findings, findings_mode],
+        findings_count,
+        api_name=False,
+        show_progress="hidden",
+    )
 
     @gpu
     def run(*args, progress=gr.Progress()):

@@ -1,4 +1,4 @@
-"""Quiz tab: name the diagnosis of a validated synthetic image; running score per class."""
+"""Quiz tab: name the diagnosis of a synthetic image the classifier accepted for its class; running score per class."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import gradio as gr
 import pandas as pd
 
 from medsynth.generation.engine import GenerationRequest, RequestError
-from medsynth.generation.provenance import png_bytes
+from medsynth.generation.provenance import display_copy, png_bytes
 from medsynth.ui.cards import class_label, score_card
 from medsynth.ui.studio import Studio, gpu
+from medsynth.ui.text import user_error
 
 ANY_DOMAIN = "any"
 
@@ -20,40 +21,59 @@ def new_quiz_state() -> dict[str, Any]:
     return {"asked": 0, "correct": 0, "per_class": {}, "current": None}
 
 
+QUIZ_DRAWS = 3  # cases tried (class and seed) before the quiz says it could not make one
+QUIZ_THRESHOLD = 0.5  # classifier confidence a case needs to be served
+
+
 def next_question(
     studio: Studio, domain_choice: str | None, state: dict, seed: int | None = None, progress: Any = None
 ) -> tuple:
-    """Generate one validated image of a random class; returns image, answer options, prompt text, state."""
+    """A validated image of a random class (only images the classifier accepted are served); image, answer
+    options, header, feedback, state. When no draw passes, say so and show no image."""
     if not studio.ready:
-        raise gr.Error(f"No model pack is loaded: {studio.load_error}")
+        raise user_error(f"No model pack is loaded: {studio.load_error}")
     rng = random.Random(seed)
     domains = studio.engine.available_domains
     name = rng.choice(domains) if domain_choice in (None, "", ANY_DOMAIN) else domain_choice
     domain = studio.registry.get_domain(name)
-    code = rng.choice(domain.class_codes)
-    request = GenerationRequest(domain=name, label=code, n=1, seed=rng.randrange(2**31), validate=True, max_rounds=3)
-    try:
-        result = studio.engine.run(
-            request, progress=(lambda d, t: progress(d / max(t, 1), desc="drawing a case")) if progress else None
+    report = (lambda d, t: progress(d / max(t, 1), desc="drawing a case")) if progress else None
+    codes = list(domain.class_codes)
+    rng.shuffle(codes)
+    for draw in range(QUIZ_DRAWS):
+        code = codes[draw % len(codes)]  # another class each try: one the generator cannot show does not block
+        request = GenerationRequest(
+            domain=name,
+            label=code,
+            n=1,
+            seed=rng.randrange(2**31),
+            validate=True,
+            max_rounds=3,
+            threshold=QUIZ_THRESHOLD,
         )
-    except RequestError as error:
-        raise gr.Error(str(error)) from None
-    image = (result.images or result.attempts)[-1]  # the last attempt if none passed validation
+        try:
+            result = studio.engine.run(request, progress=report)
+        except RequestError as error:
+            raise user_error(str(error)) from None
+        if result.images:
+            break
+    else:
+        message = (
+            f"No {domain.display_name} case passed the classifier check in {QUIZ_DRAWS} tries; press **Next case** "
+            "to try again, or pick another domain."
+        )
+        return None, gr.Radio(choices=[], value=None, interactive=False), message, "", {**state, "current": None}
+    image = result.images[0]
     # neither the file name nor its text chunks may give the answer away
     hidden = {k: v for k, v in image.record.items() if k not in ("prompt", "label", "scores", "adapter", "accepted")}
     path = studio.new_output_dir() / "case.png"
-    path.write_bytes(png_bytes(image.image, hidden))
-    state = {
-        **state,
-        "current": {
-            "domain": name,
-            "label": code,
-            "card": score_card(domain, image),
-            "validated": bool(image.accepted),
-        },
-    }
+    path.write_bytes(png_bytes(display_copy(image.image), hidden))  # enlarged for the screen, marked, answer hidden
+    state = {**state, "current": {"domain": name, "label": code, "card": score_card(domain, image)}}
     options = [(class_label(domain, c), c) for c in domain.class_codes]
-    header = f"**{domain.display_name}** ({domain.modality}): which diagnosis does this image show?"
+    header = (
+        f"**{domain.display_name}** ({domain.modality}): which diagnosis does this image show? "
+        f"(The classifier accepted it for its class at {image.record['threshold']:.0%} confidence; that is its opinion, "
+        "not a diagnosis.)"
+    )
     return str(path), gr.Radio(choices=options, value=None, interactive=True), header, "", state
 
 
@@ -61,9 +81,9 @@ def answer(studio: Studio, state: dict, choice: str | None) -> tuple[str, str, p
     """Check the answer; reveal the class, its description and what the classifier saw."""
     current = state.get("current")
     if not current:
-        raise gr.Error("Press 'Next case' first.")
+        raise user_error("Press 'Next case' first.")
     if not choice:
-        raise gr.Error("Pick an answer first.")
+        raise user_error("Pick an answer first.")
     domain = studio.registry.get_domain(current["domain"])
     truth = domain.get_class(current["label"])
     correct = choice == truth.code

@@ -14,6 +14,7 @@ import gradio as gr
 
 from medsynth.studies import Answers, ItemView, OrderError, RaterSession, StudyError
 from medsynth.ui.study_place import StudyPlace
+from medsynth.ui.text import user_error
 
 RATE_CONCURRENCY = 16  # rating is a short database write; many raters at once must not queue behind generation
 
@@ -135,7 +136,7 @@ def render(view: ItemView, status: str = "") -> list[Any]:
 
 def _session(state: Any) -> tuple[RaterSession, int]:
     if not isinstance(state, dict) or not isinstance(state.get("session"), RaterSession):
-        raise gr.Error("Sign in with your study code and rater id first.")
+        raise user_error("Sign in with your study code and rater id first.")
     return state["session"], int(state["position"])
 
 
@@ -156,7 +157,7 @@ def sign_in(place: StudyPlace, code: Any, rater: Any, key: Any = "") -> list[Any
             session = place.store.sign_in(code, rater, key)
         shown = _show(place, session, None)
     except StudyError as error:
-        raise gr.Error(str(error)) from None
+        raise user_error(str(error)) from None
     done = shown[0]["position"]
     welcome = f"Signed in as **{escape(session.rater)}**." + (
         f" Welcome back: continuing after your {done} rated image(s)." if done else ""
@@ -190,7 +191,7 @@ def submit(
             place, session, following, "Saved (your earlier answer was replaced)." if result.updated else "Saved."
         )
     except StudyError as error:
-        raise gr.Error(str(error)) from None
+        raise user_error(str(error)) from None
 
 
 def move(place: StudyPlace, state: Any, step: int) -> list[Any]:
@@ -199,9 +200,9 @@ def move(place: StudyPlace, state: Any, step: int) -> list[Any]:
     try:
         return _show(place, session, max(0, position + step))
     except OrderError:
-        raise gr.Error("Answer this image first: you can go forward only to the next unrated image.") from None
+        raise user_error("Answer this image first: you can go forward only to the next unrated image.") from None
     except StudyError as error:
-        raise gr.Error(str(error)) from None
+        raise user_error(str(error)) from None
 
 
 def build(place: StudyPlace) -> tuple:

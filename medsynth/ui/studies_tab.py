@@ -22,6 +22,7 @@ from medsynth.studies.ratings_export import export_study
 from medsynth.studies.stats import analyse
 from medsynth.ui.studio import Studio, gpu
 from medsynth.ui.study_place import ADMIN_TOKEN_ENV, StudyPlace
+from medsynth.ui.text import plain, user_error
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ LOCKED = f"The Studies tab is locked: no admin token is configured. Set `{ADMIN_
 
 def require_admin(place: StudyPlace, credential: Any) -> None:
     if not place.is_admin(credential):
-        raise gr.Error("Admin only: unlock the Studies tab with the admin token first.")
+        raise user_error("Admin only: unlock the Studies tab with the admin token first.")
 
 
 def studies_table(place: StudyPlace) -> pd.DataFrame:
@@ -54,9 +55,9 @@ def refresh(place: StudyPlace, credential: Any, picked: str | None) -> list[Any]
 def unlock(place: StudyPlace, credential: Any) -> list[Any]:
     """Check the admin token; on success keep it for this browser session and open the admin panel."""
     if not place.admin_enabled:
-        raise gr.Error(LOCKED)
+        raise user_error(LOCKED)
     if not place.is_admin(credential):
-        raise gr.Error("That is not the admin token.")
+        raise user_error("That is not the admin token.")
     return [credential, gr.Column(visible=True), "Unlocked.", studies_table(place), study_picker(place)]
 
 
@@ -83,9 +84,9 @@ def _whole(name: str, value: Any, low: int, high: int) -> int:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise gr.Error(f"{name} must be a whole number from {low} to {high}; got {value!r}") from None
+        raise user_error(f"{name} must be a whole number from {low} to {high}; got {value!r}") from None
     if number != int(number) or not low <= number <= high:
-        raise gr.Error(f"{name} must be a whole number from {low} to {high}; got {value!r}")
+        raise user_error(f"{name} must be a whole number from {low} to {high}; got {value!r}")
     return int(number)
 
 
@@ -105,6 +106,7 @@ def create_study(
     seed: Any,
     asks_alignment: bool,
     raters: Any,
+    crop_markers: Any = False,
     progress: Any = None,
 ) -> list[Any]:
     """Generate and draw the images once, freeze them, and open the study; returns message, table, picker."""
@@ -118,6 +120,7 @@ def create_study(
             seed=_whole("seed", seed, 0, 2**31 - 1),
             asks_alignment=bool(asks_alignment),
             raters=parse_raters(raters),
+            crop_markers=bool(crop_markers),
         )
 
         def report(done: int, total: int, message: str) -> None:
@@ -128,7 +131,7 @@ def create_study(
             place.store, spec, studio.registry, studio.engine, studio.reference_root or data_root(), report
         )
     except StudyError as error:
-        raise gr.Error(str(error)) from None
+        raise user_error(str(error)) from None
     count = len(place.store.items(study.code))
     message = (
         f"Study **{study.code}** is open with {count} images ({len(spec.cells)} class(es)). "
@@ -137,20 +140,54 @@ def create_study(
     return [message, studies_table(place), study_picker(place, study.code)]
 
 
-def show_results(place: StudyPlace, credential: Any, code: Any) -> list[Any]:
-    """Summary line, figure and the three analysis tables of one study."""
+def show_results(place: StudyPlace, studio: Studio, credential: Any, code: Any) -> list[Any]:
+    """Summary line, figure and the three analysis tables of one study (hidden, with a word, while empty)."""
     require_admin(place, credential)
     try:
         study = place.store.get_study(code)
         stats = analyse(place.store.ratings(study.code))
     except StudyError as error:
-        raise gr.Error(str(error)) from None
-    summary = (
-        f"**{study.code} — {study.title}** ({study.status}) · {stats.ratings} rating(s) by {stats.raters} rater(s) "
-        f"of {stats.items} image(s). Accuracy near 50% means raters could not tell synthetic images from real ones."
+        raise user_error(str(error)) from None
+    summary = f"**{study.code} — {plain(study.title)}** ({study.status}) · "
+    if not stats.ratings:
+        summary += (
+            f"no ratings yet: the tables and plots appear once raters have answered ({stats.items} image(s) wait)."
+        )
+    else:
+        summary += (
+            f"{stats.ratings} rating(s) by {stats.raters} rater(s) of {stats.items} image(s). Accuracy near 50% means "
+            "raters could not tell synthetic images from real ones."
+        )
+    summary += marker_note(studio, study)
+    shown = bool(stats.ratings)
+    figure = study_figure(stats) if shown else None
+    tables = [stats.scores.round(3), stats.detection.round(3), stats.agreement.round(3)]
+    return [summary, gr.update(value=figure, visible=shown), *(gr.update(value=t, visible=shown) for t in tables)]
+
+
+def marker_note(studio: Studio, study) -> str:
+    """Real films of some modalities carry burned-in markers and text: a cue raters can use that is not anatomy."""
+    domains = {cell.split("/")[0] for cell in study.config.get("cells", [])}
+    marked = [
+        studio.registry.domains[d]
+        for d in sorted(domains)
+        if d in studio.registry.domains and studio.registry.domains[d].crop_margin
+    ]
+    if not marked:
+        return ""
+    names = ", ".join(d.display_name for d in marked)
+    cropped = study.config.get("crop_margin") or 0
+    done = (
+        f"this study cropped {cropped:.0%} of each side, which removes most of them"
+        if cropped
+        else (
+            "this study was not cropped; create it with cropping (Studies tab or `study create --crop`) to remove most of them"
+        )
     )
-    figure = study_figure(stats) if stats.ratings else None
-    return [summary, figure, stats.scores.round(3), stats.detection.round(3), stats.agreement.round(3)]
+    return (
+        f"\n\n⚠️ Real {names} images can carry burned-in markers and text (side markers, labels) that synthetic "
+        f"ones lack: a cue that is not anatomy. {done}."
+    )
 
 
 def close_study(place: StudyPlace, credential: Any, code: Any) -> list[Any]:
@@ -158,7 +195,7 @@ def close_study(place: StudyPlace, credential: Any, code: Any) -> list[Any]:
     try:
         study = place.store.close_study(code)
     except StudyError as error:
-        raise gr.Error(str(error)) from None
+        raise user_error(str(error)) from None
     return [
         f"Study **{study.code}** is closed; raters can no longer sign in.",
         studies_table(place),
@@ -176,7 +213,7 @@ def issue_invites(place: StudyPlace, credential: Any, code: Any, raters: Any, ba
         keys = place.store.issue_keys(code, parse_raters(raters))
         study = place.store.get_study(code)
     except StudyError as error:
-        raise gr.Error(str(error)) from None
+        raise user_error(str(error)) from None
     rows = [[rater, key, invite_link(base_url, study.code, rater, key)] for rater, key in keys.items()]
     note = (
         f"Issued {len(rows)} key(s) for **{study.code}**. Send each rater their own line; keys are shown only now "
@@ -206,7 +243,7 @@ def export(studio: Studio, place: StudyPlace, credential: Any, code: Any, pseudo
     try:
         result = export_study(place.store, code, studio.new_output_dir(), pseudonymise=bool(pseudonymise))
     except StudyError as error:
-        raise gr.Error(str(error)) from None
+        raise user_error(str(error)) from None
     names = "pseudonymised" if pseudonymise else "with rater ids"
     return [
         [str(path) for path in result.files],
@@ -241,6 +278,9 @@ def build(studio: Studio, place: StudyPlace) -> None:
                 )
                 seed = gr.Number(label="Seed", value=0, precision=0, minimum=0)
                 asks_alignment = gr.Checkbox(label="Ask about prompt alignment", value=True)
+                crop_markers = gr.Checkbox(
+                    label="Crop film edges (burned-in markers and text) where the registry names a margin", value=True
+                )
             raters = gr.Textbox(
                 label="Allowed rater ids (optional; blank: anyone with the code)", placeholder="alice, bob, carol"
             )
@@ -291,7 +331,7 @@ def build(studio: Studio, place: StudyPlace) -> None:
 
     create_button.click(
         run_create,
-        [credential, title, domains, classes, n_synthetic, n_real, seed, asks_alignment, raters],
+        [credential, title, domains, classes, n_synthetic, n_real, seed, asks_alignment, raters, crop_markers],
         [created, table, picker],
         concurrency_limit=2,
         concurrency_id="gpu",
@@ -304,7 +344,7 @@ def build(studio: Studio, place: StudyPlace) -> None:
 
     invite_button.click(run_invites, [credential, picker, invite_raters], [invites, invited], api_name=False)
     results_button.click(
-        lambda c, p: show_results(place, c, p),
+        lambda c, p: show_results(place, studio, c, p),
         [credential, picker],
         [summary, figure, scores, detection, agreement],
         api_name=False,

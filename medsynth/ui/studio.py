@@ -10,8 +10,11 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from PIL import Image
+
 from medsynth import paths
 from medsynth.generation.engine import GenerationResult, MedSynth, PackUnavailableError
+from medsynth.generation.provenance import display_copy
 from medsynth.generation.results import image_filename, zip_result
 from medsynth.registry import Registry, load_registry, selected_pack_name
 
@@ -28,6 +31,13 @@ def gpu(function):
     except ImportError:
         return function
     return spaces.GPU(function)
+
+
+@dataclass(frozen=True)
+class SavedResult:
+    pngs: list[Path]  # what a download gives: native pixels, the SYNTHETIC mark, provenance
+    shown: list[Path]  # what the browser shows: the same images enlarged
+    archive: Path
 
 
 @dataclass
@@ -87,14 +97,23 @@ class Studio:
             except ValueError:
                 continue
 
-    def save_result(self, result: GenerationResult) -> tuple[list[Path], Path]:
-        """Marked PNGs with provenance plus a ZIP (with manifest.csv) of the whole result."""
+    def save_result(self, result: GenerationResult) -> SavedResult:
+        """Marked PNGs at native size with provenance, enlarged copies for the screen, and a ZIP (with manifest.csv)."""
         folder = self.new_output_dir()
-        paths = []
+        pngs, shown = [], []
         for image in result.images:
             path = folder / image_filename(image)
             path.write_bytes(image.png())
-            paths.append(path)
+            pngs.append(path)
+            shown.append(self.display_file(path))
         archive = folder / f"medsynth_{result.request.domain}_s{result.seed}.zip"
         archive.write_bytes(zip_result(result))
-        return paths, archive
+        return SavedResult(pngs, shown, archive)
+
+    @staticmethod
+    def display_file(path: Path) -> Path:
+        """An enlarged copy of an image file beside it, for the browser only (see provenance.display_copy)."""
+        target = path.with_name(f"{path.stem}.display.png")
+        with Image.open(path) as image:
+            display_copy(image).save(target)
+        return target

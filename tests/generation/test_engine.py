@@ -85,7 +85,7 @@ def test_validation_returns_accepted_images_and_every_attempt(engine):
 
 def test_free_text_findings_generate_without_a_class(engine):
     result = engine.run(GenerationRequest(domain="beta", findings="a bright round spot near the edge", n=1, seed=1))
-    assert result.prompt == "a bright round spot near the edge"
+    assert result.prompt == "beta scan, a bright round spot near the edge"  # the domain's modality leads
     assert result.images[0].accepted is None and result.images[0].alignment.rank is None
 
 
@@ -93,6 +93,9 @@ def test_too_long_findings_warn_and_quote_the_cut(engine):
     findings = " ".join(["opacity"] * 40)
     result = engine.run(GenerationRequest(domain="beta", label="b2", findings=findings, n=1, seed=1))
     assert any("will be ignored" in w and "opacity" in w for w in result.warnings)
+    long = engine.run(GenerationRequest(domain="beta", label="b2", findings=" ".join(["opacity"] * 200), n=1, seed=1))
+    quoted = next(w for w in long.warnings if "will be ignored" in w)
+    assert len(quoted) < 300 and quoted.endswith('…"')  # the start of the cut, not all of it
 
 
 def test_missing_pack_is_reported_with_how_to_build_it(tmp_path):

@@ -260,3 +260,14 @@ def test_reconstruct_is_the_autoencoders_round_trip_and_ignores_adapters(generat
     assert same(generator.reconstruct(real), out)
     generator.use_adapter(None)
     assert generator.reconstruct(real[:0]).shape == (0, 32, 32, 3)
+
+
+def test_loading_several_adapters_raises_no_peft_warning(tiny_pack):
+    import warnings
+
+    generator = Generator(Source.parse("base", tiny_pack.root), cpu_bf16=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for domain in ("alpha", "beta"):
+            generator.add_adapter(domain, Source.parse(f"lora/{domain}", tiny_pack.root))
+    assert not [w for w in caught if "peft_config" in str(w.message)]

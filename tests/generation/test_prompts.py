@@ -19,8 +19,25 @@ def test_structured_fields_become_a_prompt(derm):
 def test_findings_extend_a_class_prompt_or_replace_it(derm):
     extended = build_prompt(derm, "mel", findings="  blue-white veil\n and irregular streaks ")
     assert extended == "dermoscopy image of melanoma, blue-white veil and irregular streaks"
-    assert build_prompt(derm, None, findings="irregular pigmented lesion") == "irregular pigmented lesion"
+    # findings alone are led by the chosen domain's modality, unless they name it themselves
+    assert build_prompt(derm, None, findings="irregular pigmented lesion") == "dermoscopy, irregular pigmented lesion"
+    assert build_prompt(derm, None, findings="Dermoscopic view of a pink nodule") == "Dermoscopic view of a pink nodule"
     assert class_prompt(derm, "df") == "dermoscopy image of dermatofibroma"
+
+
+def test_findings_that_name_another_modality_are_warned_about_and_the_domain_still_decides():
+    from medsynth.generation.prompts import foreign_modality_warning
+
+    registry = load_registry()
+    chest = registry.get_domain("chest_xray")
+    findings = "bilateral peripheral ground-glass opacities"
+    assert build_prompt(chest, None, findings=findings) == f"frontal chest radiograph, {findings}"
+    assert foreign_modality_warning(registry.domains.values(), chest, findings) is None
+    warning = foreign_modality_warning(registry.domains.values(), chest, "fundus photograph with drusen at the macula")
+    assert "Ophthalmology (colour fundus photograph)" in warning and "frontal chest radiograph images" in warning
+    assert foreign_modality_warning(registry.domains.values(), chest, "a mole on the back") is not None  # skin words
+    assert foreign_modality_warning(registry.domains.values(), chest, "left lower lobe consolidation, lung") is None
+    assert foreign_modality_warning(registry.domains.values(), chest, None) is None
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from scipy import stats as scipy_stats
 
 from medsynth.cli import main
 from medsynth.generation.prompts import class_prompt
+from medsynth.registry import load_registry
 from medsynth.studies import (
     Answers,
     Cell,
@@ -477,12 +478,21 @@ def test_fleiss_kappa_matches_the_hand_computation():
 
 def test_intervals_match_their_formulas():
     values = np.array([2, 3, 3, 4, 5, 5], dtype=float)
-    half = scipy_stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
     interval = mean_interval(values)
+    reference = scipy_stats.bootstrap(
+        (values,), np.mean, confidence_level=0.95, n_resamples=4000, method="percentile", rng=0
+    ).confidence_interval
     assert (interval.estimate, interval.low, interval.high) == pytest.approx(
-        (values.mean(), values.mean() - half, values.mean() + half)
+        (values.mean(), reference.low, reference.high)
     )
+    assert mean_interval(values) == interval  # seeded: the same ratings give the same interval
+    # a 1-5 scale stays a 1-5 scale: the t interval of (1, 5, 1, 5, 1) reaches below 0
+    wide = mean_interval([1, 5, 1, 5, 1])
+    assert 1 <= wide.low < wide.estimate < wide.high <= 5
     assert math.isnan(mean_interval([4]).low) and mean_interval([4]).estimate == 4
+    few = mean_interval([1, 5])  # too few ratings for an interval: a mean, no bounds (it was -15.6 to 22.6)
+    assert few.estimate == 3 and math.isnan(few.low) and math.isnan(few.high)
+    assert (mean_interval([3] * 6).low, mean_interval([3] * 6).high) == (3, 3)  # everyone agreed
     k, n, z = 7, 10, scipy_stats.norm.ppf(0.975)
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
@@ -627,7 +637,9 @@ def test_cli_study_lifecycle(cli, data_folder, tmp_path):
     code, out, _ = cli("study", "list", "--db", db)
     assert code == 0 and study_code in out and "open" in out and "items    6" in out and "CLI study" in out
     store = StudyStore(db)
-    code, out, _ = cli("study", "invite", study_code, "--raters", "zoe,yan", "--url", "http://teach.example:7860", "--db", db)
+    code, out, _ = cli(
+        "study", "invite", study_code, "--raters", "zoe,yan", "--url", "http://teach.example:7860", "--db", db
+    )
     lines = dict((line.split("\t")[0], line.split("\t")[1:]) for line in out.splitlines()[1:])
     assert code == 0 and set(lines) == {"zoe", "yan"} and "shown once" in out
     key, link = lines["zoe"]
@@ -683,3 +695,36 @@ def test_cli_study_bad_input_gives_one_line_and_exit_code_2(cli, data_folder, tm
 def test_cli_study_without_a_database_says_where_it_looked(cli, tmp_path):
     code, _, err = cli("study", "list", "--db", str(tmp_path / "missing.db"))
     assert code == 2 and "no study database at" in err and not (tmp_path / "missing.db").exists()
+
+
+def test_file_level_features_do_not_tell_real_from_synthetic(tiny_pack, tmp_path):
+    """Synthetic grey films used to carry colour noise and compress differently: mode, channels or file size alone
+    un-blinded a study. Now every file of a study has one mode, one size, one byte count and no metadata, so any
+    rule on those features scores chance."""
+    from medsynth.generation.engine import MedSynth
+
+    text = tiny_pack.registry_path.read_text().replace(
+        'modality = "beta scan"', 'modality = "beta scan"\ngrey = true\ncrop_margin = 0.1'
+    )
+    path = tiny_pack.root / "registry_grey_beta.toml"  # beside the pack: its sources resolve the same way
+    path.write_text(text)
+    registry = load_registry(path)
+    engine = MedSynth(registry, tiny_pack.pack)
+    data = write_sample_data(tmp_path / "data", {"alpha": ["a1", "a2", "a3"], "beta": ["b1", "b2"]}, 4)
+    store = StudyStore(tmp_path / "blind" / "studies.db")
+    for domain, crop, mode in (("beta", True, "L"), ("alpha", False, "RGB")):
+        spec = StudySpec("blind", resolve_cells(registry, [domain]), 3, 3, seed=1, crop_markers=crop, image_size=64)
+        study = build_study(store, spec, registry, engine, data)
+        features = {"real": set(), "synthetic": set()}
+        for item in store.items(study.code):
+            raw = store.image_path(item.sha256).read_bytes()
+            with Image.open(store.image_path(item.sha256)) as image:
+                features[item.source].add(
+                    (len(raw), image.mode, image.size, tuple(sorted(image.info)), len(image.getbands()))
+                )
+        assert len(features["real"]) == len(features["synthetic"]) == 1  # one value each: nothing to learn from
+        assert features["real"] == features["synthetic"]
+        ((size, found_mode, dims, info, bands),) = features["real"]
+        assert found_mode == mode and dims == (64, 64) and bands == len(mode)
+        assert not set(info) - {"dpi"}  # no text chunks: nothing but pixels
+        assert store.get_study(study.code).config["crop_margin"] == (0.1 if crop else 0.0)

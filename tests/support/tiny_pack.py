@@ -186,6 +186,7 @@ def _domain_toml(domain: str, classes: list[str], pack: str) -> str:
 [domains.{domain}]
 display_name = "{domain.title()}"
 modality = "{domain} scan"
+modality_terms = ["{domain}"]
 prompt_templates = ["{domain} scan showing {{class_name}}{{attributes}}", "image of {{class_name}}{{attributes}}"]
 classes = [
 {class_rows}

@@ -10,13 +10,17 @@ import csv
 import io
 import shutil
 import socket
+import tempfile
+import uuid
 import zipfile
+from pathlib import Path
 
 import pytest
 
 from medsynth.paths import PROJECT_ROOT
 from medsynth.ui.app import CSS, create_app
 from medsynth.ui.studio import Studio
+from tests.support.loadtest import write_sample_data
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
@@ -35,8 +39,20 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(engine, tiny_registry, tmp_path_factory):
-    studio = Studio(tiny_registry, "tiny", engine, reference_root=None, workdir=tmp_path_factory.mktemp("app"))
+def reference_root():
+    """Real images outside the project and outside the temp directory, as a data folder usually is."""
+    root = Path.home() / ".cache" / f"medsynth-reference-{uuid.uuid4().hex[:8]}"
+    assert not root.is_relative_to(PROJECT_ROOT) and not root.is_relative_to(tempfile.gettempdir())
+    write_sample_data(root, {"alpha": ["a1", "a2"]}, 3, size=32)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server(engine, tiny_registry, tmp_path_factory, reference_root):
+    studio = Studio(
+        tiny_registry, "tiny", engine, reference_root=reference_root, workdir=tmp_path_factory.mktemp("app")
+    )
     app = create_app(studio)
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS, show_error=False)
@@ -98,7 +114,10 @@ def test_generate_score_card_and_zip_download(page, tmp_path):
         assert all(row["file"] in bundle.namelist() for row in rows)
 
 
-def test_quiz_answer_changes_the_score(page):
+def test_quiz_answer_changes_the_score(page, monkeypatch):
+    from medsynth.ui import quiz_tab
+
+    monkeypatch.setattr(quiz_tab, "QUIZ_THRESHOLD", 0.0)  # the tiny random classifier rarely reaches 50%
     page.get_by_role("tab", name="Quiz").click()
     score = page.locator("#quiz-score")
     assert "no answers yet" in score.inner_text()
@@ -123,3 +142,41 @@ def test_phone_sized_screen_has_no_sideways_scrolling(page):
         page.screenshot(path=str(ARTIFACTS / "phone.png"), full_page=False)
     finally:
         page.set_viewport_size({"width": 1280, "height": 1000})
+
+
+def loaded_images(page, selector: str) -> list[int]:
+    """naturalWidth of every image under `selector` (0: the browser could not load it)."""
+    return page.eval_on_selector_all(f"{selector} img", "images => images.map(image => image.naturalWidth)")
+
+
+def test_compare_shows_real_images_from_a_folder_outside_the_project(page, reference_root):
+    page.get_by_role("tab", name="Compare").click()
+    pick(page, "compare-domain", "Alpha (alpha scan)")
+    page.locator("#compare-run").click()
+    page.locator("#compare-real img").first.wait_for()
+    page.locator("#compare-synthetic img").first.wait_for()
+    page.wait_for_function("[...document.querySelectorAll('#compare-real img')].every(i => i.complete)")
+    assert all(width > 0 for width in loaded_images(page, "#compare-real"))
+    assert "Error" not in page.locator("#compare-real").inner_text()
+    assert str(reference_root) in page.locator("#compare-note").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
+    assert_no_error_toast(page)
+
+
+def test_the_chosen_domain_holds_and_typed_markup_stays_text(page):
+    """Findings only, naming another domain's modality, with markup in them: the beta model draws a beta scan, a
+    warning names the other modality, and the score card shows the characters typed (no image, no bold)."""
+    page.get_by_role("tab", name="Generate").click()
+    pick(page, "domain", "Beta (beta scan)")  # already chosen by the first test: no change event, no new class
+    page.locator("#class-description").get_by_text("of the beta test domain").wait_for()
+    findings = "an alpha scan with a faint ring <img src=x> <b>bold</b>"
+    page.locator("#findings textarea").fill(findings)
+    page.get_by_text("Use my findings only").click()
+    page.locator("#findings-count").get_by_text("tokens the text encoder reads").wait_for()
+    page.locator("#generate").click()
+    page.get_by_text("the findings name another modality").first.wait_for()
+    card = page.locator("#score-card")
+    card.get_by_text("an alpha scan with a faint ring").wait_for()  # this request's card, not the last test's
+    assert "beta scan, an alpha scan with a faint ring <img src=x> <b>bold</b>" in card.inner_text()
+    assert card.locator("img").count() == 0 and card.locator("b").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "findings-only.png"), full_page=True)

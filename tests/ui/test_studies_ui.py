@@ -184,7 +184,7 @@ def test_admin_actions_need_the_token(place, studio):
     for wrong in ("", "guess", None, TOKEN + " "):
         for action in (
             lambda c: studies_tab.create_study(studio, place, c, "x", ["alpha"], [], 0, 1, 0, True, ""),
-            lambda c: studies_tab.show_results(place, c, study.code),
+            lambda c: studies_tab.show_results(place, studio, c, study.code),
             lambda c: studies_tab.close_study(place, c, study.code),
             lambda c: studies_tab.export(studio, place, c, study.code, True),
             lambda c: studies_tab.refresh(place, c, study.code),
@@ -205,20 +205,37 @@ def test_admin_creates_follows_analyses_exports_and_closes_a_study(place, studio
     with pytest.raises(gr.Error, match="lists only 3 real image"):
         studies_tab.create_study(studio, place, TOKEN, "t", ["alpha"], ["alpha/a1"], 1, 4, 0, True, "")
     message, table, picker = studies_tab.create_study(
-        studio, place, TOKEN, "Alpha pilot", ["alpha"], ["alpha/a1", "alpha/a2"], 2, 1, 9, True, "ana, ben"
+        studio,
+        place,
+        TOKEN,
+        "Alpha <b>pilot</b> <img src=x>",
+        ["alpha"],
+        ["alpha/a1", "alpha/a2"],
+        2,
+        1,
+        9,
+        True,
+        "ana, ben",
     )
     code = re.search(r"Study \*\*(\w+)\*\* is open with 6 images", message).group(1)
     assert picker.value == code and table.loc[0, "code"] == code and table.loc[0, "items"] == 6
     assert place.store.get_study(code).raters == ("ana", "ben")
+    summary, figure, *tables = studies_tab.show_results(place, studio, TOKEN, code)
+    assert "no ratings yet" in summary and not figure["visible"] and not any(t["visible"] for t in tables)
+    assert (
+        "<b>" not in summary and "<img" not in summary and "&lt;b&gt;pilot&lt;/b&gt;" in summary
+    )  # the title as typed
     for rater in ("ana", "ben"):
         session = signed_in(place.store, code, rater)
         for k in range(6):
             place.store.submit(
                 session, place.store.view(session).ticket, Answers(1 + k % 5, ("real", "synthetic")[k % 2], 3, 4)
             )
-    summary, figure, scores, detection, agreement = studies_tab.show_results(place, TOKEN, code)
-    assert "12 rating(s) by 2 rater(s) of 6 image(s)" in summary and isinstance(figure, Figure)
-    assert len(figure.axes) == 3  # realism, alignment, accuracy
+    summary, figure, scores, detection, agreement = studies_tab.show_results(place, studio, TOKEN, code)
+    assert "12 rating(s) by 2 rater(s) of 6 image(s)" in summary and isinstance(figure["value"], Figure)
+    assert figure["visible"] and len(figure["value"].axes) == 3  # realism, alignment, accuracy
+    assert all(len(title) <= 32 for axis in figure["value"].axes for title in axis.get_title().splitlines())  # wrapped
+    scores, detection, agreement = scores["value"], detection["value"], agreement["value"]
     assert set(scores["source"]) == {"real", "synthetic"} and detection.iloc[-1]["ratings"] == 12
     assert "Fleiss' kappa, real or synthetic" in set(agreement["measure"])
     files, note = studies_tab.export(studio, place, TOKEN, code, True)
@@ -226,6 +243,8 @@ def test_admin_creates_follows_analyses_exports_and_closes_a_study(place, studio
     assert "12 rating(s) (pseudonymised)" in note
     exported = pd.read_csv(next(f for f in files if f.endswith("ratings.csv")))
     assert len(exported) == 12 and not {"ana", "ben"} & set(exported["rater"])
+    assert (scores["realism_low"].dropna() >= 1).all() and (scores["realism_high"].dropna() <= 5).all()
+    assert set(scores["note"]) <= {"", "fewer than 5 ratings: no interval"}
     message, table, picker = studies_tab.close_study(place, TOKEN, code)
     assert "closed" in message and table.loc[0, "status"] == "closed"
     with pytest.raises(gr.Error, match="is closed"):
@@ -258,7 +277,9 @@ def test_keyboard_shortcuts_answer_submit_and_navigate(studio, tmp_path_factory)
             page.set_default_timeout(20_000)
             key = app.study_place.store.issue_keys(study.code, ["kim"])["kim"]
             # an invite link with somebody else's key: the fields fill in, the sign-in is refused
-            page.goto(f"http://127.0.0.1:{port}/?{urlencode({'study': study.code, 'rater': 'kim', 'key': 'not-kims-key'})}")
+            page.goto(
+                f"http://127.0.0.1:{port}/?{urlencode({'study': study.code, 'rater': 'kim', 'key': 'not-kims-key'})}"
+            )
             page.get_by_role("tab", name="Rate", exact=True).click()
             code_box = page.locator("#rate-code").get_by_role("textbox")
             page.wait_for_function("document.querySelector('#rate-code textarea, #rate-code input').value.length > 0")
@@ -298,3 +319,18 @@ def test_keyboard_shortcuts_answer_submit_and_navigate(studio, tmp_path_factory)
         app.close()
     rows = app.study_place.store.ratings(study.code)
     assert sorted((r["realism"], r["guess"]) for r in rows) == [(1, "real"), (4, "synthetic")]
+
+
+def test_the_admin_view_warns_about_burned_in_markers_and_says_whether_they_were_cropped():
+    import types
+
+    from medsynth.registry import load_registry
+
+    studio_like = types.SimpleNamespace(registry=load_registry())
+    films = types.SimpleNamespace(config={"cells": ["chest_xray/normal", "chest_xray/covid19"], "crop_margin": 0.0})
+    note = studies_tab.marker_note(studio_like, films)
+    assert "Chest X-ray images can carry burned-in markers and text" in note and "was not cropped" in note
+    cropped = types.SimpleNamespace(config={"cells": ["chest_xray/normal"], "crop_margin": 0.06})
+    assert "cropped 6% of each side" in studies_tab.marker_note(studio_like, cropped)
+    skin = types.SimpleNamespace(config={"cells": ["dermatology/mel"], "crop_margin": 0.0})
+    assert studies_tab.marker_note(studio_like, skin) == ""

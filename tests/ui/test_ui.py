@@ -3,6 +3,7 @@
 import csv
 import io
 import zipfile
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -93,7 +94,7 @@ def test_findings_only_mode_ignores_class_and_attributes(studio):
     *_, png = run_generate(
         studio, findings="a faint ring", findings_mode=generate_tab.FINDINGS_ONLY, slot_1="left", n=1
     )
-    assert read_provenance(png)["prompt"] == "a faint ring"
+    assert read_provenance(png)["prompt"] == "alpha scan, a faint ring"  # class and attributes dropped, modality kept
 
 
 def test_validated_generation_reports_rounds(studio):
@@ -102,7 +103,8 @@ def test_validated_generation_reports_rounds(studio):
     seen = read_provenance(cards[0]["png"])["scores"]["predicted"]
     _, cards, _, status, *_ = run_generate(studio, label=seen, validate=True, rounds=2, n=2, threshold=0.0)
     assert "round(s)" in status and "classifier agreement" in status
-    assert len(cards) == 2 and all("agrees with what was asked" in c["card"] for c in cards)
+    assert len(cards) == 2 and all("✅ In the classifier's opinion this shows" in c["card"] for c in cards)
+    assert all("0% needed" in c["card"] for c in cards)  # the confidence it was asked for, stated
     _, cards, _, status, *_ = run_generate(studio, label=seen, validate=True, rounds=1, n=2, threshold=1.0)
     assert cards == [] and "no image passed validation" in status
 
@@ -119,6 +121,11 @@ def test_validated_generation_reports_rounds(studio):
         ({"findings": "!!!", "findings_mode": generate_tab.FINDINGS_ONLY}, "must contain words"),
         ({"findings": None, "findings_mode": generate_tab.FINDINGS_ONLY}, "prompt is empty"),
         ({"domain": "gamma"}, "unavailable"),
+        ({"n": "many"}, "n must be a whole number; got 'many'"),
+        ({"guidance": "strong"}, "guidance must be a number; got 'strong'"),
+        ({"rounds": 2.5}, "max_rounds must be a whole number"),
+        ({"threshold": "high"}, "threshold must be a number"),
+        ({"number": "old"}, "age must be a whole number"),
     ],
 )
 def test_bad_input_becomes_a_readable_error(studio, changes, message):
@@ -135,13 +142,21 @@ def test_selecting_an_image_shows_its_card(studio):
     assert generate_tab.select_image([], gr.SelectData(None, {"index": 0, "value": None})) == ("", {}, None)
 
 
-def test_quiz_round_trip_keeps_score_and_hides_the_answer(studio):
+@pytest.fixture
+def lenient_quiz(monkeypatch):
+    """The tiny random classifier rarely reaches 50%: accept a case when it names the class at all."""
+    monkeypatch.setattr(quiz_tab, "QUIZ_THRESHOLD", 0.0)
+
+
+def test_quiz_round_trip_keeps_score_and_hides_the_answer(studio, lenient_quiz):
     state = quiz_tab.new_quiz_state()
     image, choices, header, feedback, state = quiz_tab.next_question(studio, "alpha", state, seed=5)
     truth = state["current"]["label"]
     record = read_provenance(image)
     assert "label" not in record and "prompt" not in record and record["synthetic"] is True
     assert [value for _, value in choices.choices] == ["a1", "a2", "a3"] and "Alpha" in header
+    assert "accepted it for its class at 0% confidence" in header  # said before the answer, not after
+    assert "✅ In the classifier's opinion this shows" in state["current"]["card"]  # only accepted cases are served
     wrong = next(c for c in ("a1", "a2", "a3") if c != truth)
     feedback, score, table, state = quiz_tab.answer(studio, state, wrong)
     assert feedback.startswith("❌") and f"Class {truth}" in feedback and "Classifier sees" in feedback
@@ -154,7 +169,14 @@ def test_quiz_round_trip_keeps_score_and_hides_the_answer(studio):
         quiz_tab.answer(studio, state, "a1")
 
 
-def test_quiz_answer_needs_a_choice(studio):
+def test_quiz_says_when_no_case_passes_instead_of_serving_a_rejected_one(studio, monkeypatch):
+    monkeypatch.setattr(quiz_tab, "QUIZ_THRESHOLD", 1.0)  # a softmax never reaches 100%: every draw is rejected
+    image, choices, header, _, state = quiz_tab.next_question(studio, "alpha", quiz_tab.new_quiz_state(), seed=5)
+    assert image is None and choices.choices == [] and state["current"] is None
+    assert "No Alpha case passed the classifier check in 3 tries" in header
+
+
+def test_quiz_answer_needs_a_choice(studio, lenient_quiz):
     _, _, _, _, state = quiz_tab.next_question(studio, "beta", quiz_tab.new_quiz_state(), seed=2)
     with pytest.raises(gr.Error, match="Pick an answer"):
         quiz_tab.answer(studio, state, None)
@@ -162,7 +184,12 @@ def test_quiz_answer_needs_a_choice(studio):
 
 def test_compare_shows_held_out_real_images_beside_synthetic(studio, reference_root):
     real, synthetic, note = compare_tab.compare(studio, "alpha", "a2", 3, seed=1)
-    assert sorted(p for p, _ in real) == sorted(str(reference_root / "alpha" / "images" / f"{i}.png") for i in (0, 1))
+    originals = sorted((reference_root / "alpha" / "images" / f"{i}.png").read_bytes() for i in (0, 1))
+    copies = [Path(p).with_name(Path(p).name.replace(".display", "")) for p, _ in real]
+    assert sorted(c.read_bytes() for c in copies) == originals  # the two held-out a2 images, copied
+    assert all(Path(p).is_relative_to(studio.workdir) for p, _ in real)  # served from the app's own folder
+    with Image.open(real[0][0]) as shown, Image.open(copies[0]) as native:
+        assert shown.width >= 384 and shown.width % native.width == 0  # enlarged for the screen by a whole factor
     assert len(synthetic) == 3 and "held-out test" in note
     real, synthetic, note = compare_tab.compare(studio, "beta", "b1", 1, seed=1)
     assert real == [] and "No reference images for beta" in note
@@ -174,10 +201,37 @@ def test_compare_explains_how_to_configure_without_reference(engine, tiny_regist
     assert "MEDSYNTH_REFERENCE" in note
 
 
-def test_about_lists_pack_domains_and_limitations(studio):
+def test_about_is_a_short_page_for_trainees_with_the_model_card_a_click_away(studio):
     text = about_tab.about_markdown(studio)
-    assert "`tiny`" in text and "**Alpha**" in text and "Gamma" in text and "unavailable" in text
-    assert "never be used for diagnosis" in text and "No model card" in text
+    for heading in ("What these images are", "How they were made", "Specialties and their limits", "How to use them"):
+        assert f"## {heading}" in text
+    assert "`tiny`" in text and "**Alpha**" in text and "Gamma" in text and "not available here" in text
+    assert "32×32 pixels" in text and "not for making or checking a diagnosis" in text
+    assert len(text) < 4000  # a page to read, not the 4,400-px model card
+    assert about_tab.model_card(studio) == "_No model card found for this pack._"
+    shipped = load_registry().get_pack("mini").model_card
+    assert shipped.is_file() and "Model card" in shipped.read_text()
+
+
+def test_findings_counter_shows_characters_and_tokens_and_refuses_rather_than_cuts(studio):
+    short = generate_tab.findings_counter(studio, "alpha", "a1", "a faint ring", generate_tab.FINDINGS_EXTEND)
+    assert short.startswith("12 of 2,000 characters · the prompt is ") and "tokens the text encoder reads" in short
+    long = " ".join(["opacity"] * 700)  # 5,599 characters, as a paste would bring
+    assert "too long" in generate_tab.findings_counter(studio, "alpha", "a1", long, generate_tab.FINDINGS_EXTEND)
+    with pytest.raises(gr.Error, match="the limit is 2000"):
+        run_generate(studio, findings=long)
+    cut = generate_tab.findings_counter(studio, "alpha", "a1", " ".join(["opacity"] * 60), generate_tab.FINDINGS_EXTEND)
+    assert "will be ignored" in cut
+    assert generate_tab.findings_counter(studio, "alpha", "a1", "", generate_tab.FINDINGS_EXTEND) == ""
+
+
+def test_user_text_renders_as_text_in_the_score_card(studio):
+    markup = "<img src=x> <b>bold</b> [link](http://x) **strong** <script>alert(1)</script>"
+    _, cards, *_ = run_generate(studio, findings=markup, n=1)
+    card = cards[0]["card"]
+    for raw in ("<img", "<b>", "<script", "](http", "**strong**"):
+        assert raw not in card
+    assert "&lt;img src=x&gt;" in card and "\\*\\*strong\\*\\*" in card
 
 
 def test_app_builds_and_says_which_pack_is_missing(tmp_path):
@@ -201,3 +255,36 @@ def tmp_registry_without_pack(tmp_path):
     path = tmp_path / "registry.toml"
     path.write_text(text)
     return path
+
+
+def test_api_clients_get_the_forms_one_line_reasons_not_a_generic_failure(studio, tmp_path, caplog, capfd):
+    """Through gradio_client, a non-integer seed used to fail in Gradio's own number check ("upstream app raised
+    an exception"); and every refusal logged a full traceback."""
+    import logging
+    import socket
+
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    app = create_app(studio, studies_db=str(tmp_path / "studies.db"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, show_error=False, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}", verbose=False, download_files=False)
+        inputs = dict(GENERATE_DEFAULTS, domain="alpha", label="a1")
+        order = ["domain", "label", "findings", "findings_mode", "slot_1", "slot_2", "slot_3", "number", "n", "seed",
+                 "random_seed", "steps", "guidance", "validate", "rounds", "threshold"]  # fmt: skip
+        for field, value, message in [("seed", "abc", "seed must be a whole number; got 'abc'"),
+                                      ("seed", 1.5, "seed must be a whole number; got 1.5"),
+                                      ("n", "many", "n must be a whole number")]:  # fmt: skip
+            with caplog.at_level(logging.INFO, logger="medsynth.ui.text"):
+                with pytest.raises(AppError, match=message):
+                    client.predict(*[value if k == field else inputs[k] for k in order], api_name="/generate")
+        assert "user error: seed must be a whole number" in caplog.text  # one line per refusal
+        assert "Traceback" not in capfd.readouterr().err  # Gradio printed one per refusal before
+        result = client.predict(*[inputs[k] for k in order], api_name="/generate")  # good input still works
+        assert "2 image(s)" in result[2]  # gallery, seed, status, …: the state is not part of the API
+    finally:
+        app.close()

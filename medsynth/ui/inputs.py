@@ -1,0 +1,57 @@
+"""Numbers from forms and from API clients, checked by us so a bad value gets a one-line reason.
+
+Gradio's own Number and Slider turn an API client's "abc" into a generic "upstream app raised an
+exception" before our callback runs, and round 1.5 to 2 without a word; these pass the raw value on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from medsynth.generation.engine import RequestError
+
+
+class CheckedNumber(gr.Number):
+    """gr.Number whose value reaches the callback as sent (the callback checks it)."""
+
+    is_template = True  # the browser draws it as a Number
+
+    def preprocess(self, payload: Any) -> Any:
+        return payload
+
+
+class CheckedSlider(gr.Slider):
+    """gr.Slider whose value reaches the callback as sent (the callback checks it)."""
+
+    is_template = True
+
+    def preprocess(self, payload: Any) -> Any:
+        return payload
+
+
+def whole_number(name: str, value: Any, default: int | None = None) -> int | None:
+    """A whole number from a form or an API call; blank gives `default`."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise RequestError(f"{name} must be a whole number; got {value!r}") from None
+    if isinstance(value, bool) or not number.is_integer():
+        raise RequestError(f"{name} must be a whole number; got {value!r}")
+    return int(number)
+
+
+def real_number(name: str, value: Any, default: float | None = None) -> float | None:
+    """A number from a form or an API call; blank gives `default`."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise RequestError(f"{name} must be a number; got {value!r}") from None
+    if isinstance(value, bool) or number != number:  # NaN
+        raise RequestError(f"{name} must be a number; got {value!r}")
+    return number
