@@ -1,6 +1,10 @@
-"""Generator benchmark: cold start, request latency, and adapter switching against the naive ways.
+"""Generator benchmark: cold start, request latency against the pipeline's FLOP floor and an earlier pack,
+and adapter switching against the naive ways.
 
-    python bench/bench_generator.py [--pack mini] [--repeats 3]
+    python bench/bench_generator.py [--pack mini] [--repeats 3] [--baseline-registry OLD.toml]
+
+The FLOP floor: the pipeline's floating-point operations for one request (counted by torch's FlopCounterMode)
+divided by the bf16 matmul rate measured in the same run; no implementation on these cores could be faster.
 
 Everything is measured in this run on this machine, so the ratios hold even on a noisy host.
 Uses the embedded pack when it is present, else a tiny random pack (and says so).
@@ -32,11 +36,33 @@ def timed(function, repeats: int) -> list[float]:
     return times
 
 
+def matmul_rate(size: int = 2048, repeats: int = 5) -> float:
+    """bf16 matmul GFLOP/s on this machine, now (the cores' practical ceiling)."""
+    a, b = torch.randn(size, size).bfloat16(), torch.randn(size, size).bfloat16()
+    a @ b
+    best = min(timed(lambda: a @ b, repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def flop_floor(request) -> tuple[float, float, float]:
+    """(seconds, FLOPs, GFLOP/s): one request's counted FLOPs at the measured bf16 matmul rate."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        request()
+    flops = counter.get_total_flops()
+    rate = matmul_rate()
+    return flops / (rate * 1e9), flops, rate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pack", default="mini")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--switch-steps", type=int, default=4, help="denoising steps per request in the switching test")
+    parser.add_argument(
+        "--baseline-registry", type=Path, default=None, help="a registry whose same-named pack is the earlier one"
+    )
     args = parser.parse_args()
     quiet_libraries()
     registry, pack, note = pack_or_tiny(args.pack)
@@ -60,6 +86,15 @@ def main() -> None:
         )
 
     generate_only = timed(generation(engine.generator, first.name), args.repeats)
+    floor, flops, rate = flop_floor(generation(engine.generator, first.name))
+    baseline = None
+    if args.baseline_registry is not None:
+        from medsynth.registry import load_registry
+
+        old = MedSynth(load_registry(args.baseline_registry), pack)
+        generation(old.generator, first.name)()
+        baseline = statistics.median(timed(generation(old.generator, first.name), args.repeats))
+        del old
     served = "guided against the bare base" if first.name in engine.generator.base_guided else "usual guidance"
     # baselines in the same run, each a generator of its own: the adapter fused with the usual guidance, the
     # adapter applied unfused by the PEFT layers, and the adapter guided against the bare base's unconditional
@@ -122,6 +157,11 @@ def main() -> None:
     print(
         f"| the same, generation only (no scoring), as served ({first.name}: LoRA fused, {served}) | {statistics.median(generate_only):.2f} | median of {args.repeats} |"
     )
+    print(f"| FLOP floor of that request: {flops / 1e9:.1f} GFLOP at {rate:.0f} GFLOP/s (bf16 matmul, this run) | {floor:.2f} | "
+          f"served is {statistics.median(generate_only) / floor:.1f}× the floor |")  # fmt: skip
+    if baseline is not None:
+        print(f"| the same request on the baseline pack ({args.baseline_registry}) | {baseline:.2f} | "
+              f"{statistics.median(generate_only) / baseline:.2f}× |")  # fmt: skip
     for name, times in variant_times.items():
         print(f"| generation only, {name} | {statistics.median(times):.2f} | same run |")
     print(f"| generation only, bare base (no LoRA) | {statistics.median(generate_bare):.2f} | lower bound, same run |")

@@ -51,22 +51,8 @@ def test_bad_input_gives_one_line_and_exit_code_2(cli, tmp_path, argv, message):
 
 def test_generate_writes_the_pngs_and_manifest_it_reports(cli, tmp_path):
     out = tmp_path / "out"
-    code, stdout, _ = cli(
-        "generate",
-        "--domain",
-        "alpha",
-        "--label",
-        "a3",
-        "--attr",
-        "age=50",
-        "--n",
-        "3",
-        "--seed",
-        "7",
-        "--out",
-        str(out),
-        "--quiet",
-    )
+    request = ["generate", "--domain", "alpha", "--label", "a3", "--attr", "age=50", "--n", "3", "--seed", "7"]
+    code, stdout, _ = cli(*request, "--out", str(out), "--quiet")
     assert code == 0 and "wrote 3 image(s)" in stdout and "seed: 7" in stdout
     with (out / "manifest.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -77,38 +63,8 @@ def test_generate_writes_the_pngs_and_manifest_it_reports(cli, tmp_path):
         assert record["prompt"] == row["prompt"] == "alpha scan showing a3 finding, 50-year-old"
         assert str(record["seed"]) == row["seed"] and record["scores"]["predicted"] == row["predicted"]
     # the same request again replaces rows instead of duplicating them; a new seed adds rows
-    cli(
-        "generate",
-        "--domain",
-        "alpha",
-        "--label",
-        "a3",
-        "--attr",
-        "age=50",
-        "--n",
-        "3",
-        "--seed",
-        "7",
-        "--out",
-        str(out),
-        "--quiet",
-    )
-    cli(
-        "generate",
-        "--domain",
-        "alpha",
-        "--label",
-        "a3",
-        "--attr",
-        "age=50",
-        "--n",
-        "1",
-        "--seed",
-        "100",
-        "--out",
-        str(out),
-        "--quiet",
-    )
+    cli(*request, "--out", str(out), "--quiet")
+    cli(*request[:-4], "--n", "1", "--seed", "100", "--out", str(out), "--quiet")
     with (out / "manifest.csv").open() as handle:
         assert [row["seed"] for row in csv.DictReader(handle)] == ["7", "8", "9", "100"]
 
