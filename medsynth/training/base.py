@@ -92,7 +92,8 @@ def calibrate_scaling_factor(vae: AutoencoderKL, sets, per_domain: int = 128) ->
         for _, data in sets:
             sample = to_unit_tensor(data.images[:per_domain])
             latents.append(vae.encode(sample.to(vae.device)).latent_dist.mode().flatten())
-    return float(1.0 / torch.cat(latents).std())
+    # 6 significant digits: the same on any thread count, so cached latents (keyed by it) are found again
+    return float(f"{1.0 / torch.cat(latents).std().item():.6g}")
 
 
 def train_base(config: BaseTrainConfig) -> Path:
