@@ -33,25 +33,28 @@ class CheckedSlider(gr.Slider):
 
 def whole_number(name: str, value: Any, default: int | None = None) -> int | None:
     """A whole number from a form or an API call; blank gives `default`."""
-    if value is None or (isinstance(value, str) and not value.strip()):
+    number = _parsed_number(name, value, "a whole number")
+    if number is None:
         return default
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise RequestError(f"{name} must be a whole number; got {value!r}") from None
-    if isinstance(value, bool) or not number.is_integer():
+    if not number.is_integer():
         raise RequestError(f"{name} must be a whole number; got {value!r}")
     return int(number)
 
 
 def real_number(name: str, value: Any, default: float | None = None) -> float | None:
     """A number from a form or an API call; blank gives `default`."""
+    number = _parsed_number(name, value, "a number")
+    return default if number is None else number
+
+
+def _parsed_number(name: str, value: Any, what: str) -> float | None:
+    """`value` as a float, None when blank; booleans, NaN and text that is no number are refused."""
     if value is None or (isinstance(value, str) and not value.strip()):
-        return default
+        return None
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise RequestError(f"{name} must be a number; got {value!r}") from None
+        raise RequestError(f"{name} must be {what}; got {value!r}") from None
     if isinstance(value, bool) or number != number:  # NaN
-        raise RequestError(f"{name} must be a number; got {value!r}")
+        raise RequestError(f"{name} must be {what}; got {value!r}")
     return number
