@@ -220,6 +220,10 @@ class EvaluatorTrainConfig:
         0.5, help="share of training images slightly blurred or noised: without it an evaluator reads a 0.8 px blur of a "
         "normal chest film as pneumonia, so it would judge the decoder, not the finding",
     )  # fmt: skip
+    select: str = option(
+        "balanced", help="how val picks the epoch: balanced (balanced accuracy + macro-F1) or accuracy (with "
+        "--class-power 0: the ImageNet probe the pack classifiers' accuracy bar is measured against)",
+    )  # fmt: skip
     seed: int = option(DEFAULT_SEED, help=f"random seed; seeds other than {DEFAULT_SEED} join the evaluator panel")
     root: Path = option(
         help="the evaluator set it joins (a folder of evaluators per domain)", factory=lambda: evaluators_dir()

@@ -22,7 +22,7 @@ from medsynth.imaging import to_unit_interval
 from medsynth.models.classifier import ClassifierConfig, save_classifier
 from medsynth.models.evaluator import EVAL_SIZE, evaluator_folder
 from medsynth.models.features import IMAGENET_MEAN, IMAGENET_STD, efficientnet_lite0
-from medsynth.models.fitting import augment, balanced_class_weights, fit_temperature
+from medsynth.models.fitting import SELECTION, augment, balanced_class_weights, fit_temperature
 from medsynth.models.metrics import classification_metrics
 from medsynth.precision import autocast, training_device
 from medsynth.registry import load_registry
@@ -43,6 +43,9 @@ def _prepare(
 def train_evaluator(config: EvaluatorTrainConfig) -> Path:
     if not 0 <= config.degrade <= 1:
         raise ValueError(f"degrade is a share of training images, between 0 and 1; got {config.degrade}")
+    if config.select not in SELECTION:
+        raise ValueError(f"select must be one of {', '.join(SELECTION)}; got {config.select!r}")
+    selection_score = SELECTION[config.select]
     device = training_device()
     generator = seed_everything(config.seed)
     classes, (train, val), (y_train, y_val) = labelled_splits(config.domain, config.resolution)
@@ -84,14 +87,14 @@ def train_evaluator(config: EvaluatorTrainConfig) -> Path:
             schedule.step()
         metrics = classification_metrics(y_val.numpy(), logits_of(val.images).argmax(1).numpy(), len(classes))
         history.append({"epoch": epoch + 1, **metrics})
-        if metrics["balanced_accuracy"] + metrics["macro_f1"] > best:
-            best, best_state = metrics["balanced_accuracy"] + metrics["macro_f1"], copy.deepcopy(model.state_dict())
+        if selection_score(metrics) > best:  # model selection on the validation split only
+            best, best_state = selection_score(metrics), copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
     model_config = ClassifierConfig(
         classes=classes, arch="efficientnet_lite0", image_size=EVAL_SIZE, stem="imagenet",
         mean=IMAGENET_MEAN, std=IMAGENET_STD, temperature=fit_temperature(logits_of(val.images), y_val),
     )  # fmt: skip
-    chosen = max(history, key=lambda h: h["balanced_accuracy"] + h["macro_f1"])
+    chosen = max(history, key=selection_score)
     model_config.metrics = {f"val_{k}": round(v, 4) for k, v in chosen.items()}
     out = Path(config.out or evaluator_folder(config.domain, config.seed, config.root))
     save_classifier(model.cpu(), model_config, out)

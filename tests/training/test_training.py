@@ -259,3 +259,39 @@ def test_adversarial_weight_is_the_ratio_of_gradient_norms_at_the_last_layer():
     layer = torch.ones(4, requires_grad=True)
     assert adaptive_weight((3 * layer).sum(), (0.5 * layer).sum(), layer).item() == pytest.approx(6.0, rel=1e-3)
     assert build_discriminator()(torch.zeros(2, 3, 64, 64)).shape == (2, 1, 14, 14)  # one score per patch
+
+
+@pytest.mark.parametrize(("select", "epoch"), [("balanced", 2), ("accuracy", 1)])
+def test_evaluator_keeps_the_epoch_its_selection_rule_prefers(select, epoch, tmp_path, monkeypatch):
+    """`--select accuracy --class-power 0` makes the ImageNet probe of the classifier bar. Tiny random images;
+    the validation metrics are scripted so that each rule prefers another epoch and neither prefers the last."""
+    from medsynth.models.classifier import load_classifier
+    from medsynth.training import evaluator
+    from medsynth.training.config import EvaluatorTrainConfig
+
+    rng = np.random.default_rng(0)
+
+    class Split:  # what labelled_splits hands out: images (uint8 NHWC) and a length
+        def __init__(self, n):
+            self.images = rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8)
+
+        def __len__(self):
+            return len(self.images)
+
+    targets = torch.tensor([0, 1, 2] * 8), torch.tensor([0, 0, 0, 1, 2] * 6)
+    monkeypatch.setattr(
+        evaluator, "labelled_splits", lambda domain, size: (["a", "b", "c"], (Split(24), Split(30)), targets)
+    )
+    scripted = iter([(0.7, 0.4, 0.4), (0.6, 0.6, 0.6), (0.5, 0.3, 0.3)])  # accuracy, balanced accuracy, macro-F1
+    monkeypatch.setattr(
+        evaluator, "classification_metrics",
+        lambda *_: dict(zip(("accuracy", "balanced_accuracy", "macro_f1"), next(scripted))),
+    )  # fmt: skip
+    config = EvaluatorTrainConfig(
+        domain="chest_xray", out=tmp_path / "probe", resolution=16, epochs=3, batch_size=8, class_power=0.0,
+        degrade=0.0, select=select,
+    )  # fmt: skip
+    _, model_config = load_classifier(evaluator.train_evaluator(config))
+    assert model_config.metrics["val_epoch"] == epoch
+    with pytest.raises(ValueError, match="select must be one of balanced, accuracy; got 'f1'"):
+        evaluator.train_evaluator(EvaluatorTrainConfig(domain="chest_xray", select="f1"))
