@@ -75,9 +75,10 @@ def assemble_pack(config: PackAssembleConfig) -> Path:
     shutil.copy2(base_run / "training_base.json", config.out / "base" / "training_base.json")
     if (start := start_record(base_run / "training_base.json")) is not None:
         shutil.copy2(start, config.out / "base" / START_RECORD)
-    shutil.copy2(
-        config.runs / "autoencoder" / "training_autoencoder.json", config.out / "base" / "training_autoencoder.json"
-    )
+    autoencoder_record = config.runs / config.autoencoder_run / "training_autoencoder.json"
+    if not autoencoder_record.is_file():
+        raise FileNotFoundError(f"{autoencoder_record} is missing: name the base's autoencoder run (--autoencoder-run)")
+    shutil.copy2(autoencoder_record, config.out / "base" / "training_autoencoder.json")
     if config.vae_run:
         install_decoder(config.runs / config.vae_run, config.out / "base")
     for domain in config.domains or load_registry().trained_domains():
@@ -86,4 +87,8 @@ def assemble_pack(config: PackAssembleConfig) -> Path:
         shutil.copy2(
             lora_run / f"training_lora_{domain}.json", config.out / "lora" / domain / f"training_lora_{domain}.json"
         )
+        if config.classifier_run:  # a classifier folder is the pack's layout already (weights, config, record)
+            _replace(config.runs / config.classifier_run / domain, config.out / "classifiers" / domain)
+    if config.clip_run:
+        _replace(config.runs / config.clip_run, config.out / "clip")
     return config.out

@@ -21,6 +21,13 @@ class PackAssembleConfig:
     base_run: str = option("base", help="run folder under --runs holding the base's pipeline/")
     lora_run: str = option("lora", help="run folder under --runs holding lora/<domain>")
     vae_run: str = option("", help="a `train autoencoder --decoder-only` run whose vae replaces the base pipeline's")
+    autoencoder_run: str = option(
+        "autoencoder", help="run folder under --runs of the autoencoder the base was trained on (its record is kept)"
+    )
+    classifier_run: str = option(
+        "", help="run folder under --runs holding <domain>/ classifiers (`train classifier --out`); empty: the pack's"
+    )
+    clip_run: str = option("", help="a `train clip --out` run folder under --runs; empty: the pack's CLIP stays")
 
 
 @dataclass

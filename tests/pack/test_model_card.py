@@ -90,6 +90,35 @@ def test_a_continued_base_lists_both_runs_and_the_pack_keeps_the_first_runs_reco
         assemble_pack(PackAssembleConfig(runs=runs, out=tmp_path / "mini2", base_run="more", lora_run="lora_more"))
 
 
+def test_a_pack_takes_its_autoencoder_record_classifiers_and_clip_from_named_runs(tmp_path):
+    """Pack v9 trains every part into runs/ and the pack folder changes only when assembled."""
+    from medsynth.pack.assemble import PackAssembleConfig, assemble_pack
+
+    runs, pack = tmp_path / "runs", tmp_path / "mini"
+    write_record(runs / "base128" / "training_base.json", {"steps": 5, "init_unet": None}, 5)
+    (runs / "base128" / "pipeline" / "unet").mkdir(parents=True)
+    write_record(runs / "ae128" / "training_autoencoder.json", {"steps": 6000, "resolution": 128}, 6000)
+    for domain in DOMAINS:
+        (runs / "lora128" / domain / "adapter").mkdir(parents=True)
+        write_record(runs / "lora128" / domain / f"training_lora_{domain}.json", {"steps": 7}, 7)
+        write_record(runs / "classifiers128" / domain / "training_classifier.json", {"image_size": 128}, 14)
+        write_record(pack / "classifiers" / domain / "training_classifier.json", {"image_size": 64}, 20)  # v8's
+    write_record(runs / "clip128" / "training_clip.json", {"resolution": 128}, 800)
+    config = PackAssembleConfig(runs=runs, out=pack, base_run="base128", lora_run="lora128", autoencoder_run="ae128")
+    with pytest.raises(FileNotFoundError, match="name the base's autoencoder run"):
+        assemble_pack(PackAssembleConfig(runs=runs, out=pack, base_run="base128", lora_run="lora128"))
+    assemble_pack(config)  # no classifier or CLIP run named: the pack keeps its own
+    assert json.loads((pack / "classifiers" / "chest_xray" / "training_classifier.json").read_text())["steps"] == 20
+    assert not (pack / "clip").exists()
+    config.classifier_run, config.clip_run = "classifiers128", "clip128"
+    assemble_pack(config)
+    assert json.loads((pack / "base" / "training_autoencoder.json").read_text())["steps"] == 6000
+    for domain in DOMAINS:
+        record = json.loads((pack / "classifiers" / domain / "training_classifier.json").read_text())
+        assert record["config"]["image_size"] == 128
+    assert json.loads((pack / "clip" / "training_clip.json").read_text())["config"]["resolution"] == 128
+
+
 def test_a_fine_tuned_decoder_replaces_the_base_vae_only_if_its_encoder_made_the_latents(tmp_path):
     from safetensors.torch import load_file
 
