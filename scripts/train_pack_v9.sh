@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Pack v9 (issue 17, in progress): 128 px end to end, bf16 autocast on CPUs with bf16 units.
-# Each step resumes from its checkpoint under runs/ (git-ignored). When v9 ships this replaces train_mini_pack.sh.
+# Diffusion runs resume from their checkpoints under runs/ (git-ignored); runs without one (classifiers, evaluators,
+# CLIP) are skipped once their record exists, so the script can be re-run after any interruption.
+# When v9 ships this replaces train_mini_pack.sh.
 # Wall times are on 2 CPU cores (each run's record names its hardware).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,10 +10,12 @@ export OMP_WAIT_POLICY=PASSIVE
 PY=${PYTHON:-python}
 DOMAINS="dermatology ophthalmology brain_mri chest_xray"
 RUNS=${MEDSYNTH_RUNS:-runs}
+once() { local record=$1; shift; [ -f "$record" ] || "$@"; }  # run "$@" unless its training record exists
 
 # evaluators trained on clean 128 px images (measurement only; never beside the pack)
 for d in $DOMAINS; do
-  $PY -m medsynth train evaluator --domain "$d" --resolution 128 --degrade 0 --epochs 4 --seed 1 --root "$RUNS/evaluators128/clean"
+  once "$RUNS/evaluators128/clean/$d/training_evaluator.json" \
+    $PY -m medsynth train evaluator --domain "$d" --resolution 128 --degrade 0 --epochs 4 --seed 1 --root "$RUNS/evaluators128/clean"
 done
 # two autoencoders of the same budget (6000 steps of 16 random 64 px crops, discriminator from step 2000;
 # 3.9 h each on one thread), chosen on val by what survives the round trip
@@ -40,4 +44,28 @@ for spec in "A 64,128,192" "D 32,96,192,256"; do
   $PY -m medsynth train base --out "$RUNS/base128_$1" --vae "$RUNS/v9_vae" --resolution 128 \
     --block-out-channels "$2" --prediction-type v_prediction --snr-gamma 5 --steps 1100 --checkpoint-every 100
 done
-# result: A (val_loss_ema 0.374) over D (0.410); A continues (next sessions) with --init-unet in segments
+# result: A (val_loss_ema 0.374) over D (0.410); A continues for 8000 steps (~1.3 s/step on 2 threads, resumable)
+$PY -m medsynth train base --out "$RUNS/base128_A_long" --vae "$RUNS/v9_vae" --resolution 128 --block-out-channels 64,128,192 \
+  --prediction-type v_prediction --snr-gamma 5 --steps 8000 --checkpoint-every 200 --init-unet "$RUNS/base128_A/pipeline/unet"
+# the four adapters on it, v8's recipe (dermatology draws every class equally often) with the base's min-SNR weighting
+for d in $DOMAINS; do
+  power=0.5; [ "$d" = dermatology ] && power=1.0
+  $PY -m medsynth train lora --domain "$d" --steps 1200 --targets attention+resnet --class-power "$power" --snr-gamma 5 \
+    --base "$RUNS/base128_A_long/pipeline" --out "$RUNS/lora128/$d"
+done
+# classifiers at 128 px (v8's recipe per domain), and the ImageNet EfficientNet-Lite0 probes trained for accuracy
+# that their bar is measured against (real test accuracy >= 0.9 x the probe's)
+once "$RUNS/classifiers128/ophthalmology/training_classifier.json" $PY -m medsynth train classifier --domain ophthalmology --image-size 128 --epochs 14 --out "$RUNS/classifiers128/ophthalmology"
+once "$RUNS/classifiers128/chest_xray/training_classifier.json" $PY -m medsynth train classifier --domain chest_xray --image-size 128 --epochs 14 --out "$RUNS/classifiers128/chest_xray"
+once "$RUNS/classifiers128/dermatology/training_classifier.json" $PY -m medsynth train classifier --domain dermatology --image-size 128 --epochs 30 --select accuracy --out "$RUNS/classifiers128/dermatology"
+once "$RUNS/classifiers128/brain_mri/training_classifier.json" $PY -m medsynth train classifier --domain brain_mri --image-size 128 --epochs 20 --out "$RUNS/classifiers128/brain_mri"
+for d in $DOMAINS; do
+  once "$RUNS/probes128/$d/training_evaluator.json" $PY -m medsynth train evaluator --domain "$d" --resolution 128 --degrade 0 \
+    --class-power 0 --select accuracy --epochs 4 --seed 1 --root "$RUNS/probes128"
+done
+once "$RUNS/clip128/training_clip.json" $PY -m medsynth train clip --resolution 128 --steps 800 --out "$RUNS/clip128"
+# measurement only: evaluators with half their training images slightly blurred or noised, beside the clean ones
+for d in $DOMAINS; do
+  once "$RUNS/evaluators128/degraded/$d/training_evaluator.json" $PY -m medsynth train evaluator --domain "$d" \
+    --resolution 128 --degrade 0.5 --epochs 4 --seed 1 --root "$RUNS/evaluators128/degraded"
+done
