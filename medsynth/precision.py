@@ -48,8 +48,17 @@ def _log_float32_once() -> None:
     logger.info("this CPU has no bf16 units (AMX / AVX-512 BF16): models run in float32 on it")
 
 
+def training_processes():
+    """accelerate's view of the processes training together: one, or those of `accelerate launch` (rank, world
+    size, device, main_process_first); without CUDA they talk over gloo."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 def training_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """This process's device: under `accelerate launch` each process has its own GPU (cuda:<local rank>)."""
+    return training_processes().device
 
 
 def inference_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
@@ -84,8 +93,9 @@ def precision_name(device: torch.device | str) -> str:
 
 def hardware() -> str:
     """The machine a run used, for run records: device, threads, number format."""
+    processes = training_processes().num_processes
+    together = f", {processes} processes" if processes > 1 else ""
     if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}, {precision_name('cuda')})"
-    return (
-        f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {precision_name('cpu')}"
-    )
+        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}, {precision_name('cuda')}{together})"
+    threads = f"{torch.get_num_threads()} threads"
+    return f"CPU {platform.processor() or platform.machine()}, {threads}, {precision_name('cpu')}{together}"

@@ -241,10 +241,15 @@ def run_diffusion_training(
 
     Only parameters with requires_grad are optimised (all of the base; the LoRA layers of an adapter). `ema`
     (diffusers' EMAModel over the same parameters) is updated after every step and checkpointed with the run.
-    Returns (steps done, wall seconds, smoothed final loss).
+    Under `accelerate launch` (several GPUs) every process draws its own `batch_size` latents, gradients are
+    averaged across processes, and the main process keeps the checkpoint. Returns (steps done, wall seconds,
+    smoothed final loss).
     """
     import time
 
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(cpu=torch.device(device).type == "cpu")
     trainable = [p for p in unet.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=settings.weight_decay)
     lr_schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -259,19 +264,25 @@ def run_diffusion_training(
             f"{checkpoint.path} belongs to a {lr_schedule.total_steps}-step run, not {settings.steps} steps: "
             "delete it to start over, or train into another --out folder"
         )
+    # one process: the model and optimizer as they are; several: the model wrapped for gradient averaging. The
+    # schedule is not prepared: it steps once per optimiser step however many processes there are.
+    model, prepared_optimizer = accelerator.prepare(unet, optimizer)
     started = time.perf_counter() - elapsed
     running = None
-    bar = tqdm(total=settings.steps, initial=step, desc=settings.desc, unit="step")
+    bar = tqdm(
+        total=settings.steps, initial=step, desc=settings.desc, unit="step", disable=not accelerator.is_main_process
+    )
     while step < settings.steps:
-        index = torch.multinomial(weights, settings.batch_size, replacement=True, generator=generator)
-        batch = latents.sample(index, generator).to(device)
-        cond = text_states[pick_captions(latents, index, settings.caption_dropout, generator)].to(device, torch.float32)
+        draw = _process_generator(generator, accelerator.process_index, accelerator.num_processes)
+        index = torch.multinomial(weights, settings.batch_size, replacement=True, generator=draw)
+        batch = latents.sample(index, draw).to(device)
+        cond = text_states[pick_captions(latents, index, settings.caption_dropout, draw)].to(device, torch.float32)
         with autocast(device):
-            loss = diffusion_loss(unet, scheduler, batch, cond, generator, settings.snr_gamma)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-        optimizer.step()
+            loss = diffusion_loss(model, scheduler, batch, cond, draw, settings.snr_gamma)
+        prepared_optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(trainable, 1.0)
+        prepared_optimizer.step()
         lr_schedule.step()
         if ema is not None:
             ema.step(unet.parameters())
@@ -280,9 +291,21 @@ def run_diffusion_training(
         bar.update(1)
         bar.set_postfix(loss=f"{running:.4f}")
         if step % settings.checkpoint_every == 0 or step == settings.steps:
-            checkpoint.save(step, time.perf_counter() - started, **states)
+            if accelerator.is_main_process:
+                checkpoint.save(step, time.perf_counter() - started, **states)
+            accelerator.wait_for_everyone()
     bar.close()
     return step, time.perf_counter() - started, running if running is not None else float("nan")
+
+
+def _process_generator(shared: torch.Generator, rank: int, processes: int) -> torch.Generator:
+    """The random stream this process draws a step's batch and noise from. One process: the run's own (so a resumed
+    run continues it). Several: a stream per process, seeded from the shared one (identical on every process and
+    checkpointed), so processes draw different batches and a resumed run draws new ones."""
+    if processes == 1:
+        return shared
+    seed = int(torch.randint(2**40, (1,), generator=shared))
+    return torch.Generator().manual_seed(seed * processes + rank)
 
 
 PREDICTION_TYPES = ("epsilon", "v_prediction")

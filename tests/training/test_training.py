@@ -295,3 +295,51 @@ def test_evaluator_keeps_the_epoch_its_selection_rule_prefers(select, epoch, tmp
     assert model_config.metrics["val_epoch"] == epoch
     with pytest.raises(ValueError, match="select must be one of balanced, accuracy; got 'f1'"):
         evaluator.train_evaluator(EvaluatorTrainConfig(domain="chest_xray", select="f1"))
+
+
+def test_each_process_draws_its_own_batches_from_the_shared_checkpointed_stream():
+    from medsynth.training.diffusion import _process_generator
+
+    shared = torch.Generator().manual_seed(0)
+    assert _process_generator(shared, 0, 1) is shared  # one process: the run's own stream, as before
+    draws, states = [], []
+    for rank in (0, 1):
+        stream = torch.Generator().manual_seed(0)  # every process holds the same shared stream
+        draws.append(torch.rand(4, generator=_process_generator(stream, rank, 2)))
+        states.append(stream.get_state())
+    assert not torch.equal(draws[0], draws[1])
+    assert torch.equal(states[0], states[1])  # the shared stream moved on alike: the checkpoint holds one state
+    resumed = torch.Generator().manual_seed(0)
+    resumed.set_state(states[0])
+    assert not torch.equal(torch.rand(4, generator=_process_generator(resumed, 0, 2)), draws[0])  # new batches
+
+
+def test_lora_trains_data_parallel_under_accelerate_launch(tmp_path):
+    """Two CPU processes (gloo), the GPU path's launcher: one record and one adapter, written by the main process,
+    and weights unlike one process's (twice the latents per step)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from medsynth.paths import PROJECT_ROOT
+
+    base = save_tiny_pipeline(tmp_path / "base", text="clip")
+    data = write_image_folder(tmp_path / "data", ["normal", "pneumonia", "covid19"])
+    train = ["train-lora", "--base", str(base), "--text-encoder", "", "--domain", "chest_xray", "--data", str(data),
+             "--steps", "4", "--batch-size", "4", "--lr", "0.01", "--checkpoint-every", "2"]  # fmt: skip
+    env = {**os.environ, "MEDSYNTH_RUNS": str(tmp_path / "runs"), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "medsynth"]  # fmt: skip
+    result = subprocess.run(
+        [*launch, *train, "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=300,
+        cwd=PROJECT_ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads((tmp_path / "two" / "training_lora_chest_xray.json").read_text())
+    assert record["hardware"].endswith(", 2 processes") and record["steps"] == 4
+    assert main([*train, "--out", str(tmp_path / "one")]) == 0
+    assert "processes" not in json.loads((tmp_path / "one" / "training_lora_chest_xray.json").read_text())["hardware"]
+    weights = [load_file(tmp_path / run / "adapter" / "pytorch_lora_weights.safetensors") for run in ("one", "two")]
+    assert weights[0].keys() == weights[1].keys()
+    assert any(not torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
