@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import platform
+from datetime import timedelta
 from functools import lru_cache
 
 import torch
@@ -53,7 +54,8 @@ def training_processes():
     size, device, main_process_first); without CUDA they talk over gloo."""
     from accelerate import PartialState
 
-    return PartialState(cpu=not torch.cuda.is_available())
+    # the first call starts the process group: the others may wait that long while the main one fills a cache
+    return PartialState(cpu=not torch.cuda.is_available(), timeout=timedelta(hours=2))
 
 
 def training_device() -> torch.device:

@@ -38,8 +38,8 @@ def start_record(base_record: Path) -> Path | None:
     return record
 
 
-def install_decoder(run: Path, base: Path) -> None:
-    """Swap a fine-tuned decoder into a base pipeline: only if its encoder is the one the UNet's latents came from."""
+def checked_decoder(run: Path, base: Path) -> AutoencoderKL:
+    """A fine-tuned autoencoder, refused unless its encoder is the one the base's UNet latents came from."""
     if not (run / "vae" / "config.json").is_file():
         raise FileNotFoundError(f"{run / 'vae'} is missing: run `train autoencoder --decoder-only` first")
     tuned = AutoencoderKL.from_pretrained(run / "vae")
@@ -64,31 +64,46 @@ def install_decoder(run: Path, base: Path) -> None:
     tuned.register_to_config(
         scaling_factor=shipped.config.scaling_factor
     )  # calibrated on these latents by `train base`
+    return tuned
+
+
+def install_decoder(run: Path, base: Path) -> None:
+    """Swap a fine-tuned decoder into a base pipeline: only if its encoder is the one the UNet's latents came from."""
+    tuned = checked_decoder(run, base)
     shutil.rmtree(base / "vae")
     tuned.half().save_pretrained(base / "vae", safe_serialization=True)  # the pipeline's precision
     shutil.copy2(run / "training_autoencoder.json", base / DECODER_RECORD)
 
 
 def assemble_pack(config: PackAssembleConfig) -> Path:
+    """Copy the named runs' parts into the pack folder; every source is checked before anything is written."""
     base_run = config.runs / config.base_run
-    _replace(base_run / "pipeline", config.out / "base")
-    shutil.copy2(base_run / "training_base.json", config.out / "base" / "training_base.json")
-    if (start := start_record(base_run / "training_base.json")) is not None:
-        shutil.copy2(start, config.out / "base" / START_RECORD)
-    autoencoder_record = config.runs / config.autoencoder_run / "training_autoencoder.json"
-    if not autoencoder_record.is_file():
-        raise FileNotFoundError(f"{autoencoder_record} is missing: name the base's autoencoder run (--autoencoder-run)")
-    shutil.copy2(autoencoder_record, config.out / "base" / "training_autoencoder.json")
-    if config.vae_run:
-        install_decoder(config.runs / config.vae_run, config.out / "base")
+    base = config.out / "base"
+    folders = {base_run / "pipeline": base}  # replaced whole
+    files = {
+        base_run / "training_base.json": base / "training_base.json",
+        config.runs / config.autoencoder_run / "training_autoencoder.json": base / "training_autoencoder.json",
+    }
     for domain in config.domains or load_registry().trained_domains():
         lora_run = config.runs / config.lora_run / domain
-        _replace(lora_run / "adapter", config.out / "lora" / domain)
-        shutil.copy2(
-            lora_run / f"training_lora_{domain}.json", config.out / "lora" / domain / f"training_lora_{domain}.json"
-        )
+        folders[lora_run / "adapter"] = config.out / "lora" / domain
+        files[lora_run / f"training_lora_{domain}.json"] = config.out / "lora" / domain / f"training_lora_{domain}.json"
         if config.classifier_run:  # a classifier folder is the pack's layout already (weights, config, record)
-            _replace(config.runs / config.classifier_run / domain, config.out / "classifiers" / domain)
+            folders[config.runs / config.classifier_run / domain] = config.out / "classifiers" / domain
     if config.clip_run:
-        _replace(config.runs / config.clip_run, config.out / "clip")
+        folders[config.runs / config.clip_run] = config.out / "clip"
+    for source in [*folders, *files]:
+        if not source.exists():
+            hint = " (name the base's autoencoder run: --autoencoder-run)" if "autoencoder" in source.name else ""
+            raise FileNotFoundError(f"{source} is missing: run its training command first{hint}")
+    if (start := start_record(base_run / "training_base.json")) is not None:
+        files[start] = base / START_RECORD
+    if config.vae_run:
+        checked_decoder(config.runs / config.vae_run, base_run / "pipeline")
+    for source, target in folders.items():
+        _replace(source, target)
+    for source, target in files.items():
+        shutil.copy2(source, target)
+    if config.vae_run:
+        install_decoder(config.runs / config.vae_run, base)
     return config.out

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from medsynth.data.cache import DomainImages
 from medsynth.imaging import to_unit_tensor
-from medsynth.precision import autocast
+from medsynth.precision import autocast, training_processes
 from medsynth.registry import Domain
 from medsynth.training.captions import caption_for
 
@@ -249,12 +249,20 @@ def run_diffusion_training(
 
     from accelerate import Accelerator
 
-    accelerator = Accelerator(cpu=torch.device(device).type == "cpu")
+    # precision stays medsynth's (autocast below), whatever an accelerate config file says
+    cpu = training_processes().device.type == "cpu"  # the one CPU-or-GPU decision (precision.py)
+    accelerator = Accelerator(cpu=cpu, mixed_precision="no", dynamo_backend="no")
+    if accelerator.gradient_accumulation_steps != 1:
+        raise ValueError("gradient accumulation is not supported here: launch without it (batch size per process)")
     trainable = [p for p in unet.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=settings.weight_decay)
     lr_schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, settings.lr, total_steps=settings.steps, pct_start=0.03
     )
+    # one process: the model and optimizer as they are; several: the model wrapped for gradient averaging. Prepared
+    # before a checkpoint is loaded (preparing moves optimiser state to the device); the schedule is not prepared:
+    # it steps once per optimiser step however many processes there are.
+    model, prepared_optimizer = accelerator.prepare(unet, optimizer)
     states = {"unet": unet, "optimizer": optimizer, "lr_schedule": lr_schedule, "generator": generator}
     if ema is not None:
         states["ema"] = ema
@@ -264,9 +272,6 @@ def run_diffusion_training(
             f"{checkpoint.path} belongs to a {lr_schedule.total_steps}-step run, not {settings.steps} steps: "
             "delete it to start over, or train into another --out folder"
         )
-    # one process: the model and optimizer as they are; several: the model wrapped for gradient averaging. The
-    # schedule is not prepared: it steps once per optimiser step however many processes there are.
-    model, prepared_optimizer = accelerator.prepare(unet, optimizer)
     started = time.perf_counter() - elapsed
     running = None
     bar = tqdm(

@@ -105,8 +105,9 @@ def test_a_pack_takes_its_autoencoder_record_classifiers_and_clip_from_named_run
         write_record(pack / "classifiers" / domain / "training_classifier.json", {"image_size": 64}, 20)  # v8's
     write_record(runs / "clip128" / "training_clip.json", {"resolution": 128}, 800)
     config = PackAssembleConfig(runs=runs, out=pack, base_run="base128", lora_run="lora128", autoencoder_run="ae128")
-    with pytest.raises(FileNotFoundError, match="name the base's autoencoder run"):
+    with pytest.raises(FileNotFoundError, match="name the base.s autoencoder run: --autoencoder-run"):
         assemble_pack(PackAssembleConfig(runs=runs, out=pack, base_run="base128", lora_run="lora128"))
+    assert not (pack / "base").exists() and not (pack / "lora").exists()  # checked before anything was written
     assemble_pack(config)  # no classifier or CLIP run named: the pack keeps its own
     assert json.loads((pack / "classifiers" / "chest_xray" / "training_classifier.json").read_text())["steps"] == 20
     assert not (pack / "clip").exists()

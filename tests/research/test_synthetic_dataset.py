@@ -1,17 +1,13 @@
 """Synthetic dataset export: layout, metadata, resumption without duplicates or gaps, two processes."""
 
-import os
-import subprocess
-import sys
-
 import pandas as pd
 import pytest
 import torchvision
 
 from medsynth.cli import main
 from medsynth.generation.provenance import read_provenance
-from medsynth.paths import PROJECT_ROOT
 from medsynth.research.synthetic_dataset import ExportPlan, export_dataset
+from tests.support.launch import medsynth_on_two_processes
 
 
 @pytest.fixture
@@ -83,13 +79,9 @@ def test_bad_export_input_is_a_usage_error(cli_env, tmp_path, capsys):
 
 def test_two_cpu_processes_share_the_work_by_rank(tiny_pack, tmp_path):
     out = tmp_path / "parallel"
-    env = {**os.environ, "MEDSYNTH_REGISTRY": str(tiny_pack.registry_path), "MEDSYNTH_PACK": tiny_pack.pack,
-           "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}  # fmt: skip
-    # accelerate's multi-process launcher (torchrun); without CUDA the processes talk over gloo
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "medsynth", "export", "--domain", "alpha",
-               "--per-class", "4", "--chunk", "2", "--steps", "2", "--out", str(out)]  # fmt: skip
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT)
+    env = {"MEDSYNTH_REGISTRY": str(tiny_pack.registry_path), "MEDSYNTH_PACK": tiny_pack.pack}
+    export = ["export", "--domain", "alpha", "--per-class", "4", "--chunk", "2", "--steps", "2", "--out", str(out)]
+    result = medsynth_on_two_processes(export, env)
     assert result.returncode == 0, result.stderr[-2000:]
     shards = [pd.read_csv(out / f"metadata.rank{r}.csv") for r in (0, 1)]
     assert len(shards[0]) == len(shards[1]) == 6  # 6 chunks of 2, three per rank

@@ -1,5 +1,6 @@
 """Training code on tiny models and small real samples (real runs live in scripts/, not in tests)."""
 
+import json
 import random
 
 import numpy as np
@@ -13,6 +14,7 @@ from medsynth.generation.pipeline import Generator
 from medsynth.registry import Source, load_registry
 from medsynth.training.captions import caption_for
 from medsynth.training.runs import Checkpoint
+from tests.support.launch import medsynth_on_two_processes
 from tests.support.tiny_pack import max_pixel_difference, save_tiny_pipeline
 
 
@@ -126,6 +128,14 @@ def test_autoencoder_base_and_pack_folder_on_real_chest_films(real_data, tmp_pat
     assert generator.resolution == 64 and generator.pipe.text_encoder.config.use_attention_mask
     image = generator.generate("chest X-ray with pneumonia", [1], None, steps=2)[0]
     assert image.size == (64, 64)
+
+    # the same on two processes (accelerate launch): one pipeline and one record, from the main process
+    two = ["train", "base", "--vae", str(tmp_path / "ae" / "vae"), "--domains", "chest_xray", "--steps", "2",
+           "--batch-size", "4", "--block-out-channels", "16,32,32", "--out", str(tmp_path / "two")]  # fmt: skip
+    result = medsynth_on_two_processes(two, {"MEDSYNTH_RUNS": str(tmp_path / "runs"), "MEDSYNTH_DATA": str(real_data)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((tmp_path / "two" / "training_base.json").read_text())["hardware"].endswith(", 2 processes")
+    assert (tmp_path / "two" / "pipeline" / "unet" / "diffusion_pytorch_model.safetensors").is_file()
 
     # continuing from that UNet: with a vanishing learning rate the weights come back unchanged
     base_args = ["train", "base", "--vae", str(tmp_path / "ae" / "vae"), "--domains", "chest_xray", "--steps", "1",
@@ -317,24 +327,13 @@ def test_each_process_draws_its_own_batches_from_the_shared_checkpointed_stream(
 def test_lora_trains_data_parallel_under_accelerate_launch(tmp_path):
     """Two CPU processes (gloo), the GPU path's launcher: one record and one adapter, written by the main process,
     and weights unlike one process's (twice the latents per step)."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    from medsynth.paths import PROJECT_ROOT
-
     base = save_tiny_pipeline(tmp_path / "base", text="clip")
     data = write_image_folder(tmp_path / "data", ["normal", "pneumonia", "covid19"])
     train = ["train-lora", "--base", str(base), "--text-encoder", "", "--domain", "chest_xray", "--data", str(data),
              "--steps", "4", "--batch-size", "4", "--lr", "0.01", "--checkpoint-every", "2"]  # fmt: skip
-    env = {**os.environ, "MEDSYNTH_RUNS": str(tmp_path / "runs"), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "medsynth"]  # fmt: skip
-    result = subprocess.run(
-        [*launch, *train, "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=300,
-        cwd=PROJECT_ROOT,
-    )  # fmt: skip
+    result = medsynth_on_two_processes(
+        [*train, "--out", str(tmp_path / "two")], {"MEDSYNTH_RUNS": str(tmp_path / "runs")}
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     record = json.loads((tmp_path / "two" / "training_lora_chest_xray.json").read_text())
     assert record["hardware"].endswith(", 2 processes") and record["steps"] == 4
