@@ -49,9 +49,9 @@ def _log_float32_once() -> None:
     logger.info("this CPU has no bf16 units (AMX / AVX-512 BF16): models run in float32 on it")
 
 
-def training_processes():
-    """accelerate's view of the processes training together: one, or those of `accelerate launch` (rank, world
-    size, device, main_process_first); without CUDA they talk over gloo."""
+def launched_processes():
+    """accelerate's view of the processes working together (training, export): one, or those of `accelerate
+    launch` (rank, world size, device, main_process_first); without CUDA they talk over gloo."""
     from accelerate import PartialState
 
     # the first call starts the process group: the others may wait that long while the main one fills a cache
@@ -60,7 +60,7 @@ def training_processes():
 
 def training_device() -> torch.device:
     """This process's device: under `accelerate launch` each process has its own GPU (cuda:<local rank>)."""
-    return training_processes().device
+    return launched_processes().device
 
 
 def inference_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
@@ -95,7 +95,7 @@ def precision_name(device: torch.device | str) -> str:
 
 def hardware() -> str:
     """The machine a run used, for run records: device, threads, number format."""
-    processes = training_processes().num_processes
+    processes = launched_processes().num_processes
     together = f", {processes} processes" if processes > 1 else ""
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}, {precision_name('cuda')}{together})"

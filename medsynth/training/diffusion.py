@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from medsynth.data.cache import DomainImages
 from medsynth.imaging import to_unit_tensor
-from medsynth.precision import autocast, training_processes
+from medsynth.precision import autocast, launched_processes
 from medsynth.registry import Domain
 from medsynth.training.captions import caption_for
 
@@ -250,7 +250,7 @@ def run_diffusion_training(
     from accelerate import Accelerator
 
     # precision stays medsynth's (autocast below), whatever an accelerate config file says
-    cpu = training_processes().device.type == "cpu"  # the one CPU-or-GPU decision (precision.py)
+    cpu = launched_processes().device.type == "cpu"  # the one CPU-or-GPU decision (precision.py)
     accelerator = Accelerator(cpu=cpu, mixed_precision="no", dynamo_backend="no")
     if accelerator.gradient_accumulation_steps != 1:
         raise ValueError("gradient accumulation is not supported here: launch without it (batch size per process)")

@@ -18,7 +18,7 @@ from medsynth.data.sampling import seed_everything
 from medsynth.generation.pipeline import load_pipeline
 from medsynth.models.lora import add_lora, save_lora
 from medsynth.paths import data_root, runs_dir
-from medsynth.precision import training_device, training_processes
+from medsynth.precision import launched_processes, training_device
 from medsynth.registry import Source, load_registry
 from medsynth.training.config import LoraTrainConfig
 from medsynth.training.diffusion import (
@@ -58,7 +58,7 @@ def train_lora(config: LoraTrainConfig) -> Path:
         images = images.head(config.max_images)
     vae, unet = pipe.vae.to(device), pipe.unet.to(device)
     cache = runs_dir() / "cache" / "latents" if config.data is None else None  # the real data's latents are shared
-    with training_processes().main_process_first():  # one process fills the latent cache, the others read it
+    with launched_processes().main_process_first():  # one process fills the latent cache, the others read it
         latents, bank = build_latent_set(vae, [(domain, images)], config.captions_per_image, config.seed, device, cache)
     text_states = encode_text(pipe.tokenizer, pipe.text_encoder.to(device), bank, device=device)
     pipe.text_encoder.to("cpu")
@@ -74,7 +74,7 @@ def train_lora(config: LoraTrainConfig) -> Path:
         unet, latents, text_states, sampling_weights(latents, config.class_power), settings,
         Checkpoint(out / "checkpoint.pt"), generator, device, scheduler,
     )  # fmt: skip
-    if not training_processes().is_main_process:  # the others trained the same weights
+    if not launched_processes().is_main_process:  # the others trained the same weights
         return out / "adapter"
     adapter = save_lora(unet.eval(), out / "adapter", dtype=torch.float16)
     metrics = {"final_loss": final_loss, "n_images": len(images), "resolution": resolution, "base": base.spec}
