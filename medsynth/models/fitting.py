@@ -7,7 +7,9 @@ augmentation experiment, which gives every condition the same number of steps.
 from __future__ import annotations
 
 import copy
+import math
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,6 +126,44 @@ def expected_calibration_error(
     return ece
 
 
+def fit_epochs(
+    model: nn.Module,
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
+    loss_fn: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    epochs: int,
+    steps_per_epoch: int,
+    validate: Callable[[], dict],
+    select: str,
+    name: str,
+) -> tuple[list[dict], dict]:
+    """The loop every image classifier here is trained with (pack classifiers, evaluators, probes).
+
+    `epochs` × `steps_per_epoch` optimiser steps on (inputs, targets) batches under autocast, `validate()`'s
+    metrics after each epoch; the model ends with the weights of the epoch `select` (a SELECTION key)
+    prefers, chosen on the validation split only. Returns the per-epoch history and the chosen epoch's entry.
+    """
+    score = SELECTION[select]
+    device = next(model.parameters()).device
+    best, best_state, history = -math.inf, None, []
+    for epoch in tqdm(range(epochs), desc=name, unit="epoch", leave=False):
+        model.train()
+        for _ in range(steps_per_epoch):
+            inputs, targets = next(batches)
+            with autocast(device):
+                loss = loss_fn(model(inputs.to(device)).float(), targets.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+        history.append({"epoch": epoch + 1, **validate()})
+        if score(history[-1]) > best:
+            best, best_state = score(history[-1]), copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    return history, max(history, key=score)
+
+
 @dataclass(frozen=True)
 class FitSettings:
     """How a classifier is fitted: its size, optimiser, augmentation and the epoch choice."""
@@ -175,7 +215,6 @@ def fit_classifier(
     `sample_weights` (one per training image) draws batches with replacement in proportion to them.
     """
     config.check()
-    selection_score = SELECTION[config.select]
     device = training_device()
     generator = seed_everything(config.seed)
     model_config = ClassifierConfig(
@@ -192,33 +231,23 @@ def fit_classifier(
     )
     weight = None if class_weights is None else class_weights.to(device)
     loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
-    best, best_state, history = -1.0, None, []
     if sample_weights is None:
-        batches = shuffled_batches(len(train_images), config.batch_size, generator)
+        indices = shuffled_batches(len(train_images), config.batch_size, generator)
     else:
-        batches = infinite_batches(len(train_images), config.batch_size, generator, sample_weights.float())
-    for epoch in tqdm(range(config.epochs), desc=config.name, unit="epoch", leave=False):
-        model.train()
-        for _ in range(steps_per_epoch):
-            index = next(batches)
-            batch = augment(to_batch(train_images[index.numpy()]), config.mirror, generator, config.rotate).to(device)
-            with autocast(device):
-                loss = loss_fn(model(batch).float(), y_train[index].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-        val_metrics = classification_metrics(
+        indices = infinite_batches(len(train_images), config.batch_size, generator, sample_weights.float())
+    batches = (
+        (augment(to_batch(train_images[i.numpy()]), config.mirror, generator, config.rotate), y_train[i])
+        for i in indices
+    )
+    history, chosen = fit_epochs(
+        model, batches, loss_fn, optimizer, schedule, config.epochs, steps_per_epoch,
+        lambda: classification_metrics(
             y_val.numpy(), predict_logits(model, val_images, device).argmax(1).numpy(), len(classes)
-        )
-        history.append({"epoch": epoch + 1, **val_metrics})
-        score = selection_score(val_metrics)
-        if score > best:  # model selection on the validation split only
-            best, best_state = score, copy.deepcopy(model.state_dict())
-    model.load_state_dict(best_state)
+        ),
+        config.select, config.name,
+    )  # fmt: skip
     val_logits = predict_logits(model, val_images, device)
     model_config.temperature = fit_temperature(val_logits, y_val)
-    chosen = max(history, key=selection_score)
     model_config.metrics = {
         **{f"val_{k}": round(v, 4) for k, v in chosen.items() if k != "epoch"},
         "chosen_epoch": chosen["epoch"],

@@ -7,22 +7,20 @@ format (arch efficientnet_lite0), outside the pack.
 
 from __future__ import annotations
 
-import copy
 import time
 from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from medsynth.data.cache import labelled_splits
 from medsynth.data.perturbations import random_degradation
-from medsynth.data.sampling import seed_everything
+from medsynth.data.sampling import seed_everything, shuffled_batches
 from medsynth.imaging import to_unit_interval
 from medsynth.models.classifier import ClassifierConfig, save_classifier
 from medsynth.models.evaluator import EVAL_SIZE, evaluator_folder
 from medsynth.models.features import IMAGENET_MEAN, IMAGENET_STD, efficientnet_lite0
-from medsynth.models.fitting import SELECTION, augment, balanced_class_weights, fit_temperature
+from medsynth.models.fitting import SELECTION, augment, balanced_class_weights, fit_epochs, fit_temperature
 from medsynth.models.metrics import classification_metrics
 from medsynth.precision import autocast, training_device
 from medsynth.registry import load_registry
@@ -45,7 +43,6 @@ def train_evaluator(config: EvaluatorTrainConfig) -> Path:
         raise ValueError(f"degrade is a share of training images, between 0 and 1; got {config.degrade}")
     if config.select not in SELECTION:
         raise ValueError(f"select must be one of {', '.join(SELECTION)}; got {config.select!r}")
-    selection_score = SELECTION[config.select]
     device = training_device()
     generator = seed_everything(config.seed)
     classes, (train, val), (y_train, y_val) = labelled_splits(config.domain, config.resolution)
@@ -59,7 +56,6 @@ def train_evaluator(config: EvaluatorTrainConfig) -> Path:
     )
     loss_fn = nn.CrossEntropyLoss(weight=weights.to(device), label_smoothing=0.05)
     flip = load_registry().get_domain(config.domain).mirror
-    best, best_state, history = -1.0, None, []
     started = time.perf_counter()
 
     def logits_of(images) -> torch.Tensor:
@@ -72,29 +68,19 @@ def train_evaluator(config: EvaluatorTrainConfig) -> Path:
                 ]
             )
 
-    for epoch in tqdm(range(config.epochs), desc=f"evaluator {config.domain}", unit="epoch"):
-        model.train()
-        order = torch.randperm(len(train), generator=generator)
-        for start in range(0, steps * config.batch_size, config.batch_size):
-            index = order[start : start + config.batch_size]
-            batch = _prepare(train.images[index.numpy()], mean, std, config.degrade, generator)
-            batch = augment(batch, flip, generator).to(device)
-            with autocast(device):
-                loss = loss_fn(model(batch).float(), y_train[index].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-        metrics = classification_metrics(y_val.numpy(), logits_of(val.images).argmax(1).numpy(), len(classes))
-        history.append({"epoch": epoch + 1, **metrics})
-        if selection_score(metrics) > best:  # model selection on the validation split only
-            best, best_state = selection_score(metrics), copy.deepcopy(model.state_dict())
-    model.load_state_dict(best_state)
+    batches = (
+        (augment(_prepare(train.images[i.numpy()], mean, std, config.degrade, generator), flip, generator), y_train[i])
+        for i in shuffled_batches(len(train), config.batch_size, generator)
+    )
+    history, chosen = fit_epochs(
+        model, batches, loss_fn, optimizer, schedule, config.epochs, steps,
+        lambda: classification_metrics(y_val.numpy(), logits_of(val.images).argmax(1).numpy(), len(classes)),
+        config.select, f"evaluator {config.domain}",
+    )  # fmt: skip
     model_config = ClassifierConfig(
         classes=classes, arch="efficientnet_lite0", image_size=EVAL_SIZE, stem="imagenet",
         mean=IMAGENET_MEAN, std=IMAGENET_STD, temperature=fit_temperature(logits_of(val.images), y_val),
     )  # fmt: skip
-    chosen = max(history, key=selection_score)
     model_config.metrics = {f"val_{k}": round(v, 4) for k, v in chosen.items()}
     out = Path(config.out or evaluator_folder(config.domain, config.seed, config.root))
     save_classifier(model.cpu(), model_config, out)

@@ -307,6 +307,30 @@ def test_evaluator_keeps_the_epoch_its_selection_rule_prefers(select, epoch, tmp
         evaluator.train_evaluator(EvaluatorTrainConfig(domain="chest_xray", select="f1"))
 
 
+def test_fit_epochs_ends_with_the_weights_of_the_epoch_val_prefers():
+    """The loop every classifier shares: the model comes back with the chosen epoch's weights, not the last."""
+    from medsynth.models.fitting import fit_epochs
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    batches = iter(lambda: (torch.randn(8, 4), torch.randint(0, 3, (8,))), None)
+    weights_after_epoch, scripted = [], iter([0.3, 0.9, 0.5])
+
+    def validate():
+        weights_after_epoch.append(model.weight.detach().clone())
+        accuracy = next(scripted)
+        return {"accuracy": accuracy, "balanced_accuracy": accuracy, "macro_f1": accuracy}
+
+    history, chosen = fit_epochs(
+        model, batches, torch.nn.CrossEntropyLoss(), optimizer, schedule, 3, 2, validate, "accuracy", "test"
+    )
+    assert [h["epoch"] for h in history] == [1, 2, 3] and chosen["epoch"] == 2
+    assert not torch.equal(weights_after_epoch[1], weights_after_epoch[2])  # training went on after the chosen epoch
+    assert torch.equal(model.weight, weights_after_epoch[1])
+
+
 def test_each_process_draws_its_own_batches_from_the_shared_checkpointed_stream():
     from medsynth.training.diffusion import _process_generator
 
