@@ -13,23 +13,29 @@ DOMAINS="dermatology ophthalmology brain_mri chest_xray"
 RUNS=${MEDSYNTH_RUNS:-runs}
 once() { local record=$1; shift; [ -f "$record" ] || "$@"; }  # run "$@" unless its training record exists
 
+# v9's autoencoder and base, committed as they will ship (assets/models/mini-v9/base: 7.6 h of CPU training), are
+# put back where the runs below read them when runs/ is gone (a fresh machine)
+STAGED=assets/models/mini-v9/base
+if [ -f "$STAGED/training_base.json" ] && [ ! -f "$RUNS/base128_A_long/training_base.json" ]; then
+  mkdir -p "$RUNS/ae128_f4" "$RUNS/base128_A" "$RUNS/base128_A_long/pipeline" "$RUNS/v9_vae"
+  cp "$STAGED/training_autoencoder.json" "$RUNS/ae128_f4/"
+  cp "$STAGED/training_base_start.json" "$RUNS/base128_A/training_base.json"
+  cp "$STAGED/training_base.json" "$RUNS/base128_A_long/"
+  cp -r "$STAGED"/{model_index.json,scheduler,text_encoder,tokenizer,unet,vae} "$RUNS/base128_A_long/pipeline/"
+  cp "$STAGED"/vae/* "$STAGED/training_autoencoder.json" "$RUNS/v9_vae/"
+fi
+
 # evaluators trained on clean 128 px images (measurement only; never beside the pack)
 for d in $DOMAINS; do
   once "$RUNS/evaluators128/clean/$d/training_evaluator.json" \
     $PY -m medsynth train evaluator --domain "$d" --resolution 128 --degrade 0 --epochs 4 --seed 1 --root "$RUNS/evaluators128/clean"
 done
-# two autoencoders of the same budget (6000 steps of 16 random 64 px crops, discriminator from step 2000;
-# 3.9 h each on one thread), chosen on val by what survives the round trip
+# the autoencoder: f = 4 (32×32×4 latents), 6000 steps of 16 random 64 px crops, discriminator from step 2000;
+# 3.9 h on one thread. Chosen on val over an f = 8 one of the same budget by what survives the round trip
+# (reports/mini-v9-progress/README.md has both commands and the ceilings)
 once "$RUNS/ae128_f4/training_autoencoder.json" $PY -m medsynth train autoencoder --out "$RUNS/ae128_f4" --resolution 128 --block-out-channels 64,128,256 \
   --latent-channels 4 --mid-attention no --crop 64 --steps 6000 --checkpoint-every 250 \
   --adversarial-weight 0.5 --adversarial-from-step 2000
-once "$RUNS/ae128_f8/training_autoencoder.json" $PY -m medsynth train autoencoder --out "$RUNS/ae128_f8" --resolution 128 --block-out-channels 64,128,256,256 \
-  --latent-channels 8 --mid-attention no --crop 64 --steps 6000 --checkpoint-every 250 \
-  --adversarial-weight 0.5 --adversarial-from-step 2000
-for f in f4 f8; do
-  once "$RUNS/autoencoder_ceilings/ae128_${f}_val.json" \
-    $PY -m medsynth evaluate-autoencoder --vae "$RUNS/ae128_$f/vae" --evaluators "$RUNS/evaluators128/clean" --split val
-done
 # the chosen one (f4), in float16 with the latent scale train base calibrates (reports/mini-v9-progress/README.md)
 [ -f "$RUNS/v9_vae/config.json" ] || $PY - "$RUNS" <<'PYEOF'
 import sys, torch
@@ -38,15 +44,10 @@ vae = AutoencoderKL.from_pretrained(f"{sys.argv[1]}/ae128_f4/vae")
 vae.register_to_config(scaling_factor=0.389151)
 vae.to(torch.float16).save_pretrained(f"{sys.argv[1]}/v9_vae")
 PYEOF
-# base size at equal wall time (both ~2.25 s/step on one thread each, so equal steps), v-prediction + min-SNR 5,
-# EMA; compared by val_loss_ema in each run's training_base.json. Both UNets take ~80 ms per guided step of
-# 4 images (2 threads), inside the 3 s budget for 20 steps.
-for spec in "A 64,128,192" "D 32,96,192,256"; do
-  set -- $spec
-  once "$RUNS/base128_$1/training_base.json" $PY -m medsynth train base --out "$RUNS/base128_$1" --vae "$RUNS/v9_vae" --resolution 128 \
-    --block-out-channels "$2" --prediction-type v_prediction --snr-gamma 5 --steps 1100 --checkpoint-every 100
-done
-# result: A (val_loss_ema 0.374) over D (0.410); A continues for 8000 steps (~1.3 s/step on 2 threads, resumable)
+# the base: A = (64, 128, 192), v-prediction + min-SNR 5, EMA, 1100 steps (chosen at equal wall time over a
+# 21.7 M UNet, reports/mini-v9-progress/README.md), then continued for 8000 (~1.3 s/step on 2 threads, resumable)
+once "$RUNS/base128_A/training_base.json" $PY -m medsynth train base --out "$RUNS/base128_A" --vae "$RUNS/v9_vae" --resolution 128 \
+  --block-out-channels 64,128,192 --prediction-type v_prediction --snr-gamma 5 --steps 1100 --checkpoint-every 100
 once "$RUNS/base128_A_long/training_base.json" $PY -m medsynth train base --out "$RUNS/base128_A_long" --vae "$RUNS/v9_vae" --resolution 128 --block-out-channels 64,128,192 \
   --prediction-type v_prediction --snr-gamma 5 --steps 8000 --checkpoint-every 200 --init-unet "$RUNS/base128_A/pipeline/unet"
 # the four adapters on it, v8's recipe (dermatology draws every class equally often) with the base's min-SNR weighting
