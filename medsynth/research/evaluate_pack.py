@@ -4,7 +4,7 @@ Per domain, on the real test split: classifier accuracy / balanced accuracy / ma
 zero-shot accuracy; generated images (the same number per class) from (a) the bare shared base,
 (b) base + domain LoRA, (c) base + LoRA + validation loop, each measured by the independent
 evaluator (macro-F1, confusion matrix), Fréchet distance and KID against real test images
-(beside the real-train vs real-test floor), CLIP score, and a nearest-training-image check.
+(beside the real-train vs real-test floor, train drawn with the generated class mix), CLIP score, and a nearest-training-image check.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from medsynth.research.evaluate_autoencoder import autoencoder_ceiling
 from medsynth.research.evaluators import load_evaluator_panel
 from medsynth.research.measures import (
     FeatureExtractor,
+    class_matched_sample,
     evaluator_report,
     frechet_distance,
     kernel_distance,
@@ -118,9 +119,7 @@ def evaluate_domain(
 
     real_test_feats = features(test.images)
     train_feats = features(train.images)
-    floor_index = np.random.default_rng(0).choice(
-        len(train), size=min(len(train), len(codes) * config.per_class), replace=False
-    )
+    floor_index = class_matched_sample(list(train.frame["label"]), config.per_class)  # the generated sets' mix
     report["frechet_floor_train_vs_test"] = frechet_distance(real_test_feats, train_feats[floor_index])
     report["kid_floor_train_vs_test"] = kernel_distance(real_test_feats, train_feats[floor_index])[0]
     sets = evaluator_sets(name, config.evaluators)  # the primary set first, its primary evaluator first

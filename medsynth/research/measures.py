@@ -23,6 +23,22 @@ from medsynth.models.features import FEATURE_DIM, ImageNetFeatures
 from medsynth.models.metrics import classification_metrics, confusion_matrix, per_class_recall
 
 
+def class_matched_sample(labels: Sequence[str], per_class: int, seed: int = 0) -> np.ndarray:
+    """Indices of `per_class` images of every class in `labels` (with replacement only where a class has fewer).
+
+    The real side of the Fréchet floor must have the generated set's class mix: drawn at random it keeps the
+    data's mix (dermatology: 72 % nevi), and a generator that draws every class equally often would be charged
+    for the difference (measured: floor 95.7 at random, 119.6 class-matched).
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    picks = []
+    for code in dict.fromkeys(labels.tolist()):  # classes in order of first appearance
+        members = np.flatnonzero(labels == code)
+        picks.append(rng.choice(members, size=per_class, replace=len(members) < per_class))
+    return np.concatenate(picks)
+
+
 class _Precomputed(nn.Module):
     """torchmetrics' feature-extractor slot, for features we already computed."""
 

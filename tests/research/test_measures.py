@@ -8,6 +8,7 @@ from medsynth.generation.scoring import ClassifierScorer
 from medsynth.registry import Source
 from medsynth.research.measures import (
     FeatureExtractor,
+    class_matched_sample,
     evaluator_report,
     frechet_distance,
     kernel_distance,
@@ -78,3 +79,13 @@ def test_imagenet_features_separate_modalities(real_data):
     within = (a[:12] @ a[12:].T).mean()
     across = (a @ b.T).mean()
     assert within > across + 0.1
+
+
+def test_the_floor_sample_has_the_generated_class_mix_not_the_data_s():
+    labels = ["nv"] * 90 + ["mel"] * 8 + ["df"] * 2
+    index = class_matched_sample(labels, per_class=5)
+    drawn = [labels[i] for i in index]
+    assert {code: drawn.count(code) for code in ("nv", "mel", "df")} == {"nv": 5, "mel": 5, "df": 5}
+    assert len(set(index[:10])) == 10  # classes with enough images are drawn without repeats
+    assert set(index[10:]) == {98, 99}  # a class with fewer repeats its images
+    assert not np.array_equal(index, class_matched_sample(labels, per_class=5, seed=1))
