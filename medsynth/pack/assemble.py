@@ -70,7 +70,8 @@ def checked_decoder(run: Path, base: Path) -> AutoencoderKL:
 def install_decoder(run: Path, base: Path, tuned: AutoencoderKL | None = None) -> None:
     """Swap a fine-tuned decoder into a base pipeline: only if its encoder is the one the UNet's latents came from
     (`tuned`: the run's autoencoder, already checked by `checked_decoder`)."""
-    tuned = tuned or checked_decoder(run, base)
+    if tuned is None:
+        tuned = checked_decoder(run, base)
     shutil.rmtree(base / "vae")
     tuned.half().save_pretrained(base / "vae", safe_serialization=True)  # the pipeline's precision
     shutil.copy2(run / "training_autoencoder.json", base / DECODER_RECORD)
