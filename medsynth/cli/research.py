@@ -1,5 +1,5 @@
 """Research commands: `export` a synthetic dataset, `evaluate` a folder of generated images, `evaluate-pack`,
-`evaluate-autoencoder` and `augment-experiment`."""
+`evaluate-autoencoder`, `sweep-sampling` and `augment-experiment`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ EVALUATE_PACK = ConfigCommand(
 EVALUATE_AUTOENCODER = ConfigCommand(
     "medsynth.research.config:AutoencoderEvaluationConfig",
     "medsynth.research.evaluate_autoencoder:evaluate_autoencoder",
+)
+SWEEP_SAMPLING = ConfigCommand(
+    "medsynth.research.config:SamplingSweepConfig", "medsynth.research.sampling_sweep:sweep_sampling"
 )
 AUGMENT_EXPERIMENT = ConfigCommand(
     "medsynth.research.config:AugmentExperimentConfig", "medsynth.research.augment_experiment:run_experiment"
@@ -117,4 +120,5 @@ def add_commands(commands) -> None:
 
     add_config_command(commands, "evaluate-pack", EVALUATE_PACK)
     add_config_command(commands, "evaluate-autoencoder", EVALUATE_AUTOENCODER)
+    add_config_command(commands, "sweep-sampling", SWEEP_SAMPLING)
     add_config_command(commands, "augment-experiment", AUGMENT_EXPERIMENT)

@@ -81,3 +81,23 @@ class AugmentExperimentConfig:
     batch_size: int = option(64, help="images per step")
     pack: str = option("", help="pack that generates missing synthetic sets (default: $MEDSYNTH_PACK or mini)")
     out: Path | None = option(None, help="report folder (default: reports/augment/<domain>)")
+
+
+@dataclass
+class SamplingSweepConfig:
+    """Generation settings chosen on val: evaluator macro-F1 and Fréchet distance per (mode, guidance, steps)."""
+
+    domain: str = option(help="domain to sweep (see `medsynth domains`)")
+    guidance: tuple[float, ...] = option((2.0, 3.0, 4.0), help="guidance scales to try")
+    steps: tuple[int, ...] = option((20,), help="denoising step counts to try")
+    modes: tuple[str, ...] = option(("base", "lora"), help="generators to try: base (bare shared base), lora")
+    per_class: int = option(50, help="generated images per class and setting")
+    seed: int = option(
+        1000, help="first generation seed (class k starts at seed + 10000 k), the same for every setting"
+    )
+    pack: str = option("", help="model pack (default: $MEDSYNTH_PACK or mini)")
+    evaluators: Path | None = option(
+        None, help="the evaluator set that scores generated images (default: runs/evaluators)"
+    )
+    reference_resolution: int = option(0, help="px the real val images are read at (0: the generator's)")
+    out: Path | None = option(None, help="results folder (default: runs/sampling/<pack>_<domain>)")

@@ -9,6 +9,16 @@ import numpy as np
 from PIL import Image
 
 
+def _pyplot():
+    """matplotlib's pyplot on the file-only backend (reports are written, never shown)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def image_grid(
     rows: Sequence[Sequence[Image.Image]], row_labels: Sequence[str], size: int = 64, label_width: int = 150
 ) -> Image.Image:
@@ -29,11 +39,7 @@ def image_grid(
 
 def confusion_plot(matrix: np.ndarray, classes: list[str], title: str, path: Path) -> None:
     """Confusion matrix as a picture: shares coloured, counts written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(0.6 * len(classes) + 2, 0.6 * len(classes) + 1.5))
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
@@ -46,6 +52,25 @@ def confusion_plot(matrix: np.ndarray, classes: list[str], title: str, path: Pat
     ax.set_xlabel("evaluator predicted")
     ax.set_ylabel("asked for")
     ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def tradeoff_plot(points: Sequence[dict], title: str, path: Path) -> None:
+    """Evaluator macro-F1 against Fréchet excess, one labelled point per setting: the choice on one page."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for mode in sorted({p["mode"] for p in points}):
+        mine = [p for p in points if p["mode"] == mode]
+        ax.plot([p["frechet_excess"] for p in mine], [p["evaluator_macro_f1"] for p in mine], "o", label=mode)
+        for p in mine:
+            ax.annotate(f"g{p['guidance']:g} s{p['steps']}", (p["frechet_excess"], p["evaluator_macro_f1"]), fontsize=8,
+                        xytext=(3, 3), textcoords="offset points")  # fmt: skip
+    ax.set_xlabel("Fréchet distance − real floor (lower is closer to real)")
+    ax.set_ylabel("evaluator macro-F1 on generated images")
+    ax.set_title(title, fontsize=10)
+    ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

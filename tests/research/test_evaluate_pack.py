@@ -111,19 +111,6 @@ def test_unknown_split_is_a_one_line_error(capsys):
     assert "split must be val or test" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def chest_evaluator_runs(real_data, tmp_path_factory):
-    """A runs folder holding a one-epoch chest_xray evaluator (trained on partly degraded images), shared by
-    the tests that measure with it."""
-    runs = tmp_path_factory.mktemp("runs")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MEDSYNTH_RUNS", str(runs))
-        assert main(["train", "evaluator", "--domain", "chest_xray", "--epochs", "1", "--degrade", "0.5"]) == 0
-    record = json.loads((runs / "evaluators" / "chest_xray" / "training_evaluator.json").read_text())
-    assert record["config"]["degrade"] == 0.5
-    return runs
-
-
 def test_evaluate_pack_on_real_chest_films_writes_a_consistent_report(chest_evaluator_runs, tmp_path, monkeypatch):
     """The embedded pack, a one-epoch evaluator, 2 images per class and 2 steps: every section, every picture."""
     import shutil
