@@ -84,8 +84,8 @@ attributes = [{ name = "age", phrase = "{value} years", min = 1, max = 9 }]
             "domains.d.sources.p.base_unconditional: must be true or false",
         ),
         (
-            lambda t: t + "[domains.d.sources.p]\naccuracy_bar = 75\n",
-            "domains.d.sources.p.accuracy_bar: must be a number between 0 and 1",
+            lambda t: t + "[domains.d.sources.p]\nprobe_accuracy_share = 75\n",
+            "domains.d.sources.p.probe_accuracy_share: must be a number between 0 and 1",
         ),
         (
             lambda t: t.replace('modality = "scan"', 'modality = "scan"\nmirror = 1'),
@@ -141,7 +141,7 @@ def test_domain_facts_live_in_the_registry():
     for name in registry.trained_domains():
         domain = registry.get_domain(name)
         assert domain.data.description and domain.data.licence and domain.limitations
-        assert 0 < domain.sources_for("mini").accuracy_bar <= 1
+        assert 0 < domain.sources_for("mini").probe_accuracy_share <= 1
 
 
 def test_no_domain_name_is_written_in_the_package_code():

@@ -43,6 +43,10 @@ class PackEvaluationConfig:
     baseline: Path | None = option(
         None, help="results.json of an earlier pack measured the same way: its numbers join the report"
     )
+    probes: Path | None = option(
+        None, help="the ImageNet probe set (`train evaluator --class-power 0 --select accuracy --root DIR`) whose real "
+        "accuracy, times the registry's probe_accuracy_share, is each pack classifier's bar (default: no bar)",
+    )  # fmt: skip
 
 
 @dataclass

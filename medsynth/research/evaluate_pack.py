@@ -30,7 +30,7 @@ from medsynth.models.metrics import classification_metrics
 from medsynth.registry import load_registry, selected_pack_name
 from medsynth.research.config import PackEvaluationConfig
 from medsynth.research.evaluate_autoencoder import autoencoder_ceiling
-from medsynth.research.evaluators import load_evaluator_panel
+from medsynth.research.evaluators import load_evaluator, load_evaluator_panel
 from medsynth.research.measures import (
     FeatureExtractor,
     class_matched_sample,
@@ -111,7 +111,13 @@ def evaluate_domain(
         report["classifier_by_source"] = accuracy_by_group(
             test.frame, np.array(predicted) == np.array(y_test), domain.source_column
         )
-    report["accuracy_bar"] = domain.sources_for(engine.pack.name).accuracy_bar
+    share = domain.sources_for(engine.pack.name).probe_accuracy_share
+    if config.probes and share:  # the bar: a share of what an ImageNet-initialised network reaches on the same images
+        report["probe_accuracy"] = evaluator_report(
+            load_evaluator(name, config.probes), test_images, list(test.frame["label"])
+        ).accuracy
+        report["probe_accuracy_share"] = share
+        report["accuracy_bar"] = share * report["probe_accuracy"]
     clip = engine.clips[name]
     class_emb = clip.embed_texts([class_prompt(domain, c) for c in codes])
     image_emb = clip.embed_images(test_images)
@@ -217,10 +223,9 @@ def evaluate_pack(config: PackEvaluationConfig) -> Path:
             pack_settings=pack_settings(engine.pack),
         )
     sources = {name: registry.get_domain(name).sources_for(engine.pack.name) for name in results["domains"]}
-    bars = {name: source.accuracy_bar for name, source in sources.items()}
     share_bars = {name: source.f1_share_bar for name, source in sources.items()}
     baseline = json.loads(Path(config.baseline).read_text()) if config.baseline else None
-    report = render_pack_report(results, reproduce_command(results["config"]), bars, share_bars, baseline)
+    report = render_pack_report(results, reproduce_command(results["config"]), share_bars, baseline)
     (out / "REPORT.md").write_text(report)
     return out / "REPORT.md"
 

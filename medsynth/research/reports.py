@@ -42,13 +42,20 @@ def lora_verdict(base: dict, lora: dict) -> tuple[bool, int, int]:
 PUBLISHED_F1 = 0.6727  # SD+LoRA PathMNIST generated-image F1
 
 
+def _accuracy_bar(r: dict, accuracy: float) -> str:
+    """The classifier's bar cell: a share of the ImageNet probe's accuracy (older reports: a fixed number)."""
+    bar = r.get("accuracy_bar")
+    if not bar:
+        return "–"
+    how = f" ({r['probe_accuracy_share']:g} × probe {r['probe_accuracy']:.3f})" if "probe_accuracy" in r else ""
+    return f"{bar:.3f}{how} {'✅' if accuracy >= bar else '❌'}"
+
+
 def render_pack_report(
-    results: dict, command: str, bars: Mapping[str, float | None], share_bars: Mapping[str, float | None] | None = None,
-    baseline: dict | None = None,
-) -> str:  # fmt: skip
-    """evaluate-pack's REPORT.md. `bars`: the classifier accuracy each domain is asked for; `share_bars`: the share
-    of an evaluator's F1 on real images its F1 on generated ones must reach (both from the registry); `baseline`:
-    an earlier pack's results measured the same way."""
+    results: dict, command: str, share_bars: Mapping[str, float | None] | None = None, baseline: dict | None = None
+) -> str:
+    """evaluate-pack's REPORT.md. `share_bars`: the share of an evaluator's F1 on real images its F1 on generated
+    ones must reach (from the registry); `baseline`: an earlier pack's results measured the same way."""
     split = results["config"].get("split", "test")
     lines = [f"# Evaluation of the `{results['pack']}` pack", "", f"Real {split} split of each domain; generated images: "
              f"{results['config']['per_class']} per class, seeds fixed. Reproduce: `{command}`.", ""]  # fmt: skip
@@ -79,9 +86,8 @@ def render_pack_report(
     ]
     for name, r in results["domains"].items():
         c = r["classifier_real_test"]
-        bar = r.get("accuracy_bar", bars.get(name))
         lines.append(
-            f"| {name} | {c['accuracy']:.3f} | {bar if bar else '–'} {'✅' if bar and c['accuracy'] >= bar else ('❌' if bar else '')} | {c['balanced_accuracy']:.3f} | {c['macro_f1']:.3f} | {r['clip_zero_shot_accuracy']:.3f} | {r['evaluator_real_test']['accuracy']:.3f} |"
+            f"| {name} | {c['accuracy']:.3f} | {_accuracy_bar(r, c['accuracy'])} | {c['balanced_accuracy']:.3f} | {c['macro_f1']:.3f} | {r['clip_zero_shot_accuracy']:.3f} | {r['evaluator_real_test']['accuracy']:.3f} |"
         )
     by_source = {
         name: r["classifier_by_source"] for name, r in results["domains"].items() if r.get("classifier_by_source")

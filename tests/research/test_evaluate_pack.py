@@ -17,9 +17,8 @@ from medsynth.research.reports import render_pack_report
 
 def render_report(results: dict, baseline: dict | None = None) -> str:
     sources = {name: load_registry().get_domain(name).sources_for("mini") for name in results["domains"]}
-    bars = {name: source.accuracy_bar for name, source in sources.items()}
     shares = {name: source.f1_share_bar for name, source in sources.items()}
-    return render_pack_report(results, reproduce_command(results["config"]), bars, shares, baseline)
+    return render_pack_report(results, reproduce_command(results["config"]), shares, baseline)
 
 
 def test_results_of_separate_runs_merge_and_another_pack_starts_over(tmp_path):
@@ -119,9 +118,8 @@ def test_evaluate_pack_on_real_chest_films_writes_a_consistent_report(chest_eval
     evaluators = chest_evaluator_runs / "evaluators"
     shutil.copytree(evaluators / "chest_xray", evaluators / "chest_xray-seed7", dirs_exist_ok=True)  # a panel of two
     out = tmp_path / "report"
-    assert (
-        main(["evaluate-pack", "--domains", "chest_xray", "--per-class", "2", "--steps", "2", "--out", str(out)]) == 0
-    )
+    command = ["evaluate-pack", "--domains", "chest_xray", "--per-class", "2", "--steps", "2", "--out", str(out)]
+    assert main([*command, "--probes", str(evaluators)]) == 0  # the evaluator stands in for the ImageNet probe
     results = json.loads((out / "results.json").read_text())
     chest = results["domains"]["chest_xray"]
     assert chest["evaluator_panel_seeds"] == [1, 7]
@@ -137,10 +135,15 @@ def test_evaluate_pack_on_real_chest_films_writes_a_consistent_report(chest_eval
     report = (out / "REPORT.md").read_text()
     assert report == render_report(results)
     accuracy = chest["classifier_real_test"]["accuracy"]
-    bar = load_registry().get_domain("chest_xray").sources_for("mini").accuracy_bar
-    assert chest["accuracy_bar"] == bar
+    share = load_registry().get_domain("chest_xray").sources_for("mini").probe_accuracy_share
+    assert chest["probe_accuracy"] == chest["evaluator_real_test"]["accuracy"]  # the same network, the same images
+    bar = share * chest["probe_accuracy"]
+    assert chest["accuracy_bar"] == pytest.approx(bar)
     verdict = "✅" if accuracy >= bar else "❌"
-    assert f"| chest_xray | {accuracy:.3f} | {bar} {verdict} |" in report
+    assert (
+        f"| chest_xray | {accuracy:.3f} | {bar:.3f} ({share:g} × probe {chest['probe_accuracy']:.3f}) {verdict} |"
+        in report
+    )
     base, lora = chest["base"], chest["lora"]
     both = (
         lora["frechet_distance"] < base["frechet_distance"] and lora["evaluator_macro_f1"] > base["evaluator_macro_f1"]
