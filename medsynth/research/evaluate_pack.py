@@ -39,7 +39,7 @@ from medsynth.research.measures import (
     kernel_distance,
     nearest_training_images,
 )
-from medsynth.research.pictures import confusion_plot, image_grid
+from medsynth.research.pictures import confusion_plot, image_grid, rows_by_class
 from medsynth.research.reports import MODES, render_pack_report
 
 logger = logging.getLogger(__name__)
@@ -184,15 +184,9 @@ def evaluate_domain(
             image_grid(pairs, [f"cos {s:.3f}" for _, _, s in memo.pairs], size=thumb, label_width=90).save(
                 out / f"{name}_nearest_training.png"
             )
-    rows, row_labels = [], []
-    for code in codes:
-        real = [test_images[i] for i, c in enumerate(test.frame["label"]) if c == code][:6]
-        rows += [
-            real,
-            [img for img, lab in zip(*grids["lora"]) if lab == code][:6],
-            [img for img, lab in zip(*grids["base"]) if lab == code][:6],
-        ]
-        row_labels += [f"{code}: real", f"{code}: LoRA", f"{code}: base"]
+    rows, row_labels = rows_by_class(
+        codes, (test_images, list(test.frame["label"])), {"LoRA": grids["lora"], "base": grids["base"]}
+    )
     image_grid(rows, row_labels, size=thumb, label_width=150).save(out / f"{name}_grid.png")
     return report
 

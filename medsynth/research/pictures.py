@@ -37,6 +37,20 @@ def image_grid(
     return grid
 
 
+def rows_by_class(
+    codes: Sequence[str], real: tuple[Sequence, Sequence[str]], generated: dict[str, tuple[Sequence, Sequence[str]]],
+    per_row: int = 6,
+) -> tuple[list[list], list[str]]:  # fmt: skip
+    """Per class: a row of real images, then a row from each generated set (name → (images, labels)), for
+    image_grid; the reader compares each generator with the real images of the same class."""
+    rows, labels = [], []
+    for code in codes:
+        for name, (images, image_labels) in {"real": real, **generated}.items():
+            rows.append([image for image, label in zip(images, image_labels) if label == code][:per_row])
+            labels.append(f"{code}: {name}")
+    return rows, labels
+
+
 def confusion_plot(matrix: np.ndarray, classes: list[str], title: str, path: Path) -> None:
     """Confusion matrix as a picture: shares coloured, counts written."""
     plt = _pyplot()

@@ -32,7 +32,7 @@ from medsynth.research.measures import (
     frechet_distance,
     kernel_distance,
 )
-from medsynth.research.pictures import image_grid, tradeoff_plot
+from medsynth.research.pictures import image_grid, rows_by_class, tradeoff_plot
 
 MODES = ("base", "lora")
 # what makes a stored setting's numbers comparable with a new run's (the swept values themselves do not)
@@ -77,16 +77,14 @@ def sweep_sampling(config: SamplingSweepConfig) -> Path:
     data = load_domain_images(config.domain, config.reference_resolution or engine.generator.resolution)
     val, train = data.split("val"), data.split("train")  # choices are made on val; test is for the pack's report
     features = FeatureExtractor(engine.device)
-    real = features(val.images)
+    real_features = features(val.images)
     floor = frechet_distance(
-        real, features(train.images[class_matched_sample(list(train.frame["label"]), config.per_class)])
+        real_features, features(train.images[class_matched_sample(list(train.frame["label"]), config.per_class)])
     )
     results["frechet_floor_train_vs_val"] = floor
     evaluator = next(iter(load_evaluator_panel(config.domain, config.evaluators).values()))
-    results["evaluator_real_val_macro_f1"] = evaluator_report(
-        evaluator, to_pil_images(val.images), list(val.frame["label"])
-    ).macro_f1
-    real_rows = {code: to_pil_images(val.images[(val.frame["label"] == code).to_numpy()][:6]) for code in codes}
+    real = (to_pil_images(val.images), list(val.frame["label"]))
+    results["evaluator_real_val_macro_f1"] = evaluator_report(evaluator, *real).macro_f1
 
     todo = [
         s for s in product(config.modes, config.guidance, config.steps) if setting_key(*s) not in results["settings"]
@@ -96,7 +94,7 @@ def sweep_sampling(config: SamplingSweepConfig) -> Path:
         request = PackEvaluationConfig(per_class=config.per_class, seed=config.seed, steps=steps, guidance=guidance)
         images, labels, _ = generate_set(engine, config.domain, codes, mode, request)
         generated = features(images)
-        distance = frechet_distance(real, generated)
+        distance = frechet_distance(real_features, generated)
         key = setting_key(mode, guidance, steps)
         results["settings"][key] = {
             "mode": mode,
@@ -106,19 +104,15 @@ def sweep_sampling(config: SamplingSweepConfig) -> Path:
             "evaluator_macro_f1": evaluator_report(evaluator, images, labels).macro_f1,
             "frechet_distance": distance,
             "frechet_excess": distance - floor,
-            "kid": kernel_distance(real, generated)[0],
+            "kid": kernel_distance(real_features, generated)[0],
             "seconds": round(time.perf_counter() - started, 1),
         }
-        rows, row_labels = [], []
-        for code in codes:
-            rows += [real_rows[code], [i for i, lab in zip(images, labels) if lab == code][:6]]
-            row_labels += [f"{code}: real val", f"{code}: {mode} g{guidance:g}"]
+        rows, row_labels = rows_by_class(codes, real, {f"{mode} g{guidance:g}": (images, labels)})
         image_grid(rows, row_labels, size=max(128, engine.generator.resolution)).save(
             out / f"grid_{key}.jpg", quality=90
         )
-        (out / "results.json").write_text(
-            json.dumps(results, indent=2, default=float)
-        )  # after every setting: resumable
+        # written after every setting, so an interrupted sweep resumes
+        (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
     points = list(results["settings"].values())
     tradeoff_plot(points, f"{config.domain} on val: {pack} pack", out / "tradeoff.png")
     (out / "REPORT.md").write_text(render_sweep(results))

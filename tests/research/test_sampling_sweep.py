@@ -55,3 +55,12 @@ def test_a_sweep_measures_every_setting_once_and_resumes(chest_evaluator_runs, t
         == 0
     )
     assert sorted(json.loads((out / "results.json").read_text())["settings"]) == ["lora_g2_s2"]
+
+
+def test_grid_rows_put_each_generator_under_the_real_images_of_its_class():
+    from medsynth.research.pictures import rows_by_class
+
+    real = (["r1", "r2", "r3"], ["a", "b", "a"])
+    rows, labels = rows_by_class(["a", "b"], real, {"lora": (["g1", "g2"], ["b", "a"])}, per_row=1)
+    assert labels == ["a: real", "a: lora", "b: real", "b: lora"]
+    assert rows == [["r1"], ["g2"], ["r2"], ["g1"]]
