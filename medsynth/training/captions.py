@@ -52,6 +52,14 @@ def _findings(domain: Domain, row: Mapping[str, Any], class_name: str, rng: rand
     return ", ".join(parts) or None
 
 
+CAPTION_SCOPES = ("findings", "domain")
+
+
+def domain_caption(domain: Domain) -> str:
+    """What a base that leaves the findings to the domain's adapter is told: the modality alone."""
+    return domain.modality
+
+
 def caption_for(domain: Domain, row: Mapping[str, Any], rng: random.Random, keep_attribute: float = 0.5) -> str:
     """One randomly phrased caption for a metadata row."""
     label = row["label"]

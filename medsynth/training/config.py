@@ -78,6 +78,10 @@ class BaseTrainConfig:
     layers_per_block: int = option(1, help="ResNet (and attention) blocks per level")
     max_tokens: int = option(64, help="caption tokens the text encoder reads")
     captions_per_image: int = option(2, help="differently phrased captions drawn per image")
+    captions: str = option(
+        "findings", help="what the captions say: findings (class, attributes, findings: the base draws diseases) or "
+        "domain (the modality alone: the diseases are left to the per-domain adapters)",
+    )  # fmt: skip
     caption_dropout: float = option(0.1, help="share of captions replaced by the empty one (classifier-free guidance)")
     class_power: float = option(
         0.5, help="within a domain, class sampling weight ∝ count^-power (rare classes seen more)"
@@ -94,6 +98,10 @@ class BaseTrainConfig:
     checkpoint_every: int = option(250, help="steps between resumable checkpoints")
     init_unet: Path | None = option(
         None, help="continue from a trained UNet folder (e.g. the pack's base/unet): a new learning-rate cycle of --steps, the EMA starting from these weights",
+    )  # fmt: skip
+    relearn_text: bool = option(
+        False, help="with --init-unet: the cross-attention's text projections start afresh (keys and values re-drawn, "
+        "output zero), so what the init UNet learned from its captions does not carry over; its image layers do",
     )  # fmt: skip
 
 

@@ -18,7 +18,7 @@ from medsynth.data.cache import DomainImages
 from medsynth.imaging import to_unit_tensor
 from medsynth.precision import autocast, launched_processes
 from medsynth.registry import Domain
-from medsynth.training.captions import caption_for
+from medsynth.training.captions import CAPTION_SCOPES, caption_for, domain_caption
 
 
 @dataclass
@@ -106,8 +106,15 @@ def build_latent_set(
     seed: int,
     device="cpu",
     cache: Path | None = None,
+    scope: str = "findings",
 ) -> tuple[LatentSet, list[str]]:
-    """Latents for every image (+ mirrors where the registry allows them) and a deduplicated caption bank."""
+    """Latents for every image (+ mirrors where the registry allows them) and a deduplicated caption bank.
+
+    `scope` "findings": each image's class, attributes and findings, phrased as users prompt; "domain": the
+    modality alone (a base whose adapters carry the findings).
+    """
+    if scope not in CAPTION_SCOPES:
+        raise ValueError(f"caption scope must be one of {', '.join(CAPTION_SCOPES)}; got {scope!r}")
     rng = random.Random(seed)
     bank: dict[str, int] = {"": 0}  # index 0: the empty caption, for classifier-free guidance
     means, stds, captions, labels, domains = [], [], [], [], []
@@ -118,7 +125,10 @@ def build_latent_set(
             means.append(mean)
             stds.append(std)
             for row in rows:
-                texts = {caption_for(domain, row, rng) for _ in range(captions_per_image)}
+                if scope == "domain":
+                    texts = {domain_caption(domain)}
+                else:
+                    texts = {caption_for(domain, row, rng) for _ in range(captions_per_image)}
                 captions.append([bank.setdefault(t, len(bank)) for t in sorted(texts)])
                 labels.append(row["label"])
                 domains.append(domain.name)
