@@ -26,6 +26,7 @@ from medsynth.imaging import to_unit_tensor
 from medsynth.paths import runs_dir
 from medsynth.precision import launched_processes, training_device
 from medsynth.registry import load_registry, package_model_folder
+from medsynth.training.captions import check_caption_scope
 from medsynth.training.config import BaseTrainConfig
 from medsynth.training.diffusion import (
     LoopSettings,
@@ -112,6 +113,7 @@ def calibrate_scaling_factor(vae: AutoencoderKL, sets, per_domain: int = 128) ->
 def train_base(config: BaseTrainConfig) -> Path:
     if config.relearn_text and config.init_unet is None:
         raise ValueError("--relearn-text restarts the text pathway of an --init-unet: name the UNet to start from")
+    check_caption_scope(config.captions)  # before a minute of loading data
     device = training_device()
     generator = seed_everything(config.seed)
     registry = load_registry()

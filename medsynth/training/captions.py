@@ -55,6 +55,12 @@ def _findings(domain: Domain, row: Mapping[str, Any], class_name: str, rng: rand
 CAPTION_SCOPES = ("findings", "domain")
 
 
+def check_caption_scope(scope: str) -> str:
+    if scope not in CAPTION_SCOPES:
+        raise ValueError(f"caption scope must be one of {', '.join(CAPTION_SCOPES)}; got {scope!r}")
+    return scope
+
+
 def domain_caption(domain: Domain) -> str:
     """What a base that leaves the findings to the domain's adapter is told: the modality alone."""
     return domain.modality

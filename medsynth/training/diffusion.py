@@ -18,7 +18,7 @@ from medsynth.data.cache import DomainImages
 from medsynth.imaging import to_unit_tensor
 from medsynth.precision import autocast, launched_processes
 from medsynth.registry import Domain
-from medsynth.training.captions import CAPTION_SCOPES, caption_for, domain_caption
+from medsynth.training.captions import caption_for, check_caption_scope, domain_caption
 
 
 @dataclass
@@ -113,8 +113,7 @@ def build_latent_set(
     `scope` "findings": each image's class, attributes and findings, phrased as users prompt; "domain": the
     modality alone (a base whose adapters carry the findings).
     """
-    if scope not in CAPTION_SCOPES:
-        raise ValueError(f"caption scope must be one of {', '.join(CAPTION_SCOPES)}; got {scope!r}")
+    check_caption_scope(scope)
     rng = random.Random(seed)
     bank: dict[str, int] = {"": 0}  # index 0: the empty caption, for classifier-free guidance
     means, stds, captions, labels, domains = [], [], [], [], []

@@ -156,6 +156,8 @@ def test_restarting_the_text_pathway_keeps_the_image_layers_and_forgets_the_capt
     assert not any(".attn2.to_q" in k for k in changed)  # the image side's query stays
 
 
-def test_relearning_the_text_needs_a_unet_to_start_from(capsys):
+def test_relearning_the_text_needs_a_unet_to_start_from_and_captions_a_known_scope(capsys):
     assert main(["train", "base", "--relearn-text", "yes", "--steps", "1"]) != 0
     assert "--relearn-text restarts the text pathway of an --init-unet" in capsys.readouterr().err
+    assert main(["train", "base", "--captions", "diseases", "--steps", "1"]) != 0
+    assert "caption scope must be one of findings, domain; got 'diseases'" in capsys.readouterr().err
