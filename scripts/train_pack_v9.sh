@@ -50,18 +50,19 @@ once "$RUNS/base128_A/training_base.json" $PY -m medsynth train base --out "$RUN
   --block-out-channels 64,128,192 --prediction-type v_prediction --snr-gamma 5 --steps 1100 --checkpoint-every 100
 once "$RUNS/base128_A_long/training_base.json" $PY -m medsynth train base --out "$RUNS/base128_A_long" --vae "$RUNS/v9_vae" --resolution 128 --block-out-channels 64,128,192 \
   --prediction-type v_prediction --snr-gamma 5 --steps 8000 --checkpoint-every 200 --init-unet "$RUNS/base128_A/pipeline/unet"
-# the shared base the adapters sit on knows the domains and modalities only: the base above, its text pathway
-# restarted and re-learned for 2000 steps from captions that name the modality alone, so the diseases are the
-# adapters' job (adapters on the findings base left its val loss flat: reports/mini-v9-progress/README.md)
-once "$RUNS/base128_domain/training_base.json" $PY -m medsynth train base --out "$RUNS/base128_domain" --vae "$RUNS/v9_vae" --resolution 128 \
-  --block-out-channels 64,128,192 --prediction-type v_prediction --snr-gamma 5 --steps 2000 --checkpoint-every 200 \
-  --init-unet "$RUNS/base128_A_long/pipeline/unet" --relearn-text yes --captions domain
+# the shared base the adapters sit on knows the domains, not the diseases: the base above, continued for 1500 steps
+# on captions of random images of the same domain (every word users prompt a domain with, nothing about the class),
+# so the diseases are the adapters' job (adapters on the findings base left its val loss flat; a base that relearned
+# its text pathway from the modality alone drew dermoscopy for fundus prompts: reports/mini-v9-progress/README.md)
+once "$RUNS/base128_shuffled/training_base.json" $PY -m medsynth train base --out "$RUNS/base128_shuffled" --vae "$RUNS/v9_vae" --resolution 128 \
+  --block-out-channels 64,128,192 --prediction-type v_prediction --snr-gamma 5 --steps 1500 --checkpoint-every 250 \
+  --init-unet "$RUNS/base128_A_long/pipeline/unet" --captions shuffled
 # the four adapters on it carry the findings: rank 16 on attention and ResNet layers, the base's min-SNR weighting
 # (dermatology draws every class equally often, as in v8)
 for d in $DOMAINS; do
   power=0.5; [ "$d" = dermatology ] && power=1.0
-  once "$RUNS/lora128_domain/$d/training_lora_$d.json" $PY -m medsynth train lora --domain "$d" --steps 1200 --rank 16 \
-    --targets attention+resnet --class-power "$power" --snr-gamma 5 --base "$RUNS/base128_domain/pipeline" --out "$RUNS/lora128_domain/$d"
+  once "$RUNS/lora128_shuffled/$d/training_lora_$d.json" $PY -m medsynth train lora --domain "$d" --steps 1200 --rank 16 \
+    --targets attention+resnet --class-power "$power" --snr-gamma 5 --base "$RUNS/base128_shuffled/pipeline" --out "$RUNS/lora128_shuffled/$d"
 done
 # classifiers at 128 px (v8's recipe per domain), and the ImageNet EfficientNet-Lite0 probes trained for accuracy
 # that their bar is measured against (real test accuracy >= 0.9 x the probe's)

@@ -52,7 +52,7 @@ def _findings(domain: Domain, row: Mapping[str, Any], class_name: str, rng: rand
     return ", ".join(parts) or None
 
 
-CAPTION_SCOPES = ("findings", "domain")
+CAPTION_SCOPES = ("findings", "domain", "shuffled")
 
 
 def check_caption_scope(scope: str) -> str:

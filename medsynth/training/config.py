@@ -80,7 +80,8 @@ class BaseTrainConfig:
     captions_per_image: int = option(2, help="differently phrased captions drawn per image")
     captions: str = option(
         "findings", help="what the captions say: findings (class, attributes, findings: the base draws diseases) or "
-        "domain (the modality alone: the diseases are left to the per-domain adapters)",
+        "domain (the modality alone) or shuffled (captions of random images of the same domain): with either the "
+        "diseases are left to the per-domain adapters",
     )  # fmt: skip
     caption_dropout: float = option(0.1, help="share of captions replaced by the empty one (classifier-free guidance)")
     class_power: float = option(

@@ -111,7 +111,8 @@ def build_latent_set(
     """Latents for every image (+ mirrors where the registry allows them) and a deduplicated caption bank.
 
     `scope` "findings": each image's class, attributes and findings, phrased as users prompt; "domain": the
-    modality alone (a base whose adapters carry the findings).
+    modality alone; "shuffled": captions of random images of the same domain, so the base hears every word users
+    prompt the domain with but learns nothing from them about the class (a base whose adapters carry the findings).
     """
     check_caption_scope(scope)
     rng = random.Random(seed)
@@ -127,7 +128,10 @@ def build_latent_set(
                 if scope == "domain":
                     texts = {domain_caption(domain)}
                 else:
-                    texts = {caption_for(domain, row, rng) for _ in range(captions_per_image)}
+                    texts = {
+                        caption_for(domain, rng.choice(rows) if scope == "shuffled" else row, rng)
+                        for _ in range(captions_per_image)
+                    }
                 captions.append([bank.setdefault(t, len(bank)) for t in sorted(texts)])
                 labels.append(row["label"])
                 domains.append(domain.name)

@@ -128,8 +128,35 @@ def test_a_domain_scope_captions_every_image_with_its_modality_alone():
     assert all(options == [1] for options in latents.captions) and latents.labels[:4] == labels * 2
     _, full = build_latent_set(vae, [(domain, data)], 3, 0)
     assert len(full) > 2 and domain.modality not in full  # the findings scope names the class in every caption
-    with pytest.raises(ValueError, match="caption scope must be one of findings, domain"):
+    with pytest.raises(ValueError, match="caption scope must be one of findings, domain, shuffled"):
         build_latent_set(vae, [(domain, data)], 1, 0, scope="class")
+
+
+def test_a_shuffled_scope_speaks_the_domains_words_but_says_nothing_of_the_class():
+    """Each image is captioned as a random image of its domain: as often with another class's name as its own."""
+    from medsynth.generation.prompts import names_modality
+    from medsynth.registry import load_registry
+    from medsynth.training.diffusion import build_latent_set
+
+    domain = load_registry().get_domain("chest_xray")
+    normal, pneumonia = (domain.get_class(code) for code in ("normal", "pneumonia"))
+    n = 200
+    images = np.random.default_rng(0).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    frame = pd.DataFrame({"file": [f"{i}.png" for i in range(n)], "label": [normal.code, pneumonia.code] * (n // 2),
+                          "split": "train"})  # fmt: skip
+    data = DomainImages("chest_xray", images, frame)
+    vae = tiny_vae().eval()
+
+    def share_naming_own_class(scope: str) -> float:
+        latents, bank = build_latent_set(vae, [(domain, data)], 1, 0, scope=scope)
+        assert all(names_modality(domain, bank[options[0]]) for options in latents.captions)
+        own = [
+            domain.get_class(label).name in bank[options[0]] for options, label in zip(latents.captions, latents.labels)
+        ]
+        return sum(own) / len(own)
+
+    assert share_naming_own_class("findings") == 1.0
+    assert 0.35 < share_naming_own_class("shuffled") < 0.65
 
 
 def test_restarting_the_text_pathway_keeps_the_image_layers_and_forgets_the_captions():
@@ -160,4 +187,4 @@ def test_relearning_the_text_needs_a_unet_to_start_from_and_captions_a_known_sco
     assert main(["train", "base", "--relearn-text", "yes", "--steps", "1"]) != 0
     assert "--relearn-text restarts the text pathway of an --init-unet" in capsys.readouterr().err
     assert main(["train", "base", "--captions", "diseases", "--steps", "1"]) != 0
-    assert "caption scope must be one of findings, domain; got 'diseases'" in capsys.readouterr().err
+    assert "caption scope must be one of findings, domain, shuffled; got 'diseases'" in capsys.readouterr().err
