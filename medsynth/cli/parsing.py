@@ -64,7 +64,7 @@ def add_config_options(parser: argparse.ArgumentParser, config_cls: type) -> lis
             )
         convert = _converter(hints[item.name], f"{config_cls.__name__}.{item.name}")
         required = item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING
-        if item.default is not dataclasses.MISSING:
+        if item.default is not dataclasses.MISSING and "default:" not in text:  # unless the help says it itself
             text = f"{text} (default: {_shown(item.default)})"
         parser.add_argument(
             option_flag(item.name),

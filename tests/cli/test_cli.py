@@ -149,6 +149,7 @@ def test_every_flag_of_every_command_has_real_help():
             assert len(text) >= 8, (
                 f"medsynth {' '.join(path)} {action.option_strings[0]} has no real help: {action.help!r}"
             )
+            assert (action.help or "").count("default:") <= 1, f"the default said twice: {action.help!r}"
     assert seen > 150  # every train / evaluate option is in the tree
 
 
