@@ -4,7 +4,8 @@ Per domain, on the real test split: classifier accuracy / balanced accuracy / ma
 zero-shot accuracy; generated images (the same number per class) from (a) the bare shared base,
 (b) base + domain LoRA, (c) base + LoRA + validation loop, each measured by the independent
 evaluator (macro-F1, confusion matrix), Fréchet distance and KID against real test images
-(beside the real-train vs real-test floor, train drawn with the generated class mix), CLIP score, and a nearest-training-image check.
+(beside the real-train vs real-test floor, train drawn with the generated class mix), CLIP score, a nearest-training-image
+check, and the share of images that look like another domain's.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 from tqdm import tqdm
 
@@ -35,6 +37,7 @@ from medsynth.research.measures import (
     FeatureExtractor,
     class_matched_sample,
     evaluator_report,
+    foreign_domain_share,
     frechet_distance,
     kernel_distance,
     nearest_training_images,
@@ -70,6 +73,20 @@ def generate_set(
     return images, labels, {"generated": attempts, "classifier_agreement": accepted / max(attempts, 1)}
 
 
+REFERENCES_PER_DOMAIN = 200
+
+
+def domain_references(domains: list[str], size: int, features: FeatureExtractor) -> dict[str, torch.Tensor]:
+    """Features of a fixed random sample of each domain's real train images: what `foreign_domain_share` compares
+    generated images with."""
+    references = {}
+    for name in domains:
+        train = load_domain_images(name, size).split("train")
+        pick = np.random.default_rng(0).choice(len(train), min(REFERENCES_PER_DOMAIN, len(train)), replace=False)
+        references[name] = features(train.images[np.sort(pick)])
+    return references
+
+
 def _set_roots(evaluators: tuple[Path, ...]) -> list[Path]:
     return [Path(root) for root in evaluators] or [evaluators_dir()]
 
@@ -84,7 +101,12 @@ def evaluator_sets(domain: str, evaluators: tuple[Path, ...]) -> dict[str, dict[
 
 
 def evaluate_domain(
-    engine: MedSynth, name: str, config: PackEvaluationConfig, features: FeatureExtractor, out: Path
+    engine: MedSynth,
+    name: str,
+    config: PackEvaluationConfig,
+    features: FeatureExtractor,
+    references: dict[str, torch.Tensor],
+    out: Path,
 ) -> dict:
     registry = engine.registry
     domain = registry.get_domain(name)
@@ -171,6 +193,7 @@ def evaluate_domain(
             "clip_score": float(np.mean(cosines)) if cosines else None,
             "memorisation_median": memo.median,
             "memorisation_max": memo.max,
+            "foreign_domain_share": foreign_domain_share(feats, name, references) if images else None,
             "seconds": time.perf_counter() - started,
         }
         for set_name, set_panel in sets.items():
@@ -203,9 +226,11 @@ def evaluate_pack(config: PackEvaluationConfig) -> Path:
     domains = list(config.domains) or engine.available_domains
     if not domains:
         raise ValueError(f"pack {engine.pack.name} has no available domain to evaluate")
+    size = config.reference_resolution or engine.generator.resolution
+    references = domain_references(list(registry.trained_domains(engine.pack.name)) or domains, size, features)
     for name in tqdm(domains, desc="evaluating domains"):
         started = time.perf_counter()
-        result = evaluate_domain(engine, name, config, features, out)
+        result = evaluate_domain(engine, name, config, features, references, out)
         result["wall_time_s"] = round(time.perf_counter() - started, 1)
         results = merge_results(
             out / "results.json",

@@ -1,5 +1,5 @@
 """Measuring images: Fréchet distance and KID on offline features, evaluator macro-F1 and confusion
-matrix, and a nearest-neighbour memorisation check.
+matrix, a nearest-neighbour memorisation check, and which domain the images look like.
 
 Features come from ImageNet EfficientNet-Lite0 (offline, PyPI), fed to torchmetrics' FID/KID
 through a pass-through extractor so the features are computed once for both metrics.
@@ -8,7 +8,7 @@ through a pass-through extractor so the features are computed once for both metr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -106,6 +106,19 @@ def nearest_training_images(generated: torch.Tensor, training: torch.Tensor, top
     order = torch.argsort(best_sim, descending=True)[:top]
     pairs = [(int(i), int(best_index[i]), float(best_sim[i])) for i in order]
     return Memorisation(float(best_sim.median()), float(best_sim.max()), pairs)
+
+
+def foreign_domain_share(
+    generated: torch.Tensor, own: str, references: Mapping[str, torch.Tensor], k: int = 5
+) -> float:
+    """Share of generated images whose k nearest real images (cosine on ImageNet features, all domains pooled) are
+    mostly from another domain than `own`: a fundus prompt answered with skin, which no per-domain evaluator sees."""
+    names = list(references)
+    bank = nn.functional.normalize(torch.cat([references[n].float() for n in names]), dim=1)
+    owners = torch.cat([torch.full((len(references[n]),), i) for i, n in enumerate(names)])
+    nearest = (nn.functional.normalize(generated.float(), dim=1) @ bank.T).topk(min(k, len(bank)), dim=1).indices
+    votes = owners[nearest].mode(dim=1).values
+    return float((votes != names.index(own)).float().mean())
 
 
 @dataclass(frozen=True)

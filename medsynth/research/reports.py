@@ -31,6 +31,11 @@ def f1_text(mode_result: dict) -> str:
     return f"{mean:.3f}" if len(values) == 1 else f"{mean:.3f} ({min(values):.3f}–{max(values):.3f})"
 
 
+def share_text(share: float | None) -> str:
+    """A share of images as a percentage; a dash where it was not measured (results of an older run)."""
+    return "–" if share is None else f"{share:.0%}"
+
+
 def lora_verdict(base: dict, lora: dict) -> tuple[bool, int, int]:
     """(LoRA better on both, evaluators preferring it, panel size): Fréchet distance lower, and F1 higher
     under every evaluator, so that no verdict rests on one evaluator's quirks."""
@@ -100,14 +105,14 @@ def render_pack_report(
         "",
         "## Generated images",
         "",
-        "| domain | mode | evaluator macro-F1 | Fréchet (EffNet-Lite0) | floor train↔test | KID | CLIP score | classifier agreement | NN cosine median / max |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| domain | mode | evaluator macro-F1 | Fréchet (EffNet-Lite0) | floor train↔test | KID | CLIP score | classifier agreement | NN cosine median / max | another domain's look |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in results["domains"].items():
         for mode, label in MODES.items():
             m = r[mode]
             lines.append(
-                f"| {name} | {label} | {f1_text(m)} | {m['frechet_distance']:.1f} | {r['frechet_floor_train_vs_test']:.1f} | {m['kid']:.4f} | {m['clip_score']:.3f} | {m['classifier_agreement']:.0%} of {m['generated']} | {m['memorisation_median']:.3f} / {m['memorisation_max']:.3f} |"
+                f"| {name} | {label} | {f1_text(m)} | {m['frechet_distance']:.1f} | {r['frechet_floor_train_vs_test']:.1f} | {m['kid']:.4f} | {m['clip_score']:.3f} | {m['classifier_agreement']:.0%} of {m['generated']} | {m['memorisation_median']:.3f} / {m['memorisation_max']:.3f} | {share_text(m.get('foreign_domain_share'))} |"
             )
     ceilings = {name: r["autoencoder_ceiling"] for name, r in results["domains"].items() if "autoencoder_ceiling" in r}
     if ceilings:

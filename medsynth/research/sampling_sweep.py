@@ -23,16 +23,18 @@ from medsynth.imaging import to_pil_images
 from medsynth.paths import runs_dir
 from medsynth.registry import load_registry, selected_pack_name
 from medsynth.research.config import PackEvaluationConfig, SamplingSweepConfig
-from medsynth.research.evaluate_pack import generate_set
+from medsynth.research.evaluate_pack import domain_references, generate_set
 from medsynth.research.evaluators import load_evaluator_panel
 from medsynth.research.measures import (
     FeatureExtractor,
     class_matched_sample,
     evaluator_report,
+    foreign_domain_share,
     frechet_distance,
     kernel_distance,
 )
 from medsynth.research.pictures import image_grid, rows_by_class, tradeoff_plot
+from medsynth.research.reports import share_text
 
 MODES = ("base", "lora")
 # what makes a stored setting's numbers comparable with a new run's (the swept values themselves do not)
@@ -74,7 +76,8 @@ def sweep_sampling(config: SamplingSweepConfig) -> Path:
     settings = {k: str(v) for k, v in asdict(replace(config, pack=pack)).items()}
     results = _stored(out / "results.json", settings)
 
-    data = load_domain_images(config.domain, config.reference_resolution or engine.generator.resolution)
+    size = config.reference_resolution or engine.generator.resolution
+    data = load_domain_images(config.domain, size)
     val, train = data.split("val"), data.split("train")  # choices are made on val; test is for the pack's report
     features = FeatureExtractor(engine.device)
     real_features = features(val.images)
@@ -82,6 +85,7 @@ def sweep_sampling(config: SamplingSweepConfig) -> Path:
         real_features, features(train.images[class_matched_sample(list(train.frame["label"]), config.per_class)])
     )
     results["frechet_floor_train_vs_val"] = floor
+    references = domain_references(list(registry.trained_domains(pack)) or [config.domain], size, features)
     evaluator = next(iter(load_evaluator_panel(config.domain, config.evaluators).values()))
     real = (to_pil_images(val.images), list(val.frame["label"]))
     results["evaluator_real_val_macro_f1"] = evaluator_report(evaluator, *real).macro_f1
@@ -105,6 +109,7 @@ def sweep_sampling(config: SamplingSweepConfig) -> Path:
             "frechet_distance": distance,
             "frechet_excess": distance - floor,
             "kid": kernel_distance(real_features, generated)[0],
+            "foreign_domain_share": foreign_domain_share(generated, config.domain, references),
             "seconds": round(time.perf_counter() - started, 1),
         }
         rows, row_labels = rows_by_class(codes, real, {f"{mode} g{guidance:g}": (images, labels)})
@@ -130,12 +135,13 @@ def render_sweep(results: dict) -> str:
         "",
         "![F1 against Fréchet excess](tradeoff.png)",
         "",
-        "| mode | guidance | steps | evaluator macro-F1 | Fréchet | − floor | KID | seconds |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| mode | guidance | steps | evaluator macro-F1 | Fréchet | − floor | KID | another domain's look | seconds |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in sorted(results["settings"].values(), key=lambda s: (s["mode"], s["steps"], s["guidance"])):
         lines.append(
             f"| {s['mode']} | {s['guidance']:g} | {s['steps']} | {s['evaluator_macro_f1']:.3f} | "
-            f"{s['frechet_distance']:.1f} | {s['frechet_excess']:.1f} | {s['kid']:.3f} | {s['seconds']:.0f} |"
+            f"{s['frechet_distance']:.1f} | {s['frechet_excess']:.1f} | {s['kid']:.3f} | "
+            f"{share_text(s.get('foreign_domain_share'))} | {s['seconds']:.0f} |"
         )
     return "\n".join(lines) + "\n"

@@ -129,6 +129,7 @@ def test_evaluate_pack_on_real_chest_films_writes_a_consistent_report(chest_eval
             chest[mode]["evaluator_macro_f1_panel"] == [chest[mode]["evaluator_macro_f1"]] * 2
         )  # same weights, same F1
         assert chest[mode]["frechet_distance"] > 0 and (out / f"chest_xray_confusion_{mode}.png").is_file()
+        assert 0 <= chest[mode]["foreign_domain_share"] <= 1
     assert chest["frechet_floor_train_vs_test"] > 0
     for picture in ("grid", "nearest_training"):
         assert (out / f"chest_xray_{picture}.png").stat().st_size > 1000

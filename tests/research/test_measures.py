@@ -10,6 +10,7 @@ from medsynth.research.measures import (
     FeatureExtractor,
     class_matched_sample,
     evaluator_report,
+    foreign_domain_share,
     frechet_distance,
     kernel_distance,
     nearest_training_images,
@@ -89,3 +90,29 @@ def test_the_floor_sample_has_the_generated_class_mix_not_the_data_s():
     assert len(set(index[:10])) == 10  # classes with enough images are drawn without repeats
     assert set(index[10:]) == {98, 99}  # a class with fewer repeats its images
     assert not np.array_equal(index, class_matched_sample(labels, per_class=5, seed=1))
+
+
+def test_the_domain_check_counts_images_that_lie_among_another_domain_s():
+    gen = torch.Generator().manual_seed(0)
+    centre_a, centre_b = torch.randn(1280, generator=gen), torch.randn(1280, generator=gen)
+    references = {"a": centre_a + 0.3 * torch.randn(50, 1280, generator=gen),
+                  "b": centre_b + 0.3 * torch.randn(50, 1280, generator=gen)}  # fmt: skip
+    like_a, like_b = (
+        centre_a + 0.3 * torch.randn(6, 1280, generator=gen),
+        centre_b + 0.3 * torch.randn(2, 1280, generator=gen),
+    )
+    assert foreign_domain_share(torch.cat([like_a, like_b]), "a", references) == pytest.approx(2 / 8)
+    assert foreign_domain_share(like_b, "b", references) == 0.0
+
+
+def test_real_images_of_one_domain_are_not_taken_for_another(real_data):
+    """On real features the domain check is right: fundus photographs are fundi, not dermoscopy, and vice versa."""
+    from medsynth.data.cache import load_domain_images
+
+    features = FeatureExtractor()
+    domains = ("dermatology", "ophthalmology", "brain_mri")
+    sets = {d: load_domain_images(d, 64) for d in domains}
+    references = {d: features(data.split("train").images[:150]) for d, data in sets.items()}
+    fundi = features(sets["ophthalmology"].split("val").images[:40])
+    assert foreign_domain_share(fundi, "ophthalmology", references) <= 0.05
+    assert foreign_domain_share(fundi, "dermatology", references) >= 0.95

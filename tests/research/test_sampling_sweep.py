@@ -31,7 +31,7 @@ def test_a_sweep_measures_every_setting_once_and_resumes(chest_evaluator_runs, t
         assert s["frechet_excess"] == pytest.approx(s["frechet_distance"] - floor)
         assert (out / f"grid_{key}.jpg").stat().st_size > 1000
         row = f"| {s['mode']} | {s['guidance']:g} | 2 | {s['evaluator_macro_f1']:.3f} | {s['frechet_distance']:.1f} |"
-        assert row in report
+        assert row in report and f"| {s['kid']:.3f} | {s['foreign_domain_share']:.0%} |" in report
     assert (out / "tradeoff.png").stat().st_size > 1000
 
     # a second run with one new scale measures only that one and keeps the earlier rows as they were
