@@ -80,7 +80,7 @@ def domain_references(domains: list[str], size: int, features: FeatureExtractor)
     """Features of a fixed random sample of each domain's real train images: what `foreign_domain_share` compares
     generated images with."""
     references = {}
-    for name in domains:
+    for name in dict.fromkeys(domains):  # once each, in order
         train = load_domain_images(name, size).split("train")
         pick = np.random.default_rng(0).choice(len(train), min(REFERENCES_PER_DOMAIN, len(train)), replace=False)
         references[name] = features(train.images[np.sort(pick)])
@@ -227,7 +227,7 @@ def evaluate_pack(config: PackEvaluationConfig) -> Path:
     if not domains:
         raise ValueError(f"pack {engine.pack.name} has no available domain to evaluate")
     size = config.reference_resolution or engine.generator.resolution
-    references = domain_references(list(registry.trained_domains(engine.pack.name)) or domains, size, features)
+    references = domain_references([*registry.trained_domains(engine.pack.name), *domains], size, features)
     for name in tqdm(domains, desc="evaluating domains"):
         started = time.perf_counter()
         result = evaluate_domain(engine, name, config, features, references, out)

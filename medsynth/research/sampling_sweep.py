@@ -85,7 +85,7 @@ def sweep_sampling(config: SamplingSweepConfig) -> Path:
         real_features, features(train.images[class_matched_sample(list(train.frame["label"]), config.per_class)])
     )
     results["frechet_floor_train_vs_val"] = floor
-    references = domain_references(list(registry.trained_domains(pack)) or [config.domain], size, features)
+    references = domain_references([*registry.trained_domains(pack), config.domain], size, features)
     evaluator = next(iter(load_evaluator_panel(config.domain, config.evaluators).values()))
     real = (to_pil_images(val.images), list(val.frame["label"]))
     results["evaluator_real_val_macro_f1"] = evaluator_report(evaluator, *real).macro_f1
