@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
-from diffusers.models.attention_processor import Attention
 from diffusers.training_utils import EMAModel
 from transformers import AutoTokenizer, BertModel
 
@@ -82,18 +81,6 @@ def load_unet_weights(unet: UNet2DConditionModel, folder: Path) -> None:
         ) from error
 
 
-def restart_text_pathway(unet: UNet2DConditionModel) -> int:
-    """Re-draw the cross-attention's key and value projections and zero its output, so the UNet starts from no
-    text conditioning while keeping its image layers; returns how many cross-attention layers were reset."""
-    layers = [m for m in unet.modules() if isinstance(m, Attention) and m.is_cross_attention]
-    for attention in layers:
-        attention.to_k.reset_parameters()
-        attention.to_v.reset_parameters()
-        torch.nn.init.zeros_(attention.to_out[0].weight)
-        torch.nn.init.zeros_(attention.to_out[0].bias)
-    return len(layers)
-
-
 def load_vae(path: Path, device) -> AutoencoderKL:
     vae = AutoencoderKL.from_pretrained(path).to(device).eval().requires_grad_(False)
     return vae
@@ -111,8 +98,6 @@ def calibrate_scaling_factor(vae: AutoencoderKL, sets, per_domain: int = 128) ->
 
 
 def train_base(config: BaseTrainConfig) -> Path:
-    if config.relearn_text and config.init_unet is None:
-        raise ValueError("--relearn-text restarts the text pathway of an --init-unet: name the UNet to start from")
     check_caption_scope(config.captions)  # before a minute of loading data
     device = training_device()
     generator = seed_everything(config.seed)
@@ -134,8 +119,6 @@ def train_base(config: BaseTrainConfig) -> Path:
     unet = build_unet(config, latent_size, text_encoder.config.hidden_size, vae.config.latent_channels)
     if config.init_unet is not None:
         load_unet_weights(unet, config.init_unet)
-        if config.relearn_text:
-            logger.info("base: text pathway restarted in %d cross-attention layers", restart_text_pathway(unet))
     unet.to(device).train()
     ema = EMAModel(unet.parameters(), decay=config.ema_decay)  # diffusers' EMA: warm-up (1 + t) / (10 + t)
     scheduler = noise_scheduler_for(config.prediction_type)

@@ -52,18 +52,13 @@ def _findings(domain: Domain, row: Mapping[str, Any], class_name: str, rng: rand
     return ", ".join(parts) or None
 
 
-CAPTION_SCOPES = ("findings", "domain", "shuffled")
+CAPTION_SCOPES = ("findings", "shuffled")
 
 
 def check_caption_scope(scope: str) -> str:
     if scope not in CAPTION_SCOPES:
         raise ValueError(f"caption scope must be one of {', '.join(CAPTION_SCOPES)}; got {scope!r}")
     return scope
-
-
-def domain_caption(domain: Domain) -> str:
-    """What a base that leaves the findings to the domain's adapter is told: the modality alone."""
-    return domain.modality
 
 
 def caption_for(domain: Domain, row: Mapping[str, Any], rng: random.Random, keep_attribute: float = 0.5) -> str:

@@ -80,8 +80,8 @@ class BaseTrainConfig:
     captions_per_image: int = option(2, help="differently phrased captions drawn per image")
     captions: str = option(
         "findings", help="what the captions say: findings (class, attributes, findings: the base draws diseases) or "
-        "domain (the modality alone) or shuffled (captions of random images of the same domain): with either the "
-        "diseases are left to the per-domain adapters",
+        "shuffled (captions of random images of the same domain: the base knows the domains, the per-domain adapters "
+        "the diseases)",
     )  # fmt: skip
     caption_dropout: float = option(0.1, help="share of captions replaced by the empty one (classifier-free guidance)")
     class_power: float = option(
@@ -99,10 +99,6 @@ class BaseTrainConfig:
     checkpoint_every: int = option(250, help="steps between resumable checkpoints")
     init_unet: Path | None = option(
         None, help="continue from a trained UNet folder (e.g. the pack's base/unet): a new learning-rate cycle of --steps, the EMA starting from these weights",
-    )  # fmt: skip
-    relearn_text: bool = option(
-        False, help="with --init-unet: the cross-attention's text projections start afresh (keys and values re-drawn, "
-        "output zero), so what the init UNet learned from its captions does not carry over; its image layers do",
     )  # fmt: skip
 
 

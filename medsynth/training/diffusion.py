@@ -18,7 +18,7 @@ from medsynth.data.cache import DomainImages
 from medsynth.imaging import to_unit_tensor
 from medsynth.precision import autocast, launched_processes
 from medsynth.registry import Domain
-from medsynth.training.captions import caption_for, check_caption_scope, domain_caption
+from medsynth.training.captions import caption_for, check_caption_scope
 
 
 @dataclass
@@ -110,9 +110,9 @@ def build_latent_set(
 ) -> tuple[LatentSet, list[str]]:
     """Latents for every image (+ mirrors where the registry allows them) and a deduplicated caption bank.
 
-    `scope` "findings": each image's class, attributes and findings, phrased as users prompt; "domain": the
-    modality alone; "shuffled": captions of random images of the same domain, so the base hears every word users
-    prompt the domain with but learns nothing from them about the class (a base whose adapters carry the findings).
+    `scope` "findings": each image's class, attributes and findings, phrased as users prompt; "shuffled": captions
+    of random images of the same domain, so the base hears every word users prompt the domain with but learns
+    nothing from them about the class (a base whose adapters carry the findings).
     """
     check_caption_scope(scope)
     rng = random.Random(seed)
@@ -125,13 +125,10 @@ def build_latent_set(
             means.append(mean)
             stds.append(std)
             for row in rows:
-                if scope == "domain":
-                    texts = {domain_caption(domain)}
-                else:
-                    texts = {
-                        caption_for(domain, rng.choice(rows) if scope == "shuffled" else row, rng)
-                        for _ in range(captions_per_image)
-                    }
+                texts = {
+                    caption_for(domain, rng.choice(rows) if scope == "shuffled" else row, rng)
+                    for _ in range(captions_per_image)
+                }
                 captions.append([bank.setdefault(t, len(bank)) for t in sorted(texts)])
                 labels.append(row["label"])
                 domains.append(domain.name)

@@ -111,27 +111,6 @@ def test_a_v_prediction_base_with_min_snr_saves_a_pipeline_that_samples_velocity
     assert record["config"]["crop"] == 64 and record["config"]["domains"] == ["chest_xray"]
 
 
-def test_a_domain_scope_captions_every_image_with_its_modality_alone():
-    """A base that leaves the findings to the adapters hears the modality only, whatever the row's class."""
-    from medsynth.registry import load_registry
-    from medsynth.training.diffusion import build_latent_set
-
-    torch.manual_seed(0)
-    domain = load_registry().get_domain("chest_xray")
-    labels = [c.code for c in domain.classes][:2]
-    images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
-    frame = pd.DataFrame({"file": [f"{i}.png" for i in range(4)], "label": labels * 2, "split": "train"})
-    data = DomainImages("chest_xray", images, frame)
-    vae = tiny_vae().eval()
-    latents, bank = build_latent_set(vae, [(domain, data)], 3, 0, scope="domain")
-    assert bank == ["", domain.modality]
-    assert all(options == [1] for options in latents.captions) and latents.labels[:4] == labels * 2
-    _, full = build_latent_set(vae, [(domain, data)], 3, 0)
-    assert len(full) > 2 and domain.modality not in full  # the findings scope names the class in every caption
-    with pytest.raises(ValueError, match="caption scope must be one of findings, domain, shuffled"):
-        build_latent_set(vae, [(domain, data)], 1, 0, scope="class")
-
-
 def test_a_shuffled_scope_speaks_the_domains_words_but_says_nothing_of_the_class():
     """Each image is captioned as a random image of its domain: as often with another class's name as its own."""
     from medsynth.generation.prompts import names_modality
@@ -159,32 +138,6 @@ def test_a_shuffled_scope_speaks_the_domains_words_but_says_nothing_of_the_class
     assert 0.35 < share_naming_own_class("shuffled") < 0.65
 
 
-def test_restarting_the_text_pathway_keeps_the_image_layers_and_forgets_the_captions():
-    from diffusers.models.attention_processor import Attention
-
-    from medsynth.training.base import restart_text_pathway
-    from tests.support.tiny_pack import tiny_unet
-
-    torch.manual_seed(0)
-    unet = tiny_unet().eval()
-    before = {k: v.clone() for k, v in unet.state_dict().items()}
-    sample, step = torch.randn(1, 4, 16, 16), torch.tensor([500])
-    states_a, states_b = (
-        torch.randn(1, 5, unet.config.cross_attention_dim),
-        torch.randn(1, 5, unet.config.cross_attention_dim),
-    )
-    with torch.no_grad():
-        assert not torch.allclose(unet(sample, step, states_a).sample, unet(sample, step, states_b).sample)
-        crossing = sum(isinstance(m, Attention) and m.is_cross_attention for m in unet.modules())
-        assert restart_text_pathway(unet) == crossing > 0
-        assert torch.equal(unet(sample, step, states_a).sample, unet(sample, step, states_b).sample)
-    changed = {k for k, v in unet.state_dict().items() if not torch.equal(v, before[k])}
-    assert changed and all(".attn2.to_" in k for k in changed)  # only the cross-attention's projections
-    assert not any(".attn2.to_q" in k for k in changed)  # the image side's query stays
-
-
-def test_relearning_the_text_needs_a_unet_to_start_from_and_captions_a_known_scope(capsys):
-    assert main(["train", "base", "--relearn-text", "yes", "--steps", "1"]) != 0
-    assert "--relearn-text restarts the text pathway of an --init-unet" in capsys.readouterr().err
+def test_an_unknown_caption_scope_is_a_one_line_error(capsys):
     assert main(["train", "base", "--captions", "diseases", "--steps", "1"]) != 0
-    assert "caption scope must be one of findings, domain, shuffled; got 'diseases'" in capsys.readouterr().err
+    assert "caption scope must be one of findings, shuffled; got 'diseases'" in capsys.readouterr().err
