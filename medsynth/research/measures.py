@@ -111,8 +111,9 @@ def nearest_training_images(generated: torch.Tensor, training: torch.Tensor, top
 def foreign_domain_share(
     generated: torch.Tensor, own: str, references: Mapping[str, torch.Tensor], k: int = 5
 ) -> float:
-    """Share of generated images whose k nearest real images (cosine on ImageNet features, all domains pooled) are
-    mostly from another domain than `own`: a fundus prompt answered with skin, which no per-domain evaluator sees."""
+    """Share of generated images whose k nearest real images (cosine on ImageNet features, all domains pooled)
+    vote for another domain than `own`: a fundus prompt answered with skin, which no per-domain evaluator sees.
+    The vote is a plurality (torch's mode: a tie goes to the domain listed first in `references`)."""
     names = list(references)
     bank = nn.functional.normalize(torch.cat([references[n].float() for n in names]), dim=1)
     owners = torch.cat([torch.full((len(references[n]),), i) for i, n in enumerate(names)])
