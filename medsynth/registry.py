@@ -139,6 +139,8 @@ class DomainSources:
     probe_accuracy_share: float | None = None
     # generated images' evaluator F1 (base + LoRA) at least this share of the same evaluators' F1 on real images
     f1_share_bar: float | None = None
+    # this domain's guidance scale where it differs from the pack's default_guidance (chosen on val per adapter)
+    guidance: float | None = None
 
     def missing_reason(self) -> str | None:
         if self.unavailable:
@@ -264,6 +266,11 @@ class Registry:
             raise UnknownNameError(f"unknown domain {name!r}; choose one of {', '.join(self.domains)}")
         return self.domains[key]
 
+    def default_guidance(self, pack: str, domain: str) -> float:
+        """The guidance scale a request without one gets: the domain's own in this pack, else the pack's."""
+        own = self.get_domain(domain).sources_for(pack).guidance
+        return own if own is not None else self.get_pack(pack).default_guidance
+
     def trained_domains(self, pack: str = EMBEDDED_PACK) -> tuple[str, ...]:
         """The domains whose data trains the pack's shared parts (registry: packs.<pack>.trains)."""
         return self.get_pack(pack).trains
@@ -329,6 +336,7 @@ def _parse_sources(raw: Mapping[str, Any], where: str, root: Path) -> DomainSour
         "base_unconditional",
         "probe_accuracy_share",
         "f1_share_bar",
+        "guidance",
     }
     unknown = set(raw) - known
     if unknown:
@@ -343,6 +351,7 @@ def _parse_sources(raw: Mapping[str, Any], where: str, root: Path) -> DomainSour
     return DomainSources(
         **parsed, unavailable=raw.get("unavailable"), base_unconditional=_flag(raw, "base_unconditional", where),
         probe_accuracy_share=_share(raw, "probe_accuracy_share", where), f1_share_bar=_share(raw, "f1_share_bar", where),
+        guidance=_guidance(raw, where),
     )  # fmt: skip
 
 
@@ -358,6 +367,14 @@ def _share(raw: Mapping[str, Any], key: str, where: str) -> float | None:
     value = raw.get(key)
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1):
         raise RegistryError(f"{where}.{key}: must be a number between 0 and 1, got {value!r}")
+    return None if value is None else float(value)
+
+
+def _guidance(raw: Mapping[str, Any], where: str) -> float | None:
+    """An optional guidance scale in [1, 30] (below 1 guidance pushes away from the prompt)."""
+    value = raw.get("guidance")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= 30):
+        raise RegistryError(f"{where}.guidance: must be a number between 1 and 30, got {value!r}")
     return None if value is None else float(value)
 
 

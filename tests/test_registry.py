@@ -88,6 +88,10 @@ attributes = [{ name = "age", phrase = "{value} years", min = 1, max = 9 }]
             "domains.d.sources.p.probe_accuracy_share: must be a number between 0 and 1",
         ),
         (
+            lambda t: t + "[domains.d.sources.p]\nguidance = 0.5\n",
+            "domains.d.sources.p.guidance: must be a number between 1 and 30",
+        ),
+        (
             lambda t: t.replace('modality = "scan"', 'modality = "scan"\nmirror = 1'),
             "domains.d.mirror: must be true or false",
         ),
@@ -128,6 +132,9 @@ def test_good_minimal_registry_loads(tmp_path):
     assert not registry.get_domain("d").sources_for("p").base_unconditional
     path.write_text(GOOD_DOMAIN + "[domains.d.sources.p]\nbase_unconditional = true\n")
     assert load_registry(path).get_domain("d").sources_for("p").base_unconditional
+    assert registry.default_guidance("p", "d") == registry.get_pack("p").default_guidance
+    path.write_text(GOOD_DOMAIN + "[domains.d.sources.p]\nguidance = 3\n")
+    assert load_registry(path).default_guidance("p", "d") == 3.0 != registry.get_pack("p").default_guidance
 
 
 def test_domain_facts_live_in_the_registry():

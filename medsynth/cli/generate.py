@@ -117,7 +117,12 @@ def add_commands(commands) -> None:
         "--seed", type=int, default=None, help="first seed; image i uses seed+i (default: random, printed)"
     )
     generate.add_argument("--steps", type=int, default=None, help="denoising steps (1–150; default: the pack's)")
-    generate.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (0–30)")
+    generate.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="classifier-free guidance scale (0–30; default: the domain's in the pack)",
+    )
     generate.add_argument("--validate", action="store_true", help="regenerate images the classifier rejects")
     generate.add_argument("--max-rounds", type=int, default=3, help="validation rounds at most (1–10)")
     generate.add_argument("--threshold", type=float, default=0.5, help="classifier confidence needed to accept (0–1)")

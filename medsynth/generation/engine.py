@@ -213,7 +213,8 @@ class MedSynth:
         prompt, warnings = self.prepare_prompt(request)
         seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
         steps = request.steps or self.pack.default_steps
-        guidance = float(request.guidance if request.guidance is not None else self.pack.default_guidance)
+        default_guidance = self.registry.default_guidance(self.pack.name, domain.name)
+        guidance = float(default_guidance if request.guidance is None else request.guidance)
         adapter = domain.name if request.use_adapter else None
         classifier = self.classifiers[domain.name]
 

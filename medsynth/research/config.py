@@ -27,7 +27,7 @@ class PackEvaluationConfig:
     domains: tuple[str, ...] = option((), help="domains to evaluate (default: every available domain)")
     per_class: int = option(50, help="generated images per class and mode")
     steps: int = option(0, help="denoising steps (0: the pack's default)")
-    guidance: float = option(0.0, help="guidance scale (0: the pack's default)")
+    guidance: float = option(0.0, help="guidance scale (0: each domain's default in the pack)")
     threshold: float = option(0.5, help="classifier confidence the validation loop asks for")
     max_rounds: int = option(3, help="validation rounds at most")
     seed: int = option(1000, help="first generation seed (class k starts at seed + 10000 k)")

@@ -121,6 +121,7 @@ def evaluate_domain(
         "n_test": len(test),
         "classes": codes,
         "base_unconditional": name in engine.generator.base_guided,
+        "guidance": config.guidance or registry.default_guidance(engine.pack.name, name),
         "resolution": resolution,
         "reference_resolution": test.images.shape[1],
     }

@@ -66,7 +66,10 @@ def render_pack_report(
              f"{results['config']['per_class']} per class, seeds fixed. Reproduce: `{command}`.", ""]  # fmt: skip
     if results.get("pack_settings"):
         p = results["pack_settings"]
-        lines += [f"Pack settings: {p['default_steps']} steps, guidance {p['default_guidance']}.", ""]
+        lines += [
+            f"Pack settings: {p['default_steps']} steps, guidance {p['default_guidance']} (unless a domain has its own, below).",
+            "",
+        ]
     degrade = {name: r["evaluator_degrade"] for name, r in results["domains"].items() if "evaluator_degrade" in r}
     if degrade:
         shares = ", ".join(f"{name} {share:.0%}" for name, share in degrade.items())
@@ -130,14 +133,15 @@ def render_pack_report(
         "",
         "## Does the LoRA earn its place?",
         "",
-        "| domain | LoRA guided against | Fréchet base → LoRA | evaluator F1 base → LoRA | evaluators preferring the LoRA | LoRA better on both | F1 ≥ 0.6727 |",
-        "|---|---|---|---|---|---|---|",
+        "| domain | guidance | LoRA guided against | Fréchet base → LoRA | evaluator F1 base → LoRA | evaluators preferring the LoRA | LoRA better on both | F1 ≥ 0.6727 |",
+        "|---|---:|---|---|---|---|---|---|",
     ]
     for name, r in results["domains"].items():
         b, l = r["base"], r["lora"]
         both, preferring, n = lora_verdict(b, l)
         against = "bare base's unconditional" if r.get("base_unconditional") else "its own unconditional"
-        lines.append(f"| {name} | {against} | {b['frechet_distance']:.1f} → {l['frechet_distance']:.1f} | {f1_text(b)} → {f1_text(l)} | "
+        guidance = f"{r['guidance']:g}" if "guidance" in r else "–"  # not recorded before per-domain guidance
+        lines.append(f"| {name} | {guidance} | {against} | {b['frechet_distance']:.1f} → {l['frechet_distance']:.1f} | {f1_text(b)} → {f1_text(l)} | "
                      f"{preferring} of {n} | {'✅' if both else '❌'} | {'✅' if panel_mean(l) >= PUBLISHED_F1 else '❌'} |")  # fmt: skip
     lines += _evaluator_set_section(results, share_bars or {})
     if baseline:

@@ -39,7 +39,7 @@ def describe_class(studio: Studio, domain_name: str | None, code: str | None) ->
 
 
 def on_domain_change(studio: Studio, domain_name: str | None) -> list[Any]:
-    """New class list, description and attribute widgets for the chosen domain."""
+    """New class list, description, attribute widgets and guidance (the domain's own, where it has one)."""
     if not domain_name:
         hidden = [gr.Dropdown(visible=False, value=None) for _ in range(CHOICE_SLOTS)]
         return [
@@ -48,6 +48,7 @@ def on_domain_change(studio: Studio, domain_name: str | None) -> list[Any]:
             gr.Markdown(""),
             *hidden,
             gr.Number(visible=False, value=None),
+            gr.Slider(value=studio.registry.get_pack(studio.pack_name).default_guidance),
         ]
     domain = studio.registry.get_domain(domain_name)
     choices, numeric = attribute_layout(domain)
@@ -76,6 +77,7 @@ def on_domain_change(studio: Studio, domain_name: str | None) -> list[Any]:
         gr.Markdown(describe_class(studio, domain_name, first)),
         *slots,
         number,
+        gr.Slider(value=studio.registry.default_guidance(studio.pack_name, domain.name)),
     ]
 
 
@@ -258,7 +260,7 @@ def build(studio: Studio) -> None:
                 one_png = gr.DownloadButton("Download this PNG", value=None, elem_id="download-png")
                 all_zip = gr.DownloadButton("Download all (ZIP + manifest.csv)", value=None, elem_id="download-zip")
     cards = gr.State([])
-    domain_outputs = [modality, label, description, *slots, number]
+    domain_outputs = [modality, label, description, *slots, number, guidance]
     domain.change(lambda d: on_domain_change(studio, d), domain, domain_outputs)
     label.change(lambda d, c: describe_class(studio, d, c), [domain, label], description)
     gr.on(

@@ -56,6 +56,14 @@ def test_result_carries_scores_seeds_and_provenance(engine):
     assert max_pixel_difference(again.images[0].image, result.images[0].image) > 10
 
 
+def test_a_domain_with_its_own_guidance_gets_it_unless_the_request_names_one(engine):
+    own = engine.run(GenerationRequest(domain="beta", label="b1", n=1, seed=3, steps=2))
+    asked = engine.run(GenerationRequest(domain="beta", label="b1", n=1, seed=3, steps=2, guidance=3.0))
+    assert own.guidance == 2.5 and asked.guidance == 3.0  # the registry's beta guidance; the pack's is 3.0
+    assert read_provenance(own.images[0].png())["guidance"] == 2.5
+    assert max_pixel_difference(own.images[0].image, asked.images[0].image) > 0
+
+
 def test_random_seed_is_reported_so_a_session_can_be_reproduced(engine):
     first = engine.run(GenerationRequest(domain="beta", label="b1", n=1))
     replay = engine.run(GenerationRequest(domain="beta", label="b1", n=1, seed=first.seed))

@@ -21,6 +21,7 @@ from medsynth.models.clip import REFERENCE_NAME, save_clip
 from medsynth.models.lora import add_lora, save_lora
 
 TINY_CLASSES = {"alpha": ["a1", "a2", "a3"], "beta": ["b1", "b2"]}
+TINY_GUIDANCE = {"beta": 2.5}  # a domain whose guidance differs from the pack's default (3.0)
 TEXT_DIM = 32
 
 
@@ -200,7 +201,7 @@ attributes = [
 adapter = "lora/{domain}"
 classifier = "classifiers/{domain}"
 clip = "clip"
-"""
+""" + (f"guidance = {TINY_GUIDANCE[domain]}\n" if domain in TINY_GUIDANCE else "")
 
 
 @dataclass(frozen=True)

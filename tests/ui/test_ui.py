@@ -50,7 +50,9 @@ def run_generate(studio, domain="alpha", label="a1", **changes):
 
 
 def test_domain_change_fills_classes_description_and_attribute_widgets(studio):
-    modality, label, description, slot_1, slot_2, slot_3, number = generate_tab.on_domain_change(studio, "alpha")
+    modality, label, description, slot_1, slot_2, slot_3, number, guidance = generate_tab.on_domain_change(
+        studio, "alpha"
+    )
     assert "alpha scan" in modality.value and "3 classes" in modality.value
     assert label.choices == [("a1 finding (a1)", "a1"), ("a2 finding (a2)", "a2"), ("a3 finding (a3)", "a3")]
     assert label.value == "a1" and "Class a1" in description.value
@@ -59,6 +61,8 @@ def test_domain_change_fills_classes_description_and_attribute_widgets(studio):
     assert number.visible and number.minimum == 0 and number.maximum == 100
     empty = generate_tab.on_domain_change(studio, None)
     assert empty[1].choices == [] and not empty[3].visible
+    # the guidance slider follows the domain: the pack's default (3.0), or beta's own (2.5)
+    assert guidance.value == 3.0 == empty[-1].value and generate_tab.on_domain_change(studio, "beta")[-1].value == 2.5
 
 
 def test_class_description_is_shown_for_trainees(studio):
