@@ -351,7 +351,7 @@ def _parse_sources(raw: Mapping[str, Any], where: str, root: Path) -> DomainSour
     return DomainSources(
         **parsed, unavailable=raw.get("unavailable"), base_unconditional=_flag(raw, "base_unconditional", where),
         probe_accuracy_share=_share(raw, "probe_accuracy_share", where), f1_share_bar=_share(raw, "f1_share_bar", where),
-        guidance=_guidance(raw, where),
+        guidance=_optional_number(raw, "guidance", where, 1, 30),  # below 1 guidance pushes away from the prompt
     )  # fmt: skip
 
 
@@ -362,20 +362,26 @@ def _margin(raw: Mapping[str, Any], where: str) -> float:
     return float(value)
 
 
+def _optional_number(
+    raw: Mapping[str, Any], key: str, where: str, low: float, high: float, low_open: bool = False
+) -> float | None:
+    """An optional number between low and high (low itself excluded where `low_open`)."""
+    value = raw.get(key)
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (low < value if low_open else low <= value)
+        or value > high
+    ):
+        raise RegistryError(f"{where}.{key}: must be a number between {low:g} and {high:g}, got {value!r}")
+    return float(value)
+
+
 def _share(raw: Mapping[str, Any], key: str, where: str) -> float | None:
     """An optional number in (0, 1]."""
-    value = raw.get(key)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1):
-        raise RegistryError(f"{where}.{key}: must be a number between 0 and 1, got {value!r}")
-    return None if value is None else float(value)
-
-
-def _guidance(raw: Mapping[str, Any], where: str) -> float | None:
-    """An optional guidance scale in [1, 30] (below 1 guidance pushes away from the prompt)."""
-    value = raw.get("guidance")
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= 30):
-        raise RegistryError(f"{where}.guidance: must be a number between 1 and 30, got {value!r}")
-    return None if value is None else float(value)
+    return _optional_number(raw, key, where, 0, 1, low_open=True)
 
 
 def _strings(raw: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
