@@ -19,7 +19,7 @@ from medsynth.data.cache import load_domain_images  # noqa: E402
 from medsynth.generation.pipeline import load_pipeline  # noqa: E402
 from medsynth.paths import runs_dir  # noqa: E402
 from medsynth.registry import Source, load_registry  # noqa: E402
-from medsynth.training.diffusion import build_latent_set, encode_text, noise_scheduler_for, validation_loss  # noqa: E402
+from medsynth.training.diffusion import build_latent_set, encode_text, training_scheduler, validation_loss  # noqa: E402
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
     domain = load_registry().get_domain(args.domain)
     latents, bank = build_latent_set(pipe.vae, [(domain, val)], 1, 0, "cpu", runs_dir() / "cache" / "latents")
     states = encode_text(pipe.tokenizer, pipe.text_encoder, bank, device="cpu")
-    scheduler = noise_scheduler_for(pipe.scheduler.config.prediction_type)
+    scheduler = training_scheduler(pipe.scheduler)
     print(f"{args.domain}: {len(latents.mean)} val latents")
     print(f"bare base: {validation_loss(pipe.unet, latents, states, scheduler, 'cpu'):.5f}")
     for k, folder in enumerate(args.adapters):

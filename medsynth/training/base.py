@@ -99,6 +99,7 @@ def calibrate_scaling_factor(vae: AutoencoderKL, sets, per_domain: int = 128) ->
 
 def train_base(config: BaseTrainConfig) -> Path:
     check_caption_scope(config.captions)  # before a minute of loading data
+    scheduler = noise_scheduler_for(config.prediction_type, config.zero_terminal_snr)  # refuses epsilon + zero SNR
     device = training_device()
     generator = seed_everything(config.seed)
     registry = load_registry()
@@ -121,7 +122,6 @@ def train_base(config: BaseTrainConfig) -> Path:
         load_unet_weights(unet, config.init_unet)
     unet.to(device).train()
     ema = EMAModel(unet.parameters(), decay=config.ema_decay)  # diffusers' EMA: warm-up (1 + t) / (10 + t)
-    scheduler = noise_scheduler_for(config.prediction_type)
     settings = LoopSettings(
         config.steps, config.batch_size, config.lr, config.caption_dropout, config.checkpoint_every,
         ema_decay=config.ema_decay, snr_gamma=config.snr_gamma or None, desc="base unet",

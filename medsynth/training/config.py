@@ -95,6 +95,10 @@ class BaseTrainConfig:
         "epsilon", help="what the UNet predicts: epsilon (the noise) or v_prediction (the velocity)"
     )
     snr_gamma: float = option(0.0, help="min-SNR loss weighting with this gamma (5 is the paper's); 0: plain MSE")
+    zero_terminal_snr: bool = option(
+        False, help="rescale the noise schedule so that its last step is pure noise, and sample from that step "
+        "(trailing spacing): Lin et al. 2024's fix for images pulled toward mid-grey; needs v_prediction",
+    )  # fmt: skip
     seed: int = option(0, help="random seed")
     checkpoint_every: int = option(250, help="steps between resumable checkpoints")
     init_unet: Path | None = option(

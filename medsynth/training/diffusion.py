@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, ConfigMixin, DDPMScheduler, UNet2DConditionModel
 from diffusers.training_utils import EMAModel, compute_snr
 from tqdm import tqdm
 
@@ -326,12 +326,27 @@ def _process_generator(shared: torch.Generator, rank: int, processes: int) -> to
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 
 
-def noise_scheduler_for(prediction_type: str = "epsilon") -> DDPMScheduler:
+def noise_scheduler_for(prediction_type: str = "epsilon", zero_terminal_snr: bool = False) -> DDPMScheduler:
     """The Stable Diffusion training noise schedule (what the pipelines' schedulers assume), predicting
-    `prediction_type`; saved with the pipeline, so its sampler predicts the same."""
+    `prediction_type`; saved with the pipeline, so its sampler predicts the same.
+
+    SD's schedule leaves signal in its last step (sqrt(alpha_bar) 0.068 at t = 999), and its sampler starts at
+    t = 941 ("leading" spacing) from pure noise: the model reads the noise's low frequencies as the image's, so
+    samples keep mid-grey means (dark MRI backgrounds shrink, heads fill the frame). `zero_terminal_snr` rescales
+    the betas so that t = 999 is pure noise and samples from it ("trailing"), as Lin et al. 2024 prescribe; the
+    model then predicts the image from nothing at that step, which only the velocity can express."""
     if prediction_type not in PREDICTION_TYPES:
         raise ValueError(f"prediction_type must be one of {', '.join(PREDICTION_TYPES)}; got {prediction_type!r}")
+    if zero_terminal_snr and prediction_type != "v_prediction":
+        raise ValueError("a zero terminal SNR schedule needs v_prediction: the noise says nothing at its last step")
     return DDPMScheduler(
         num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
         clip_sample=False, steps_offset=1, prediction_type=prediction_type,
+        rescale_betas_zero_snr=zero_terminal_snr, timestep_spacing="trailing" if zero_terminal_snr else "leading",
     )  # fmt: skip
+
+
+def training_scheduler(pipeline_scheduler: ConfigMixin) -> DDPMScheduler:
+    """The noise schedule a base was trained with, read from its pipeline's scheduler (whatever its sampler), as
+    diffusers' training examples do: an adapter or a measurement on that base uses the same one."""
+    return DDPMScheduler.from_config(pipeline_scheduler.config)

@@ -25,9 +25,9 @@ from medsynth.training.diffusion import (
     LoopSettings,
     build_latent_set,
     encode_text,
-    noise_scheduler_for,
     run_diffusion_training,
     sampling_weights,
+    training_scheduler,
 )
 from medsynth.training.runs import Checkpoint, write_run_record
 
@@ -68,8 +68,8 @@ def train_lora(config: LoraTrainConfig) -> Path:
         config.steps, config.batch_size, config.lr, config.caption_dropout, config.checkpoint_every,
         weight_decay=0.0, snr_gamma=config.snr_gamma or None, desc=f"lora {config.domain}",
     )  # fmt: skip
-    # the base's own objective: an adapter predicts what its base predicts
-    scheduler = noise_scheduler_for(pipe.scheduler.config.get("prediction_type", "epsilon"))
+    # the base's own objective and noise schedule: an adapter predicts what its base predicts
+    scheduler = training_scheduler(pipe.scheduler)
     step, elapsed, final_loss = run_diffusion_training(
         unet, latents, text_states, sampling_weights(latents, config.class_power), settings,
         Checkpoint(out / "checkpoint.pt"), generator, device, scheduler,

