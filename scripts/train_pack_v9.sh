@@ -57,12 +57,18 @@ once "$RUNS/base128_A_long/training_base.json" $PY -m medsynth train base --out 
 once "$RUNS/base128_shuffled/training_base.json" $PY -m medsynth train base --out "$RUNS/base128_shuffled" --vae "$RUNS/v9_vae" --resolution 128 \
   --block-out-channels 64,128,192 --prediction-type v_prediction --snr-gamma 5 --steps 1500 --checkpoint-every 250 \
   --init-unet "$RUNS/base128_A_long/pipeline/unet" --captions shuffled
-# the four adapters on it carry the findings: rank 16 on attention and ResNet layers, the base's min-SNR weighting
-# (dermatology draws every class equally often, as in v8)
+# the same base continued 1000 steps on a zero-terminal-SNR schedule (its last step pure noise, sampled from there,
+# plain v-loss): SD's schedule left signal at the sampler's first step, which pulled every image toward mid-grey
+# (heads and lesions filled the frame); Fréchet fell in three domains on val (reports/mini-v9-progress/README.md)
+once "$RUNS/base128_ztsnr/training_base.json" $PY -m medsynth train base --out "$RUNS/base128_ztsnr" --vae "$RUNS/v9_vae" --resolution 128 \
+  --block-out-channels 64,128,192 --prediction-type v_prediction --zero-terminal-snr yes --steps 1000 --checkpoint-every 100 \
+  --init-unet "$RUNS/base128_shuffled/pipeline/unet" --captions shuffled
+# the four adapters on it carry the findings: rank 16 on attention and ResNet layers, the base's schedule and
+# plain v-loss (dermatology draws every class equally often, as in v8)
 for d in $DOMAINS; do
   power=0.5; [ "$d" = dermatology ] && power=1.0
-  once "$RUNS/lora128_shuffled/$d/training_lora_$d.json" $PY -m medsynth train lora --domain "$d" --steps 1200 --rank 16 \
-    --targets attention+resnet --class-power "$power" --snr-gamma 5 --base "$RUNS/base128_shuffled/pipeline" --out "$RUNS/lora128_shuffled/$d"
+  once "$RUNS/lora128_ztsnr/$d/training_lora_$d.json" $PY -m medsynth train lora --domain "$d" --steps 1200 --rank 16 \
+    --targets attention+resnet --class-power "$power" --base "$RUNS/base128_ztsnr/pipeline" --out "$RUNS/lora128_ztsnr/$d"
 done
 # classifiers at 128 px (v8's recipe per domain), and the ImageNet EfficientNet-Lite0 probes trained for accuracy
 # that their bar is measured against (real test accuracy >= 0.9 x the probe's)
