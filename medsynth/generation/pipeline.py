@@ -22,7 +22,6 @@ from medsynth.registry import Source
 
 logger = logging.getLogger(__name__)
 
-SCHEDULER_NAME = "DPMSolverMultistepScheduler(dpmsolver++)"
 OFFLINE_HINT = (
     "use the embedded offline pack instead (MEDSYNTH_PACK=mini), or pre-download the model into the Hugging Face cache"
 )
@@ -56,6 +55,13 @@ def _load_error(what: str, source: Source, error: Exception) -> GeneratorLoadErr
             f"(no network or not in the local cache: {type(error).__name__}); {OFFLINE_HINT}"
         )
     return GeneratorLoadError(f"could not load {what} from {source.path}: {error}")
+
+
+def sampler_name(config) -> str:
+    """The sampler as provenance names it: its algorithm, where its steps start, and a zero terminal SNR schedule
+    (the two samplers differ in what an image looks like, see medsynth.training.diffusion.noise_scheduler_for)."""
+    schedule = ", zero terminal SNR" if config.get("rescale_betas_zero_snr") else ""
+    return f"DPMSolverMultistepScheduler({config.algorithm_type}, {config.timestep_spacing} spacing{schedule})"
 
 
 @dataclass(frozen=True)
@@ -211,7 +217,7 @@ class Generator:
         return GeneratorInfo(
             base=self.base.spec,
             adapter=self.adapters[adapter].spec if adapter else None,
-            scheduler=SCHEDULER_NAME,
+            scheduler=sampler_name(self.pipe.scheduler.config),
             device=str(self.device),
             dtype=str(self.dtype).replace("torch.", "") + (", bfloat16 autocast" if self.cpu_bf16 else ""),
             unconditional="bare base" if adapter in self.base_guided else "same model",

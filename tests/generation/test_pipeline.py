@@ -108,7 +108,7 @@ def test_cpu_weights_are_float32_with_bf16_autocast_where_the_cpu_has_bf16_units
     assert info.dtype == "float32" and info.device == "cpu" and generator.pipe.unet.dtype == torch.float32
     default = Generator(Source.parse("base", tiny_pack.root))  # the setting's default: by the CPU's capability
     assert default.info(None).dtype == ("float32, bfloat16 autocast" if cpu_bf16_enabled() else "float32")
-    assert "dpmsolver++" in info.scheduler
+    assert "dpmsolver++, leading spacing" in info.scheduler and "zero terminal SNR" not in info.scheduler
     assert generator.pipe.scheduler.config.algorithm_type == "dpmsolver++"
     assert info.adapter.endswith("lora/alpha")
 

@@ -138,6 +138,7 @@ def test_a_v_prediction_base_with_zero_terminal_snr_saves_a_pipeline_that_sample
     assert image.size == (128, 128) and np.asarray(image).std() > 0  # a NaN from the first step would be flat black
     generator.pipe.scheduler.set_timesteps(2)
     assert generator.pipe.scheduler.timesteps[0] == 999
+    assert generator.info(None).scheduler.endswith("(dpmsolver++, trailing spacing, zero terminal SNR)")  # provenance
     assert json.loads((tmp_path / "base" / "training_base.json").read_text())["metrics"]["val_loss_ema"] > 0
     record = json.loads((tmp_path / "ae" / "training_autoencoder.json").read_text())
     assert record["config"]["crop"] == 64 and record["config"]["domains"] == ["chest_xray"]
