@@ -57,11 +57,12 @@ def _load_error(what: str, source: Source, error: Exception) -> GeneratorLoadErr
     return GeneratorLoadError(f"could not load {what} from {source.path}: {error}")
 
 
-def sampler_name(config) -> str:
+def sampler_name(sampler: DPMSolverMultistepScheduler) -> str:
     """The sampler as provenance names it: its algorithm, where its steps start, and a zero terminal SNR schedule
     (the two samplers differ in what an image looks like, see medsynth.training.diffusion.noise_scheduler_for)."""
-    schedule = ", zero terminal SNR" if config.get("rescale_betas_zero_snr") else ""
-    return f"DPMSolverMultistepScheduler({config.algorithm_type}, {config.timestep_spacing} spacing{schedule})"
+    config = sampler.config
+    schedule = ", zero terminal SNR" if config.rescale_betas_zero_snr else ""
+    return f"{type(sampler).__name__}({config.algorithm_type}, {config.timestep_spacing} spacing{schedule})"
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,7 @@ class Generator:
         return GeneratorInfo(
             base=self.base.spec,
             adapter=self.adapters[adapter].spec if adapter else None,
-            scheduler=sampler_name(self.pipe.scheduler.config),
+            scheduler=sampler_name(self.pipe.scheduler),
             device=str(self.device),
             dtype=str(self.dtype).replace("torch.", "") + (", bfloat16 autocast" if self.cpu_bf16 else ""),
             unconditional="bare base" if adapter in self.base_guided else "same model",
