@@ -13,23 +13,33 @@ DOMAINS="dermatology ophthalmology brain_mri chest_xray"
 RUNS=${MEDSYNTH_RUNS:-runs}
 once() { local record=$1; shift; [ -f "$record" ] || "$@"; }  # run "$@" unless its training record exists
 
-# v9's autoencoder and base, committed as they will ship (assets/models/mini-v9/base: 7.6 h of CPU training), are
-# put back where the runs below read them when runs/ is gone (a fresh machine)
-STAGED=assets/models/mini-v9/base
-if [ -f "$STAGED/training_base.json" ] && [ ! -f "$RUNS/base128_A_long/training_base.json" ]; then
-  mkdir -p "$RUNS/ae128_f4" "$RUNS/base128_A" "$RUNS/base128_A_long/pipeline" "$RUNS/v9_vae"
-  cp "$STAGED/training_autoencoder.json" "$RUNS/ae128_f4/"
-  cp "$STAGED/training_base_start.json" "$RUNS/base128_A/training_base.json"
-  cp "$STAGED/training_base.json" "$RUNS/base128_A_long/"
-  cp -r "$STAGED"/{model_index.json,scheduler,text_encoder,tokenizer,unet,vae} "$RUNS/base128_A_long/pipeline/"
-  cp "$STAGED"/vae/* "$STAGED/training_autoencoder.json" "$RUNS/v9_vae/"
+# v9's autoencoder, base and finished adapters, committed as they will ship (assets/models/mini-v9), are put back
+# where the runs below read them when runs/ is gone (a fresh machine): every base run of the chain is marked done by
+# its record, the last one gets the pipeline, each adapter its folder
+STAGED=assets/models/mini-v9
+if [ -d "$STAGED/base/records" ]; then
+  for record in "$STAGED"/base/records/*.json; do
+    run=$(basename "$record" .json)
+    mkdir -p "$RUNS/$run" && cp -n "$record" "$RUNS/$run/training_base.json"
+  done
+  last=$(basename "$(sed -n 's/.*"out": "\([^"]*\)".*/\1/p' "$STAGED/base/training_base.json" | head -1)")
+  if [ ! -f "$RUNS/$last/pipeline/unet/config.json" ]; then
+    mkdir -p "$RUNS/$last/pipeline" "$RUNS/ae128_f4" "$RUNS/v9_vae"
+    cp -r "$STAGED"/base/{model_index.json,scheduler,text_encoder,tokenizer,unet,vae} "$RUNS/$last/pipeline/"
+    cp -n "$STAGED/base/training_autoencoder.json" "$RUNS/ae128_f4/"
+    cp -n "$STAGED"/base/vae/* "$STAGED/base/training_autoencoder.json" "$RUNS/v9_vae/"
+  fi
 fi
-
-# evaluators trained on clean 128 px images (measurement only; never beside the pack)
-for d in $DOMAINS; do
-  once "$RUNS/evaluators128/clean/$d/training_evaluator.json" \
-    $PY -m medsynth train evaluator --domain "$d" --resolution 128 --degrade 0 --epochs 4 --seed 1 --root "$RUNS/evaluators128/clean"
+for staged in "$STAGED"/lora/*/; do
+  [ -d "$staged" ] || continue
+  d=$(basename "$staged")
+  if [ ! -f "$RUNS/lora128_ztsnr/$d/training_lora_$d.json" ]; then
+    mkdir -p "$RUNS/lora128_ztsnr/$d/adapter"
+    cp "$staged"/*.safetensors "$staged"/*config*.json "$RUNS/lora128_ztsnr/$d/adapter/" 2>/dev/null || true
+    cp "$staged/training_lora_$d.json" "$RUNS/lora128_ztsnr/$d/"
+  fi
 done
+
 # the autoencoder: f = 4 (32×32×4 latents), 6000 steps of 16 random 64 px crops, discriminator from step 2000;
 # 3.9 h on one thread. Chosen on val over an f = 8 one of the same budget by what survives the round trip
 # (reports/mini-v9-progress/README.md has both commands and the ceilings)
@@ -65,10 +75,16 @@ once "$RUNS/base128_ztsnr/training_base.json" $PY -m medsynth train base --out "
   --init-unet "$RUNS/base128_shuffled/pipeline/unet" --captions shuffled
 # the four adapters on it carry the findings: rank 16 on attention and ResNet layers, the base's schedule and
 # plain v-loss (dermatology draws every class equally often, as in v8)
-for d in $DOMAINS; do
+# (unmeasured domains first)
+for d in ophthalmology chest_xray brain_mri dermatology; do
   power=0.5; [ "$d" = dermatology ] && power=1.0
   once "$RUNS/lora128_ztsnr/$d/training_lora_$d.json" $PY -m medsynth train lora --domain "$d" --steps 1200 --rank 16 \
     --targets attention+resnet --class-power "$power" --base "$RUNS/base128_ztsnr/pipeline" --out "$RUNS/lora128_ztsnr/$d"
+done
+# evaluators trained on clean 128 px images (measurement only; never beside the pack)
+for d in $DOMAINS; do
+  once "$RUNS/evaluators128/clean/$d/training_evaluator.json" \
+    $PY -m medsynth train evaluator --domain "$d" --resolution 128 --degrade 0 --epochs 4 --seed 1 --root "$RUNS/evaluators128/clean"
 done
 # classifiers at 128 px (v8's recipe per domain), and the ImageNet EfficientNet-Lite0 probes trained for accuracy
 # that their bar is measured against (real test accuracy >= 0.9 x the probe's)
