@@ -17,17 +17,18 @@ once() { local record=$1; shift; [ -f "$record" ] || "$@"; }  # run "$@" unless 
 # where the runs below read them when runs/ is gone (a fresh machine): every base run of the chain is marked done by
 # its record, the last one gets the pipeline, each adapter its folder
 STAGED=assets/models/mini-v9
-if [ -d "$STAGED/base/records" ]; then
-  for record in "$STAGED"/base/records/*.json; do
+if [ -f "$STAGED/base/training_base.json" ]; then
+  last=$(basename "$(sed -n 's/.*"out": "\([^"]*\)".*/\1/p' "$STAGED/base/training_base.json" | head -1)")
+  for record in "$STAGED"/base/earlier_runs/*.json; do
     run=$(basename "$record" .json)
     mkdir -p "$RUNS/$run" && cp -n "$record" "$RUNS/$run/training_base.json"
   done
-  last=$(basename "$(sed -n 's/.*"out": "\([^"]*\)".*/\1/p' "$STAGED/base/training_base.json" | head -1)")
-  if [ ! -f "$RUNS/$last/pipeline/unet/config.json" ]; then
+  if [ ! -f "$RUNS/$last/training_base.json" ]; then
     mkdir -p "$RUNS/$last/pipeline" "$RUNS/ae128_f4" "$RUNS/v9_vae"
     cp -r "$STAGED"/base/{model_index.json,scheduler,text_encoder,tokenizer,unet,vae} "$RUNS/$last/pipeline/"
     cp -n "$STAGED/base/training_autoencoder.json" "$RUNS/ae128_f4/"
     cp -n "$STAGED"/base/vae/* "$STAGED/base/training_autoencoder.json" "$RUNS/v9_vae/"
+    cp "$STAGED/base/training_base.json" "$RUNS/$last/"
   fi
 fi
 for staged in "$STAGED"/lora/*/; do

@@ -12,8 +12,8 @@ from diffusers import AutoencoderKL
 from medsynth.pack.config import PackAssembleConfig
 from medsynth.registry import load_registry
 
-# the record of the run a continued base started from (`train base --init-unet`), kept beside its own
-START_RECORD = "training_base_start.json"
+# the records of the runs a continued base began from (`train base --init-unet`), each named after its run folder
+EARLIER_RUNS = "earlier_runs"
 # the record of a decoder fine-tuned on the frozen encoder (`train autoencoder --decoder-only`)
 DECODER_RECORD = "training_decoder.json"
 LATENT_KEYS = ("encoder.", "quant_conv.")  # the part of an AutoencoderKL that decides the latents
@@ -27,15 +27,34 @@ def _replace(source: Path, target: Path) -> None:
     shutil.copytree(source, target)
 
 
-def start_record(base_record: Path) -> Path | None:
-    """The training record of the run a continued base began from; None for a base trained from scratch."""
-    init_unet = json.loads(base_record.read_text())["config"].get("init_unet")
-    if init_unet is None:
-        return None
-    record = Path(init_unet).parent.parent / "training_base.json"  # <run>/pipeline/unet → <run>
-    if not record.is_file():
-        raise FileNotFoundError(f"the base continued from {init_unet}, but that run's record {record} is missing")
-    return record
+def _started_from(record: Path) -> str | None:
+    """The --init-unet a base run continued from (<run>/pipeline/unet), None for one trained from scratch."""
+    return json.loads(record.read_text())["config"].get("init_unet")
+
+
+def earlier_records(base_record: Path) -> list[Path]:
+    """The training records of the runs a continued base began from, the first run first ([] for a base trained
+    from scratch); --init-unet is read from where the commands ran."""
+    chain: list[Path] = []
+    record = base_record
+    while (init_unet := _started_from(record)) is not None:
+        record = Path(init_unet).parent.parent / "training_base.json"  # <run>/pipeline/unet → <run>
+        if not record.is_file():
+            raise FileNotFoundError(f"the base continued from {init_unet}, but that run's record {record} is missing")
+        if record in chain:
+            raise ValueError(f"{record} continues from itself")
+        chain.append(record)
+    return chain[::-1]
+
+
+def base_records(base: Path) -> list[Path]:
+    """Every training record of a pack's base, the first run first: its earlier runs, then its own."""
+    chain = [base / "training_base.json"]
+    while chain[0].is_file() and (init_unet := _started_from(chain[0])) is not None:
+        chain.insert(0, base / EARLIER_RUNS / f"{Path(init_unet).parent.parent.name}.json")
+        if not chain[0].is_file():
+            raise FileNotFoundError(f"{chain[0]} is missing: the pack's base continued from {init_unet}")
+    return chain
 
 
 def checked_decoder(run: Path, base: Path) -> AutoencoderKL:
@@ -99,12 +118,13 @@ def assemble_pack(config: PackAssembleConfig) -> Path:
         if not source.exists():
             hint = " (name the base's autoencoder run: --autoencoder-run)" if source == autoencoder_record else ""
             raise FileNotFoundError(f"{source} is missing: run its training command first{hint}")
-    if (start := start_record(base_run / "training_base.json")) is not None:
-        files[start] = base / START_RECORD
+    for record in earlier_records(base_run / "training_base.json"):
+        files[record] = base / EARLIER_RUNS / f"{record.parent.name}.json"
     tuned = checked_decoder(config.runs / config.vae_run, base_run / "pipeline") if config.vae_run else None
     for source, target in folders.items():
         _replace(source, target)
     for source, target in files.items():
+        target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
     if tuned is not None:
         install_decoder(config.runs / config.vae_run, base, tuned)

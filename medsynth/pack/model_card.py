@@ -14,7 +14,7 @@ from safetensors import safe_open
 
 from medsynth.configs import command_line
 from medsynth.data.folders import load_metadata
-from medsynth.pack.assemble import DECODER_RECORD, START_RECORD
+from medsynth.pack.assemble import DECODER_RECORD, base_records
 from medsynth.pack.config import ModelCardConfig
 from medsynth.paths import PROJECT_ROOT, domain_folder
 from medsynth.registry import Registry, load_registry
@@ -154,16 +154,11 @@ def _training_rows(pack: Path, domains: tuple[str, ...]) -> str:
         components.append(
             ("autoencoder decoder, continued", pack / "base" / DECODER_RECORD, "python -m medsynth train autoencoder")
         )
-    continued = (pack / "base" / START_RECORD).exists()
-    if continued:  # a base continued from an earlier run: both runs, in order
-        components.append(
-            ("shared base UNet, first run", pack / "base" / START_RECORD, "python -m medsynth train base")
-        )
-        components.append(
-            ("shared base UNet, continued", pack / "base" / "training_base.json", "python -m medsynth train base")
-        )
-    else:
-        components.append(("shared base UNet", pack / "base" / "training_base.json", "python -m medsynth train base"))
+    runs = base_records(pack / "base")
+    continued = len(runs) > 1
+    for i, record in enumerate(runs, 1):  # a base continued from earlier runs: every run, in order
+        name = f"shared base UNet, run {i} of {len(runs)}" if continued else "shared base UNet"
+        components.append((name, record, "python -m medsynth train base"))
     for domain in domains:
         components.append(
             (

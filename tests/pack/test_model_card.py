@@ -55,39 +55,47 @@ def test_card_names_each_runs_options_and_the_lora_and_classifier_layouts(tmp_pa
     )
 
 
-def test_a_continued_base_lists_both_runs_and_the_pack_keeps_the_first_runs_record(tmp_path, monkeypatch):
+def test_a_continued_base_lists_every_run_of_its_chain_and_the_pack_keeps_their_records(tmp_path, monkeypatch):
     from medsynth.pack.assemble import PackAssembleConfig, assemble_pack
 
     runs = tmp_path / "runs"
     monkeypatch.chdir(tmp_path)  # a relative --init-unet is read from where the command ran
     write_record(runs / "base" / "training_base.json", {"steps": 2500, "lr": 3e-4, "init_unet": None}, 2500)
-    (runs / "base" / "pipeline" / "unet").mkdir(parents=True)
     write_record(runs / "more" / "training_base.json",
                  {"steps": 900, "lr": 2e-4, "init_unet": "runs/base/pipeline/unet", "out": "runs/more"}, 900)  # fmt: skip
-    (runs / "more" / "pipeline" / "unet").mkdir(parents=True)
+    write_record(runs / "last" / "training_base.json",
+                 {"steps": 300, "init_unet": "runs/more/pipeline/unet", "out": "runs/last"}, 300)  # fmt: skip
+    for run in ("base", "more", "last"):
+        (runs / run / "pipeline" / "unet").mkdir(parents=True)
     write_record(runs / "autoencoder" / "training_autoencoder.json", {"steps": 10}, 10)
     for domain in DOMAINS:
-        (runs / "lora_more" / domain / "adapter").mkdir(parents=True)
-        lora_config = {"rank": 8, "steps": 7, "base": "runs/more/pipeline", "out": f"runs/lora_more/{domain}"}
-        write_record(runs / "lora_more" / domain / f"training_lora_{domain}.json", lora_config, 7)
-    pack = assemble_pack(PackAssembleConfig(runs=runs, out=tmp_path / "mini", base_run="more", lora_run="lora_more"))
-    assert json.loads((pack / "base" / "training_base_start.json").read_text())["steps"] == 2500
+        (runs / "lora_last" / domain / "adapter").mkdir(parents=True)
+        lora_config = {"rank": 8, "steps": 7, "base": "runs/last/pipeline", "out": f"runs/lora_last/{domain}"}
+        write_record(runs / "lora_last" / domain / f"training_lora_{domain}.json", lora_config, 7)
+    pack = assemble_pack(PackAssembleConfig(runs=runs, out=tmp_path / "mini", base_run="last", lora_run="lora_last"))
+    assert sorted(p.name for p in (pack / "base" / "earlier_runs").iterdir()) == ["base.json", "more.json"]
     text = render_model_card(ModelCardConfig(pack_dir=pack, results=tmp_path / "missing.json")).read_text()
-    assert "| shared base UNet, first run | `python -m medsynth train base --steps 2500` | 2500 |" in text
+    assert "| shared base UNet, run 1 of 3 | `python -m medsynth train base --steps 2500` | 2500 |" in text
     continued = (
         "`python -m medsynth train base --steps 900 --lr 0.0002 --init-unet runs/base/pipeline/unet --out runs/more`"
     )
-    assert f"| shared base UNet, continued | {continued} | 900 |" in text
+    assert f"| shared base UNet, run 2 of 3 | {continued} | 900 |" in text
+    last = "`python -m medsynth train base --steps 300 --init-unet runs/more/pipeline/unet --out runs/last`"
+    assert f"| shared base UNet, run 3 of 3 | {last} | 300 |" in text
     # the adapters name the base they were trained on, which is not the default folder
     assert (
-        "`python -m medsynth train lora --domain chest_xray --steps 7 --base runs/more/pipeline --out runs/lora_more/chest_xray`"
+        "`python -m medsynth train lora --domain chest_xray --steps 7 --base runs/last/pipeline --out runs/lora_last/chest_xray`"
         in text
     )
 
-    # the start run's record must be there, or the card could not say how the base began
+    # a pack whose earlier record went missing cannot say how its base began
+    (pack / "base" / "earlier_runs" / "base.json").unlink()
+    with pytest.raises(FileNotFoundError, match="continued from runs/base/pipeline/unet"):
+        render_model_card(ModelCardConfig(pack_dir=pack, results=tmp_path / "missing.json"))
+    # nor can runs whose start run's record is gone be assembled
     (runs / "base" / "training_base.json").unlink()
     with pytest.raises(FileNotFoundError, match="continued from runs/base/pipeline/unet"):
-        assemble_pack(PackAssembleConfig(runs=runs, out=tmp_path / "mini2", base_run="more", lora_run="lora_more"))
+        assemble_pack(PackAssembleConfig(runs=runs, out=tmp_path / "mini2", base_run="last", lora_run="lora_last"))
 
 
 def test_a_pack_takes_its_autoencoder_record_classifiers_and_clip_from_named_runs(tmp_path):
