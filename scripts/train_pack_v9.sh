@@ -36,7 +36,7 @@ for staged in "$STAGED"/lora/*/; do
   d=$(basename "$staged")
   if [ ! -f "$RUNS/lora128_ztsnr/$d/training_lora_$d.json" ]; then
     mkdir -p "$RUNS/lora128_ztsnr/$d/adapter"
-    cp "$staged"/*.safetensors "$staged"/*config*.json "$RUNS/lora128_ztsnr/$d/adapter/" 2>/dev/null || true
+    cp "$staged"/*.safetensors "$RUNS/lora128_ztsnr/$d/adapter/"
     cp "$staged/training_lora_$d.json" "$RUNS/lora128_ztsnr/$d/"
   fi
 done

@@ -32,13 +32,17 @@ def _started_from(record: Path) -> str | None:
     return json.loads(record.read_text())["config"].get("init_unet")
 
 
+def _run_folder(init_unet: str) -> Path:
+    return Path(init_unet).parent.parent  # <run>/pipeline/unet → <run>
+
+
 def earlier_records(base_record: Path) -> list[Path]:
     """The training records of the runs a continued base began from, the first run first ([] for a base trained
     from scratch); --init-unet is read from where the commands ran."""
     chain: list[Path] = []
     record = base_record
     while (init_unet := _started_from(record)) is not None:
-        record = Path(init_unet).parent.parent / "training_base.json"  # <run>/pipeline/unet → <run>
+        record = _run_folder(init_unet) / "training_base.json"
         if not record.is_file():
             raise FileNotFoundError(f"the base continued from {init_unet}, but that run's record {record} is missing")
         if record in chain:
@@ -51,7 +55,7 @@ def base_records(base: Path) -> list[Path]:
     """Every training record of a pack's base, the first run first: its earlier runs, then its own."""
     chain = [base / "training_base.json"]
     while chain[0].is_file() and (init_unet := _started_from(chain[0])) is not None:
-        chain.insert(0, base / EARLIER_RUNS / f"{Path(init_unet).parent.parent.name}.json")
+        chain.insert(0, base / EARLIER_RUNS / f"{_run_folder(init_unet).name}.json")
         if not chain[0].is_file():
             raise FileNotFoundError(f"{chain[0]} is missing: the pack's base continued from {init_unet}")
     return chain
