@@ -87,8 +87,8 @@ for d in $DOMAINS; do
   once "$RUNS/evaluators128/clean/$d/training_evaluator.json" \
     $PY -m medsynth train evaluator --domain "$d" --resolution 128 --degrade 0 --epochs 4 --seed 1 --root "$RUNS/evaluators128/clean"
 done
-# classifiers at 128 px (v8's recipe per domain), and the ImageNet EfficientNet-Lite0 probes trained for accuracy
-# that their bar is measured against (real test accuracy >= 0.9 x the probe's)
+# the pack's classifiers at 128 px (v8's recipe per domain); after the CLIP, the ImageNet EfficientNet-Lite0 probes
+# trained for accuracy that their bar is measured against (real test accuracy >= 0.9 x the probe's)
 for d in $DOMAINS; do
   case $d in
     dermatology) options="--epochs 30 --select accuracy" ;;
@@ -98,11 +98,20 @@ for d in $DOMAINS; do
   once "$RUNS/classifiers128/$d/training_classifier.json" \
     $PY -m medsynth train classifier --domain "$d" --image-size 128 $options --out "$RUNS/classifiers128/$d"
 done
+# the pack's CLIP at 128 px (patch 8: 256 tokens)
+once "$RUNS/clip128/training_clip.json" $PY -m medsynth train clip --resolution 128 --steps 800 --out "$RUNS/clip128"
 for d in $DOMAINS; do
   once "$RUNS/probes128/$d/training_evaluator.json" $PY -m medsynth train evaluator --domain "$d" --resolution 128 --degrade 0 \
     --class-power 0 --select accuracy --epochs 4 --seed 1 --root "$RUNS/probes128"
 done
-once "$RUNS/clip128/training_clip.json" $PY -m medsynth train clip --resolution 128 --steps 800 --out "$RUNS/clip128"
+# the clean evaluators' panel (seeds 2 and 3 beside seed 1): generated-image F1 is the panel's mean, and a verdict
+# of one evaluator's training run is read evaluator by evaluator (v8's lesson, MODEL_CARD.md)
+for seed in 2 3; do
+  for d in $DOMAINS; do
+    once "$RUNS/evaluators128/clean/$d-seed$seed/training_evaluator.json" $PY -m medsynth train evaluator --domain "$d" \
+      --resolution 128 --degrade 0 --epochs 4 --seed "$seed" --root "$RUNS/evaluators128/clean"
+  done
+done
 # measurement only: evaluators with half their training images slightly blurred or noised, beside the clean ones
 for d in $DOMAINS; do
   once "$RUNS/evaluators128/degraded/$d/training_evaluator.json" $PY -m medsynth train evaluator --domain "$d" \
