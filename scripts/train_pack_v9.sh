@@ -13,9 +13,9 @@ DOMAINS="dermatology ophthalmology brain_mri chest_xray"
 RUNS=${MEDSYNTH_RUNS:-runs}
 once() { local record=$1; shift; [ -f "$record" ] || "$@"; }  # run "$@" unless its training record exists
 
-# v9's autoencoder, base and finished adapters, committed as they will ship (assets/models/mini-v9), are put back
+# v9's autoencoder, base, finished adapters and classifiers, committed as they will ship (assets/models/mini-v9), are put back
 # where the runs below read them when runs/ is gone (a fresh machine): every base run of the chain is marked done by
-# its record, the last one gets the pipeline, each adapter its folder
+# its record, the last one gets the pipeline, each adapter and classifier its folder
 STAGED=assets/models/mini-v9
 if [ -f "$STAGED/base/training_base.json" ]; then
   last=$(basename "$(sed -n 's/.*"out": "\([^"]*\)".*/\1/p' "$STAGED/base/training_base.json" | head -1)")
@@ -39,6 +39,11 @@ for staged in "$STAGED"/lora/*/; do
     cp "$staged"/*.safetensors "$RUNS/lora128_ztsnr/$d/adapter/"
     cp "$staged/training_lora_$d.json" "$RUNS/lora128_ztsnr/$d/"
   fi
+done
+for staged in "$STAGED"/classifiers/*/; do
+  [ -d "$staged" ] || continue
+  d=$(basename "$staged")
+  [ -f "$RUNS/classifiers128/$d/training_classifier.json" ] || { mkdir -p "$RUNS/classifiers128" && cp -r "$staged" "$RUNS/classifiers128/$d"; }
 done
 
 # the autoencoder: f = 4 (32×32×4 latents), 6000 steps of 16 random 64 px crops, discriminator from step 2000;
