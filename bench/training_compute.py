@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from diffusers import AutoencoderKL, UNet2DConditionModel  # noqa: E402
 
 from medsynth.data.folders import load_metadata  # noqa: E402
-from medsynth.models.classifier import ClassifierConfig, build_classifier  # noqa: E402
+from medsynth.models.classifier import load_classifier  # noqa: E402
 from medsynth.models.lora import add_lora  # noqa: E402
 from medsynth.pack.assemble import DECODER_RECORD, base_records  # noqa: E402
 from medsynth.paths import domain_folder  # noqa: E402
@@ -61,6 +62,7 @@ def _run(component: str, record: dict, steps: int, batch: int, gflop: float) -> 
     return Run(component, steps, batch, gflop, record.get("wall_time_s", 0.0), record.get("hardware", "?"))
 
 
+@cache  # one count per architecture and input, however many runs trained it
 def autoencoder_gflop(vae_folder: Path, size: int, decoder_only: bool) -> float:
     vae = AutoencoderKL.from_config(AutoencoderKL.load_config(vae_folder)).float()
     x = torch.randn(1, 3, size, size)
@@ -78,22 +80,21 @@ def autoencoder_gflop(vae_folder: Path, size: int, decoder_only: bool) -> float:
     return counted_gflop(step)
 
 
-def unet_gflop(unet_folder: Path, latent_size: int, max_tokens: int, lora: dict | None = None) -> float:
+@cache
+def unet_gflop(unet_folder: Path, latent_size: int, max_tokens: int, lora: tuple[int, str] | None = None) -> float:
+    """One UNet training step's GFLOP per example; `lora` = (rank, targets) counts an adapter on the frozen UNet."""
     unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(unet_folder)).float()
     if lora is not None:
-        add_lora(unet, rank=lora.get("rank", 8), targets=lora.get("targets", "attention"))
+        add_lora(unet, rank=lora[0], targets=lora[1])
     latents = torch.randn(1, unet.config.in_channels, latent_size, latent_size)
     text = torch.randn(1, max_tokens, unet.config.cross_attention_dim)
     return counted_gflop(lambda: unet(latents, torch.tensor([500]), text).sample.mean().backward())
 
 
-def classifier_gflop(config_path: Path) -> float:
-    raw = _record(config_path)
-    raw["mean"], raw["std"] = tuple(raw["mean"]), tuple(raw["std"])
-    config = ClassifierConfig(**raw)
-    model = build_classifier(config)
+def classifier_gflop(folder: Path) -> float:
+    model, config = load_classifier(folder)
     x = torch.randn(1, 3, config.image_size, config.image_size)
-    return counted_gflop(lambda: model(x).mean().backward())
+    return counted_gflop(lambda: model.train()(x).mean().backward())
 
 
 def clip_gflop(clip_folder: Path) -> float:
@@ -129,26 +130,27 @@ def pack_runs(pack: Path) -> tuple[list[Run], list[str]]:
         size = c.get("crop") or c["resolution"]
         gflop = autoencoder_gflop(base / "vae", size, bool(c.get("decoder_only")))
         runs.append(_run(f"autoencoder ({name})", record, record["steps"], c["batch_size"], gflop))
+    if (base / DECODER_RECORD).is_file() and (init_vae := _record(base / DECODER_RECORD)["config"].get("init_vae")):
         first_out = Path(_record(base / "training_autoencoder.json")["config"]["out"]).name
-        if name == DECODER_RECORD and c.get("init_vae") and Path(c["init_vae"]).parent.name != first_out:
-            missing.append(f"the decoder run {c['init_vae']} continued from (its record is not in the pack)")
+        if Path(init_vae).parent.name != first_out:
+            missing.append(f"the decoder run {init_vae} continued from (its record is not in the pack)")
     for path in base_records(base):
         record = _record(path)
         c = record["config"]
         gflop = unet_gflop(base / "unet", latent_size(pack, c["resolution"]), c.get("max_tokens", 64))
         runs.append(_run(f"base ({Path(c['out']).name})", record, record["steps"], c["batch_size"], gflop))
+    base_latents = latent_size(pack, _record(base / "training_base.json")["config"]["resolution"])
     for path in sorted(pack.glob("lora/*/training_lora_*.json")):
         record = _record(path)
         c = record["config"]
-        resolution = _record(base / "training_base.json")["config"]["resolution"]
-        gflop = unet_gflop(base / "unet", latent_size(pack, resolution), 64, lora=c)
+        gflop = unet_gflop(base / "unet", base_latents, 64, lora=(c.get("rank", 8), c.get("targets", "attention")))
         runs.append(_run(f"LoRA {c['domain']}", record, record["steps"], c["batch_size"], gflop))
     for path in sorted(pack.glob("classifiers/*/training_classifier.json")):
         record = _record(path)
         c = record["config"]
         train = int((load_metadata(domain_folder(c["domain"]))["split"] == "train").sum())
         steps = record["steps"] * max(1, train // c["batch_size"])  # the record counts epochs
-        gflop = classifier_gflop(path.parent / "config.json")
+        gflop = classifier_gflop(path.parent)
         runs.append(_run(f"classifier {c['domain']}", record, steps, c["batch_size"], gflop))
     if (pack / "clip" / "training_clip.json").is_file():
         record = _record(pack / "clip" / "training_clip.json")
