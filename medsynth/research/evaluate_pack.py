@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock
 from PIL import Image
 from tqdm import tqdm
 
@@ -233,7 +234,7 @@ def evaluate_pack(config: PackEvaluationConfig) -> Path:
         started = time.perf_counter()
         result = evaluate_domain(engine, name, config, features, references, out)
         result["wall_time_s"] = round(time.perf_counter() - started, 1)
-        results = merge_results(
+        merge_results(
             out / "results.json",
             engine.pack.name,
             config,
@@ -242,11 +243,13 @@ def evaluate_pack(config: PackEvaluationConfig) -> Path:
             order=list(registry.domains),
             pack_settings=pack_settings(engine.pack),
         )
-    sources = {name: registry.get_domain(name).sources_for(engine.pack.name) for name in results["domains"]}
-    share_bars = {name: source.f1_share_bar for name, source in sources.items()}
     baseline = json.loads(Path(config.baseline).read_text()) if config.baseline else None
-    report = render_pack_report(results, reproduce_command(results["config"]), share_bars, baseline)
-    (out / "REPORT.md").write_text(report)
+    with results_lock(out / "results.json"):  # what every run has merged so far, runs side by side included
+        results = json.loads((out / "results.json").read_text())
+        sources = {name: registry.get_domain(name).sources_for(engine.pack.name) for name in results["domains"]}
+        share_bars = {name: source.f1_share_bar for name, source in sources.items()}
+        report = render_pack_report(results, reproduce_command(results["config"]), share_bars, baseline)
+        (out / "REPORT.md").write_text(report)
     return out / "REPORT.md"
 
 
@@ -280,12 +283,23 @@ def pack_settings(pack) -> dict:
     return {"default_steps": pack.default_steps, "default_guidance": pack.default_guidance}
 
 
+def results_lock(path: Path) -> FileLock:
+    """Held while results.json is read and rewritten: runs of different domains may finish at the same moment."""
+    return FileLock(path.parent / f".{path.name}.lock")
+
+
 def merge_results(
     path: Path, pack: str, config: PackEvaluationConfig, name: str, result: dict, order: list[str] = (), pack_settings: dict | None = None,
 ) -> dict:  # fmt: skip
-    """Read-modify-write of results.json: one domain at a time, so domains can be evaluated in separate runs.
+    """Read-modify-write of results.json: one domain at a time, so domains can be evaluated in separate runs,
+    side by side too.
 
     Domains are kept in `order` (the registry's), however the runs were split; others go last."""
+    with results_lock(path):
+        return _merge_locked(path, pack, config, name, result, order, pack_settings)
+
+
+def _merge_locked(path, pack, config, name, result, order, pack_settings) -> dict:
     results = json.loads(path.read_text()) if path.exists() else {}
     settings = _settings(config)
     earlier = {**_settings(PackEvaluationConfig()), **results.get("config", {})}  # older reports lack newer fields

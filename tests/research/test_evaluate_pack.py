@@ -282,3 +282,28 @@ def test_two_evaluator_sets_a_reference_size_and_a_baseline_join_the_report(
     now = chest["lora"]["frechet_distance"] - chest["frechet_floor_train_vs_test"]
     assert f"| chest_xray | {before:.1f} → {now:.1f} | {'✅' if now <= before / 2 else '❌'} |" in report
     assert "--reference-resolution 128" in report  # the reproduce command names what makes numbers comparable
+
+
+def test_runs_side_by_side_lose_no_domain(tmp_path, monkeypatch):
+    """Two evaluate-pack runs (say one per core) merging at the same moment: every domain lands."""
+    import threading
+    import time
+
+    import medsynth.research.evaluate_pack as evaluate_pack
+
+    real_loads = json.loads
+
+    def slow_loads(text):  # widens the read-modify-write window so that unlocked runs would overwrite each other
+        time.sleep(0.05)
+        return real_loads(text)
+
+    monkeypatch.setattr(evaluate_pack.json, "loads", slow_loads)
+    path, config = tmp_path / "results.json", PackEvaluationConfig(out=tmp_path)
+    names = [f"domain{i}" for i in range(6)]
+    threads = [threading.Thread(target=merge_results, args=(path, "mini", config, n, {"x": n})) for n in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    monkeypatch.undo()
+    assert sorted(json.loads(path.read_text())["domains"]) == names
