@@ -88,16 +88,37 @@ def autocast(device: torch.device | str, enabled: bool = True) -> contextlib.Abs
     return torch.autocast(torch.device(device).type, dtype=dtype)
 
 
-def precision_name(device: torch.device | str) -> str:
-    dtype = autocast_dtype(device)
+def autocast_pays(model: torch.nn.Module, device: torch.device | str) -> bool:
+    """Whether mixed precision speeds `model` up on `device`. Not on the CPU for a network of depthwise
+    convolutions (EfficientNet): oneDNN has no bf16 fast path for them, and such a network trains faster in
+    float32 with channels-last memory (`channels_last`; EfficientNet-Lite0 at 128 px: bench/bench_precision.py)."""
+    if torch.device(device).type != "cpu":
+        return True
+    return not any(
+        isinstance(m, torch.nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels for m in model.modules()
+    )
+
+
+def channels_last(model: torch.nn.Module, device: torch.device | str) -> bool:
+    """Put a CPU model that mixed precision does not pay for into channels-last memory (its fast float32 layout);
+    returns whether mixed precision stays on for it."""
+    mixed = autocast_pays(model, device)
+    if not mixed:
+        model.to(memory_format=torch.channels_last)
+    return mixed
+
+
+def precision_name(device: torch.device | str, mixed: bool = True) -> str:
+    dtype = autocast_dtype(device) if mixed else None
     return "float32" if dtype is None else f"{str(dtype).removeprefix('torch.')} autocast"
 
 
-def hardware() -> str:
-    """The machine a run used, for run records: device, threads, number format."""
+def hardware(mixed: bool = True) -> str:
+    """The machine a run used, for run records: device, threads, number format (`mixed`: whether the run used
+    mixed precision where the device has it)."""
     processes = launched_processes().num_processes
     together = f", {processes} processes" if processes > 1 else ""
     if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}, {precision_name('cuda')}{together})"
+        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}, {precision_name('cuda', mixed)}{together})"
     threads = f"{torch.get_num_threads()} threads"
-    return f"CPU {platform.processor() or platform.machine()}, {threads}, {precision_name('cpu')}{together}"
+    return f"CPU {platform.processor() or platform.machine()}, {threads}, {precision_name('cpu', mixed)}{together}"

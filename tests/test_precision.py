@@ -60,3 +60,18 @@ def test_this_machine_reports_its_units_and_bf16_runs_a_matmul():
     assert product.dtype == torch.bfloat16
     assert torch.allclose(product.float(), a @ b, atol=0.5, rtol=0.05)
     assert isinstance(precision.cpu_has_bf16_units(), bool)
+
+
+def test_depthwise_networks_train_in_float32_channels_last_on_the_cpu():
+    """EfficientNet's depthwise convolutions have no bf16 fast path on the CPU; dense ResNets keep autocast."""
+    from medsynth.models.classifier import ClassifierConfig, build_classifier
+    from medsynth.models.features import efficientnet_lite0
+
+    efficientnet = efficientnet_lite0(num_classes=3, pretrained=False)
+    resnet = build_classifier(ClassifierConfig(classes=["a", "b", "c"], image_size=32))
+    assert not precision.autocast_pays(efficientnet, "cpu") and precision.autocast_pays(resnet, "cpu")
+    assert precision.autocast_pays(efficientnet, "cuda")  # GPUs keep half precision for every network
+    assert not precision.channels_last(efficientnet, "cpu")
+    stem = next(m for m in efficientnet.modules() if isinstance(m, torch.nn.Conv2d))
+    assert stem.weight.is_contiguous(memory_format=torch.channels_last)
+    assert precision.channels_last(resnet, "cpu") and precision.hardware(mixed=False).endswith("float32")

@@ -21,7 +21,7 @@ from medsynth.data.sampling import infinite_batches, seed_everything, shuffled_b
 from medsynth.imaging import to_unit_tensor
 from medsynth.models.classifier import ClassifierConfig, build_classifier
 from medsynth.models.metrics import classification_metrics
-from medsynth.precision import autocast, training_device
+from medsynth.precision import autocast, autocast_pays, channels_last, training_device
 
 SELECTION = {
     "balanced": lambda m: m["balanced_accuracy"] + m["macro_f1"],
@@ -87,7 +87,7 @@ def rotate_randomly(batch: torch.Tensor, degrees: float, generator: torch.Genera
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: np.ndarray, device, batch_size: int = 256) -> torch.Tensor:
     model.eval()
-    with autocast(device):
+    with autocast(device, enabled=autocast_pays(model, device)):
         return torch.cat(
             [
                 model(to_batch(images[i : i + batch_size]).to(device)).float().cpu()
@@ -140,19 +140,22 @@ def fit_epochs(
 ) -> tuple[list[dict], dict]:
     """The loop every image classifier here is trained with (pack classifiers, evaluators, probes).
 
-    `epochs` × `steps_per_epoch` optimiser steps on (inputs, targets) batches under autocast, `validate()`'s
+    `epochs` × `steps_per_epoch` optimiser steps on (inputs, targets) batches under autocast where it pays
+    (`precision.autocast_pays`; else in float32, channels-last), `validate()`'s
     metrics after each epoch; the model ends with the weights of the epoch `select` (a SELECTION key)
     prefers, chosen on the validation split only. Returns the per-epoch history and the chosen epoch's entry.
     """
     score = SELECTION[select]
     device = next(model.parameters()).device
+    mixed = channels_last(model, device)
+    layout = torch.preserve_format if mixed else torch.channels_last
     best, best_state, history = -math.inf, None, []
     for epoch in tqdm(range(epochs), desc=name, unit="epoch", leave=False):
         model.train()
         for _ in range(steps_per_epoch):
             inputs, targets = next(batches)
-            with autocast(device):
-                loss = loss_fn(model(inputs.to(device)).float(), targets.to(device))
+            with autocast(device, enabled=mixed):
+                loss = loss_fn(model(inputs.to(device, memory_format=layout)).float(), targets.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -161,6 +164,7 @@ def fit_epochs(
         if score(history[-1]) > best:
             best, best_state = score(history[-1]), copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
+    model.to(memory_format=torch.contiguous_format)  # what safetensors saves
     return history, max(history, key=score)
 
 

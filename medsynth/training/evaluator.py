@@ -22,7 +22,7 @@ from medsynth.models.evaluator import EVAL_SIZE, evaluator_folder
 from medsynth.models.features import IMAGENET_MEAN, IMAGENET_STD, efficientnet_lite0
 from medsynth.models.fitting import SELECTION, augment, balanced_class_weights, fit_epochs, fit_temperature
 from medsynth.models.metrics import classification_metrics
-from medsynth.precision import autocast, training_device
+from medsynth.precision import autocast, autocast_pays, training_device
 from medsynth.registry import load_registry
 from medsynth.training.config import EvaluatorTrainConfig
 from medsynth.training.runs import write_run_record
@@ -60,7 +60,7 @@ def train_evaluator(config: EvaluatorTrainConfig) -> Path:
 
     def logits_of(images) -> torch.Tensor:
         model.eval()
-        with torch.no_grad(), autocast(device):
+        with torch.no_grad(), autocast(device, enabled=autocast_pays(model, device)):
             return torch.cat(
                 [
                     model(_prepare(images[i : i + 256], mean, std).to(device)).float().cpu()
@@ -84,5 +84,8 @@ def train_evaluator(config: EvaluatorTrainConfig) -> Path:
     model_config.metrics = {f"val_{k}": round(v, 4) for k, v in chosen.items()}
     out = Path(config.out or evaluator_folder(config.domain, config.seed, config.root))
     save_classifier(model.cpu(), model_config, out)
-    write_run_record(out, "evaluator", config, {"history": history}, time.perf_counter() - started, config.epochs)
+    write_run_record(
+        out, "evaluator", config, {"history": history}, time.perf_counter() - started, config.epochs,
+        mixed=autocast_pays(model, device),
+    )  # fmt: skip
     return out

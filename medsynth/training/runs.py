@@ -58,15 +58,16 @@ class Checkpoint:
 
 
 def write_run_record(
-    folder: Path, name: str, config: Any, metrics: dict[str, Any], elapsed_s: float, steps: int
+    folder: Path, name: str, config: Any, metrics: dict[str, Any], elapsed_s: float, steps: int, mixed: bool = True
 ) -> Path:
-    """training_<name>.json beside the trained files: config, wall time, hardware, metrics."""
+    """training_<name>.json beside the trained files: config, wall time, hardware (`mixed`: whether the run used the
+    device's mixed precision), metrics."""
     record = {
         "component": name,
         "config": asdict(config) if hasattr(config, "__dataclass_fields__") else dict(config),
         "steps": steps,
         "wall_time_s": round(elapsed_s, 1),
-        "hardware": hardware(),
+        "hardware": hardware(mixed),
         "torch": torch.__version__,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "metrics": metrics,

@@ -301,8 +301,11 @@ def test_evaluator_keeps_the_epoch_its_selection_rule_prefers(select, epoch, tmp
         domain="chest_xray", out=tmp_path / "probe", resolution=16, epochs=3, batch_size=8, class_power=0.0,
         degrade=0.0, select=select,
     )  # fmt: skip
-    _, model_config = load_classifier(evaluator.train_evaluator(config))
+    folder = evaluator.train_evaluator(config)
+    _, model_config = load_classifier(folder)
     assert model_config.metrics["val_epoch"] == epoch
+    # an EfficientNet trains in float32 (channels-last) on the CPU, and its record says so
+    assert json.loads((folder / "training_evaluator.json").read_text())["hardware"].endswith("float32")
     with pytest.raises(ValueError, match="select must be one of balanced, accuracy; got 'f1'"):
         evaluator.train_evaluator(EvaluatorTrainConfig(domain="chest_xray", select="f1"))
 
