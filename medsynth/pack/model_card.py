@@ -222,10 +222,10 @@ def _quality(results_path: Path) -> str:
              "|---|---|---:|---|---|"]  # fmt: skip
     for name, r in results["domains"].items():
         c = r["classifier_real_test"]
-        f1 = {mode: panel_mean(r[mode]) for mode in ("base", "lora", "validated")}
+        f1 = {mode: f"{panel_mean(r[mode]):.3f}" if mode in r else "–" for mode in ("base", "lora", "validated")}
         lines.append(
             f"| {name} | {c['accuracy']:.3f} / {c['balanced_accuracy']:.3f} / {c['macro_f1']:.3f} | {r['clip_zero_shot_accuracy']:.3f} | "
-            f"{f1['base']:.3f} → {f1['lora']:.3f} → {f1['validated']:.3f} | "
+            f"{f1['base']} → {f1['lora']} → {f1['validated']} | "
             f"{r['base']['frechet_distance']:.1f} → {r['lora']['frechet_distance']:.1f} ({r['frechet_floor_train_vs_test']:.1f}) |"
         )
     return "\n".join(lines)

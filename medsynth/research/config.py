@@ -26,6 +26,10 @@ class PackEvaluationConfig:
     pack: str = option("", help="model pack (default: $MEDSYNTH_PACK or mini)")
     domains: tuple[str, ...] = option((), help="domains to evaluate (default: every available domain)")
     per_class: int = option(50, help="generated images per class and mode")
+    modes: tuple[str, ...] = option(
+        ("base", "lora", "validated"), help="generators measured: base (bare shared base) and lora always, validated "
+        "(base + LoRA + validation loop) where named; each mode's numbers do not depend on the others",
+    )  # fmt: skip
     steps: int = option(0, help="denoising steps (0: the pack's default)")
     guidance: float = option(0.0, help="guidance scale (0: each domain's default in the pack)")
     threshold: float = option(0.5, help="classifier confidence the validation loop asks for")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -22,7 +23,7 @@ from filelock import FileLock
 from PIL import Image
 from tqdm import tqdm
 
-from medsynth.configs import changed_options, command_line
+from medsynth.configs import changed_options, command_line, option_value
 from medsynth.data.cache import load_domain_images
 from medsynth.generation.engine import GenerationRequest, MedSynth
 from medsynth.generation.prompts import class_prompt
@@ -175,7 +176,7 @@ def evaluate_domain(
 
     grids = {}
     thumb = max(128, resolution)  # pictures at full size: a finding must be visible in the report too
-    for mode in MODES:
+    for mode in config.modes:
         started = time.perf_counter()
         images, labels, generation = generate_set(engine, name, codes, mode, config)
         feats = features(images)
@@ -220,6 +221,8 @@ def evaluate_pack(config: PackEvaluationConfig) -> Path:
     """Evaluate the chosen domains; their results join those of earlier runs in the same folder."""
     if config.split not in ("val", "test"):
         raise ValueError(f"split must be val or test; got {config.split!r}")
+    if not {"base", "lora"} <= set(config.modes) <= set(MODES):
+        raise ValueError(f"modes are base and lora, and validated if wanted; got {', '.join(config.modes) or 'none'}")
     registry = load_registry()
     engine = MedSynth(registry, config.pack or selected_pack_name())
     out = Path(config.out)
@@ -268,13 +271,20 @@ COMPARABLE = (
 
 
 def _settings(config: PackEvaluationConfig) -> dict[str, str]:
-    return {k: str(v) for k, v in asdict(config).items() if k != "domains"}
+    return {k: option_value(v) for k, v in asdict(config).items() if k != "domains"}
+
+
+def _as_option(text: str) -> str:
+    """A stored setting as the command line writes it: results written before sequences were stored that way hold
+    their Python repr, "(PosixPath('a'), PosixPath('b'))" for a,b."""
+    return ",".join(re.findall(r"'([^']*)'", text)) if text.startswith("(") and text.endswith(")") else text
 
 
 def reproduce_command(settings: dict[str, str]) -> str:
     """The evaluate-pack command line that repeats a report (only the options that differ from the defaults)."""
+    shown = (*COMPARABLE, "modes")  # the modes measured: each mode's numbers do not depend on the others
     return command_line(
-        "python -m medsynth evaluate-pack", changed_options(settings, _settings(PackEvaluationConfig()), COMPARABLE)
+        "python -m medsynth evaluate-pack", changed_options(settings, _settings(PackEvaluationConfig()), shown)
     )
 
 
@@ -303,6 +313,7 @@ def _merge_locked(path, pack, config, name, result, order, pack_settings) -> dic
     results = json.loads(path.read_text()) if path.exists() else {}
     settings = _settings(config)
     earlier = {**_settings(PackEvaluationConfig()), **results.get("config", {})}  # older reports lack newer fields
+    earlier = {k: _as_option(v) for k, v in earlier.items()}
     same_pack = results.get("pack") == pack and results.get("pack_settings") == pack_settings
     if not same_pack or any(earlier[k] != settings[k] for k in COMPARABLE):  # never mix packs, splits or settings
         results = {"pack": pack, "domains": {}}

@@ -113,6 +113,8 @@ def render_pack_report(
     ]
     for name, r in results["domains"].items():
         for mode, label in MODES.items():
+            if mode not in r:  # a run without the validation loop (evaluate-pack --modes base,lora)
+                continue
             m = r[mode]
             lines.append(
                 f"| {name} | {label} | {f1_text(m)} | {m['frechet_distance']:.1f} | {r['frechet_floor_train_vs_test']:.1f} | {m['kid']:.4f} | {m['clip_score']:.3f} | {m['classifier_agreement']:.0%} of {m['generated']} | {m['memorisation_median']:.3f} / {m['memorisation_max']:.3f} | {share_text(m.get('foreign_domain_share'))} |"
@@ -158,6 +160,10 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(values))
 
 
+def _optional_mean(values: list[float] | None) -> str:
+    return "–" if values is None else f"{_mean(values):.3f}"
+
+
 def _evaluator_set_section(results: dict, share_bars: Mapping[str, float | None]) -> list[str]:
     """Generated-image F1 under each evaluator set, beside the same evaluators' F1 on real images."""
     domains = {name: r for name, r in results["domains"].items() if r.get("evaluator_sets")}
@@ -176,7 +182,7 @@ def _evaluator_set_section(results: dict, share_bars: Mapping[str, float | None]
             ratio = _mean(scores["lora"]) / real if real else float("nan")
             verdict = f"{share:g} {'✅' if ratio >= share else '❌'}" if share else "–"
             lines.append(f"| {name} | {set_name} ({len(scores['seeds'])}) | {scores['degrade']:.0%} | {real:.3f} | "
-                         f"{_mean(scores['base']):.3f} | {_mean(scores['lora']):.3f} | {_mean(scores['validated']):.3f} | "
+                         f"{_mean(scores['base']):.3f} | {_mean(scores['lora']):.3f} | {_optional_mean(scores.get('validated'))} | "
                          f"{ratio:.2f} | {verdict} |")  # fmt: skip
     return lines
 

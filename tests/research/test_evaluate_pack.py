@@ -105,9 +105,11 @@ def test_accuracy_by_source_and_label():
                       {"source": "child", "label": "normal", "n": 1, "accuracy": 1.0}]  # fmt: skip
 
 
-def test_unknown_split_is_a_one_line_error(capsys):
+def test_unknown_split_or_modes_are_one_line_errors(capsys):
     assert main(["evaluate-pack", "--split", "train"]) == 1
     assert "split must be val or test" in capsys.readouterr().err
+    assert main(["evaluate-pack", "--modes", "lora,validated"]) == 1  # the bare base is every verdict's reference
+    assert "modes are base and lora, and validated if wanted; got lora, validated" in capsys.readouterr().err
 
 
 def test_evaluate_pack_on_real_chest_films_writes_a_consistent_report(chest_evaluator_runs, tmp_path, monkeypatch):
@@ -255,6 +257,8 @@ def test_two_evaluator_sets_a_reference_size_and_a_baseline_join_the_report(
                 "128",
                 "--baseline",
                 str(baseline),
+                "--modes",
+                "base,lora",
                 "--out",
                 str(out),
             ]
@@ -282,6 +286,9 @@ def test_two_evaluator_sets_a_reference_size_and_a_baseline_join_the_report(
     now = chest["lora"]["frechet_distance"] - chest["frechet_floor_train_vs_test"]
     assert f"| chest_xray | {before:.1f} → {now:.1f} | {'✅' if now <= before / 2 else '❌'} |" in report
     assert "--reference-resolution 128" in report  # the reproduce command names what makes numbers comparable
+    # without the validation loop: no validated numbers, a dash where they would be, and the command says so
+    assert "validated" not in chest and not (out / "chest_xray_confusion_validated.png").exists()
+    assert f"| {np.mean(copy['lora']):.3f} | – |" in report and "--modes base,lora" in report
 
 
 def test_runs_side_by_side_lose_no_domain(tmp_path, monkeypatch):
@@ -307,3 +314,24 @@ def test_runs_side_by_side_lose_no_domain(tmp_path, monkeypatch):
         thread.join()
     monkeypatch.undo()
     assert sorted(json.loads(path.read_text())["domains"]) == names
+
+
+def test_results_stored_with_python_reprs_still_merge_and_the_command_repeats_sequences(tmp_path):
+    """Reports written before sequences were stored as the command line writes them keep their domains."""
+    from pathlib import Path
+
+    path = tmp_path / "results.json"
+    config = PackEvaluationConfig(out=tmp_path, evaluators=(Path("runs/clean"), Path("runs/degraded")), per_class=25)
+    merge_results(path, "mini", config, "chest_xray", {"x": 1})
+    stored = json.loads(path.read_text())
+    assert (
+        stored["config"]["evaluators"] == "runs/clean,runs/degraded"
+        and stored["config"]["modes"] == "base,lora,validated"
+    )
+    stored["config"]["evaluators"] = "(PosixPath('runs/clean'), PosixPath('runs/degraded'))"  # how older runs wrote it
+    path.write_text(json.dumps(stored))
+    merged = merge_results(path, "mini", config, "brain_mri", {"x": 2})
+    assert merged["domains"] == {"chest_xray": {"x": 1}, "brain_mri": {"x": 2}}
+    assert reproduce_command(merged["config"]) == (
+        "python -m medsynth evaluate-pack --per-class 25 --evaluators runs/clean,runs/degraded"
+    )
