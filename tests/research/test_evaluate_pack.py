@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -234,7 +235,7 @@ def test_evaluate_autoencoder_measures_what_the_pack_autoencoder_lets_through(
 def test_two_evaluator_sets_a_reference_size_and_a_baseline_join_the_report(
     chest_evaluator_runs, tmp_path, monkeypatch
 ):
-    """Generated F1 by every evaluator set beside its F1 on real images, real films read at 128 px, an earlier
+    """Generated F1 by every evaluator set beside its F1 on real images, real films read at another size, an earlier
     report as the baseline: the verdicts in the report follow the stored numbers."""
     import shutil
 
@@ -243,6 +244,9 @@ def test_two_evaluator_sets_a_reference_size_and_a_baseline_join_the_report(
     clean = tmp_path / "clean"
     shutil.copytree(evaluators / "chest_xray", clean / "chest_xray")
     args = ["evaluate-pack", "--domains", "chest_xray", "--per-class", "2", "--steps", "2"]
+    pack_base = Path(load_registry().get_pack("mini").base.location)
+    resolution = json.loads((pack_base / "vae" / "config.json").read_text())["sample_size"]
+    reference = 64 if resolution != 64 else 128  # real images read at another size than the generator's
     assert main([*args, "--out", str(tmp_path / "first")]) == 0
     baseline = tmp_path / "first" / "results.json"
     sets = f"{evaluators},{clean}"
@@ -254,7 +258,7 @@ def test_two_evaluator_sets_a_reference_size_and_a_baseline_join_the_report(
                 "--evaluators",
                 sets,
                 "--reference-resolution",
-                "128",
+                str(reference),
                 "--baseline",
                 str(baseline),
                 "--modes",
@@ -267,7 +271,7 @@ def test_two_evaluator_sets_a_reference_size_and_a_baseline_join_the_report(
     )
     results = json.loads((out / "results.json").read_text())
     chest = results["domains"]["chest_xray"]
-    assert chest["reference_resolution"] == 128 and chest["resolution"] == 64
+    assert chest["reference_resolution"] == reference and chest["resolution"] == resolution
     assert list(chest["evaluator_sets"]) == ["evaluators", "clean"]
     primary, copy = chest["evaluator_sets"].values()
     # the copy holds the primary evaluator's weights (the fixture's folder may also hold another test's seed 7)
@@ -285,7 +289,7 @@ def test_two_evaluator_sets_a_reference_size_and_a_baseline_join_the_report(
     )
     now = chest["lora"]["frechet_distance"] - chest["frechet_floor_train_vs_test"]
     assert f"| chest_xray | {before:.1f} → {now:.1f} | {'✅' if now <= before / 2 else '❌'} |" in report
-    assert "--reference-resolution 128" in report  # the reproduce command names what makes numbers comparable
+    assert f"--reference-resolution {reference}" in report  # the reproduce command names what makes numbers comparable
     # without the validation loop: no validated numbers, a dash where they would be, and the command says so
     assert "validated" not in chest and not (out / "chest_xray_confusion_validated.png").exists()
     assert f"| {np.mean(copy['lora']):.3f} | – |" in report and "--modes base,lora" in report
@@ -318,8 +322,6 @@ def test_runs_side_by_side_lose_no_domain(tmp_path, monkeypatch):
 
 def test_results_stored_with_python_reprs_still_merge_and_the_command_repeats_sequences(tmp_path):
     """Reports written before sequences were stored as the command line writes them keep their domains."""
-    from pathlib import Path
-
     path = tmp_path / "results.json"
     config = PackEvaluationConfig(out=tmp_path, evaluators=(Path("runs/clean"), Path("runs/degraded")), per_class=25)
     merge_results(path, "mini", config, "chest_xray", {"x": 1})
