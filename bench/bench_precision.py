@@ -4,7 +4,7 @@ inference.
     python bench/bench_precision.py [--repeats 3]
 
 Every line is a ratio measured in this run (machines are noisy). It is the measurement behind
-medsynth.precision's default: bf16 autocast on CPUs with bf16 units (AMX / AVX-512 BF16).
+medsynth.precision's default: bf16 autocast on CPUs with AMX units (AVX-512 BF16 alone is slower than float32).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from PIL import Image
 
 from medsynth.imaging import to_uint8, to_unit_tensor
-from medsynth.precision import autocast, cpu_bf16_enabled, inference_device
+from medsynth.precision import cpu_bf16_enabled, inference_device
 from medsynth.registry import Source
 
 logger = logging.getLogger(__name__)
@@ -287,7 +287,9 @@ class Generator:
 
             guided_by_base = adapter in self.base_guided and guidance > 1
             guide = unconditional_from(self.pipe.unet, self.bare_unet) if guided_by_base else contextlib.nullcontext()
-            with guide, autocast(self.device, enabled=self.cpu_bf16):
+            # the generator's own decision (a forced cpu_bf16=True holds on a CPU without AMX too)
+            bf16 = torch.autocast("cpu", dtype=torch.bfloat16) if self.cpu_bf16 else contextlib.nullcontext()
+            with guide, bf16:
                 output = self.pipe(
                     prompt=[prompt] * len(chunk),
                     negative_prompt=[negative_prompt] * len(chunk) if guidance > 1 else None,
