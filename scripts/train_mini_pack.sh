@@ -127,7 +127,7 @@ $PY -m medsynth train pack --out "$PACK" --base-run base128_ztsnr --lora-run lor
   --classifier-run classifiers128 --clip-run clip
 # reports/mini: the test-split evaluation the model card quotes, once, against pack v8 measured the same way
 # (reports/mini-v8-baseline); 25 images per class as in issue 17's independent check, Fréchet distances at 128 px
-# for both packs
-$PY -m medsynth evaluate-pack --split test --per-class 25 --evaluators "$RUNS/evaluators128/clean,$RUNS/evaluators128/degraded" \
+# for both packs; without the validation loop, as the committed report (drop --modes to measure it too)
+$PY -m medsynth evaluate-pack --split test --per-class 25 --modes base,lora --evaluators "$RUNS/evaluators128/clean,$RUNS/evaluators128/degraded" \
   --probes "$RUNS/probes128" --reference-resolution 128 --baseline reports/mini-v8-baseline/results.json --out reports/mini
 $PY -m medsynth train model-card
