@@ -100,6 +100,11 @@ def autocast_pays(model: torch.nn.Module, device: torch.device | str) -> bool:
     )
 
 
+def model_autocast(model: torch.nn.Module, device: torch.device | str) -> contextlib.AbstractContextManager:
+    """`autocast` for `model`: the device's mixed precision where it pays for this network, else nothing."""
+    return autocast(device, enabled=autocast_pays(model, device))
+
+
 def channels_last(model: torch.nn.Module, device: torch.device | str) -> bool:
     """Put a CPU model that mixed precision does not pay for into channels-last memory (its fast float32 layout);
     returns whether mixed precision stays on for it."""

@@ -21,7 +21,7 @@ from medsynth.data.sampling import infinite_batches, seed_everything, shuffled_b
 from medsynth.imaging import to_unit_tensor
 from medsynth.models.classifier import ClassifierConfig, build_classifier
 from medsynth.models.metrics import classification_metrics
-from medsynth.precision import autocast, autocast_pays, channels_last, training_device
+from medsynth.precision import autocast, channels_last, model_autocast, training_device
 
 SELECTION = {
     "balanced": lambda m: m["balanced_accuracy"] + m["macro_f1"],
@@ -87,7 +87,7 @@ def rotate_randomly(batch: torch.Tensor, degrees: float, generator: torch.Genera
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: np.ndarray, device, batch_size: int = 256) -> torch.Tensor:
     model.eval()
-    with autocast(device, enabled=autocast_pays(model, device)):
+    with model_autocast(model, device):
         return torch.cat(
             [
                 model(to_batch(images[i : i + batch_size]).to(device)).float().cpu()

@@ -22,7 +22,7 @@ from medsynth.models.evaluator import EVAL_SIZE, evaluator_folder
 from medsynth.models.features import IMAGENET_MEAN, IMAGENET_STD, efficientnet_lite0
 from medsynth.models.fitting import SELECTION, augment, balanced_class_weights, fit_epochs, fit_temperature
 from medsynth.models.metrics import classification_metrics
-from medsynth.precision import autocast, autocast_pays, training_device
+from medsynth.precision import autocast_pays, model_autocast, training_device
 from medsynth.registry import load_registry
 from medsynth.training.config import EvaluatorTrainConfig
 from medsynth.training.runs import write_run_record
@@ -60,7 +60,7 @@ def train_evaluator(config: EvaluatorTrainConfig) -> Path:
 
     def logits_of(images) -> torch.Tensor:
         model.eval()
-        with torch.no_grad(), autocast(device, enabled=autocast_pays(model, device)):
+        with torch.no_grad(), model_autocast(model, device):
             return torch.cat(
                 [
                     model(_prepare(images[i : i + 256], mean, std).to(device)).float().cpu()
