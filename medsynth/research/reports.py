@@ -150,7 +150,7 @@ def render_pack_report(
         lines += _baseline_section(results, baseline)
     lines += ["", "## Pictures", ""]
     for name in results["domains"]:
-        lines += [f"### {name}", "", f"Real (test) vs generated, per class: ![{name} grid]({name}_grid.png)", "",
+        lines += [f"### {name}", "", f"Real (test) vs generated, per class: ![{name} grid]({name}_grid.jpg)", "",
                   f"Evaluator confusion, base + LoRA: ![{name} confusion]({name}_confusion_lora.png)", "",
                   f"Closest generated ↔ training pairs (memorisation check): ![{name} nearest]({name}_nearest_training.png)", ""]  # fmt: skip
     return "\n".join(lines)

@@ -134,8 +134,8 @@ def test_evaluate_pack_on_real_chest_films_writes_a_consistent_report(chest_eval
         assert chest[mode]["frechet_distance"] > 0 and (out / f"chest_xray_confusion_{mode}.png").is_file()
         assert 0 <= chest[mode]["foreign_domain_share"] <= 1
     assert chest["frechet_floor_train_vs_test"] > 0
-    for picture in ("grid", "nearest_training"):
-        assert (out / f"chest_xray_{picture}.png").stat().st_size > 1000
+    for picture in ("grid.jpg", "nearest_training.png"):
+        assert (out / f"chest_xray_{picture}").stat().st_size > 1000
     report = (out / "REPORT.md").read_text()
     assert report == render_report(results)
     accuracy = chest["classifier_real_test"]["accuracy"]
