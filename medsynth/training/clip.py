@@ -42,7 +42,7 @@ def model_cfg(config: ClipTrainConfig) -> dict:
             "layers": config.vision_layers,
             "width": config.vision_width,
             "head_width": 32,
-            "patch_size": 8,
+            "patch_size": config.patch_size,
         },
         "text_cfg": {
             "context_length": config.context_length,

@@ -198,6 +198,7 @@ class ClipTrainConfig:
         (), help="domains whose image–caption pairs it learns (default: the registry's trains of the mini pack)"
     )
     resolution: int = option(64, help="image size in px")
+    patch_size: int = option(8, help="ViT patch size in px (tokens per image: (resolution / patch_size)²)")
     embed_dim: int = option(128, help="joint embedding size")
     vision_width: int = option(192, help="ViT width")
     vision_layers: int = option(4, help="ViT layers")

@@ -254,8 +254,9 @@ def test_clip_training_writes_an_open_clip_folder_with_real_image_percentiles(re
     from medsynth.generation.scoring import ClipScorer
 
     assert main(["train", "clip", "--domains", "chest_xray", "--steps", "2", "--batch-size", "8", "--vision-layers", "1",
-                 "--text-layers", "1", "--out", str(tmp_path / "clip")]) == 0  # fmt: skip
+                 "--text-layers", "1", "--patch-size", "16", "--out", str(tmp_path / "clip")]) == 0  # fmt: skip
     clip = ClipScorer.from_source(Source.parse(str(tmp_path / "clip"), tmp_path))
+    assert clip.clip.model.visual.grid_size == (4, 4)  # 64 px in 16 px patches
     assert set(clip.clip.reference["chest_xray"]) == {"normal", "pneumonia", "covid19"}
     score = clip.score(
         [Image.new("RGB", (64, 64))], "chest X-ray", {"normal": "a", "covid19": "b"}, "covid19", "chest_xray"
