@@ -6,7 +6,8 @@
 # On 2 CPU cores with bf16 autocast about 13 hours (each run's record names its wall time and hardware;
 # MODEL_CARD.md adds them up); on a GPU the same commands run under `accelerate launch`.
 # FROM_PACK=1: a machine whose runs/ is gone starts from the committed pack's trained parts (base and autoencoder,
-# adapters, classifiers, CLIP) instead of training them again, and trains only what measures them.
+# adapters, classifiers, CLIP) instead of training them again, and trains only what measures them (about 75 min on
+# 2 threads; MEASURERS_ONLY=1 stops after them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # runs one at a time: OpenMP threads may busy-wait (OMP_WAIT_POLICY=PASSIVE made the base 1.56 s/step
@@ -122,6 +123,9 @@ for d in $DOMAINS; do
   once "$RUNS/probes128/$d/training_evaluator.json" $PY -m medsynth train evaluator --domain "$d" --resolution 128 --degrade 0 \
     --class-power 0 --select accuracy --epochs 4 --seed 1 --root "$RUNS/probes128"
 done
+
+# MEASURERS_ONLY=1 (with FROM_PACK=1): stop here, with the committed pack's measurers trained, to re-measure it
+[ "${MEASURERS_ONLY:-0}" = 1 ] && exit 0
 
 # the pack: base (with its autoencoder and the records of every run before it), adapters, classifiers, CLIP
 $PY -m medsynth train pack --out "$PACK" --base-run base128_ztsnr --lora-run lora128_ztsnr --autoencoder-run ae128_f4 \
