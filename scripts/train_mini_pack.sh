@@ -114,10 +114,9 @@ for d in $DOMAINS; do
   once "$RUNS/classifiers128/$d/training_classifier.json" \
     $PY -m medsynth train classifier --domain "$d" --image-size 128 $options --out "$RUNS/classifiers128/$d"
 done
-# the pack's CLIP, still v8's at 64 px (images are resized to it). A 128 px one on 16 px patches beats it on val
-# (zero-shot 0.638 against 0.625 on average, reports/pack_v9_design/README.md) and goes in with the report's next
-# test re-measurement (it scores the report's images too):
-#   $PY -m medsynth train clip --resolution 128 --patch-size 16 --steps 800 --out "$RUNS/clip128p16"
+# the pack's CLIP, still v8's at 64 px (images are resized to it): 128 px ones (8 or 16 px patches, same steps) were
+# no better on val over two seeds (zero-shot 0.613 against 0.617 on average; the seed moves it by up to 0.05,
+# reports/pack_v9_design/README.md)
 once "$RUNS/clip/training_clip.json" $PY -m medsynth train clip --steps 800 --out "$RUNS/clip"
 for d in $DOMAINS; do
   once "$RUNS/probes128/$d/training_evaluator.json" $PY -m medsynth train evaluator --domain "$d" --resolution 128 --degrade 0 \
