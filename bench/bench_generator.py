@@ -86,9 +86,9 @@ def main() -> None:
 
     generate_only = timed(generation(engine.generator, first.name), args.repeats)
     flops = request_flops(generation(engine.generator, first.name))
-    # the floor is at the bf16 rate; a CPU without bf16 units serves float32, whose floor is at its own rate
+    # the floor is at the bf16 rate; a CPU without AMX serves float32, whose floor is at its own rate
     rates = {"bf16": matmul_rate(torch.bfloat16), "float32": matmul_rate(torch.float32)}
-    served_precision = "bf16" if engine.generator.cpu_bf16 or engine.device.type == "cuda" else "float32"
+    served_precision = "bf16" if engine.generator.cpu_bf16 else "float32"  # the rates are the CPU's
     baseline = None
     if args.baseline_registry is not None:
         from medsynth.registry import load_registry
