@@ -187,6 +187,8 @@ def evaluate_domain(
         report[mode] = {
             **generation,
             "n_images": len(images),
+            # the validation loop keeps only accepted images: classes the classifier rarely accepts come back thin
+            "images_per_class": dict(zip(codes, ev.confusion.sum(axis=1).tolist())),
             "evaluator_macro_f1": ev.macro_f1,
             "evaluator_macro_f1_panel": [ev.macro_f1] + [evaluator_report(e, images, labels).macro_f1 for e in others],
             "evaluator_accuracy": ev.accuracy,
@@ -247,12 +249,19 @@ def evaluate_pack(config: PackEvaluationConfig) -> Path:
             order=list(registry.domains),
             pack_settings=pack_settings(engine.pack),
         )
-    baseline = json.loads(Path(config.baseline).read_text()) if config.baseline else None
-    with results_lock(out / "results.json"):  # what every run has merged so far, runs side by side included
+    return write_report(out, config.baseline)
+
+
+def write_report(out: Path, baseline: Path | None = None) -> Path:
+    """REPORT.md from the folder's results.json: what every run has merged so far, runs side by side included."""
+    registry = load_registry()
+    with results_lock(out / "results.json"):
         results = json.loads((out / "results.json").read_text())
-        sources = {name: registry.get_domain(name).sources_for(engine.pack.name) for name in results["domains"]}
+        sources = {name: registry.get_domain(name).sources_for(results["pack"]) for name in results["domains"]}
         share_bars = {name: source.f1_share_bar for name, source in sources.items()}
-        report = render_pack_report(results, reproduce_command(results["config"]), share_bars, baseline)
+        earlier = json.loads(Path(baseline).read_text()) if baseline else None
+        pictures = {file.name for file in out.iterdir()}
+        report = render_pack_report(results, reproduce_command(results["config"]), share_bars, earlier, pictures)
         (out / "REPORT.md").write_text(report)
     return out / "REPORT.md"
 

@@ -7,7 +7,7 @@ model card.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Collection, Mapping
 
 import numpy as np
 import pandas as pd
@@ -57,10 +57,15 @@ def _accuracy_bar(r: dict, accuracy: float) -> str:
 
 
 def render_pack_report(
-    results: dict, command: str, share_bars: Mapping[str, float | None] | None = None, baseline: dict | None = None
+    results: dict,
+    command: str,
+    share_bars: Mapping[str, float | None] | None = None,
+    baseline: dict | None = None,
+    pictures: Collection[str] | None = None,
 ) -> str:
     """evaluate-pack's REPORT.md. `share_bars`: the share of an evaluator's F1 on real images its F1 on generated
-    ones must reach (from the registry); `baseline`: an earlier pack's results measured the same way."""
+    ones must reach (from the registry); `baseline`: an earlier pack's results measured the same way; `pictures`:
+    the picture files the folder holds, where some were left out of it (default: all of them)."""
     split = results["config"].get("split", "test")
     lines = [f"# Evaluation of the `{results['pack']}` pack", "", f"Real {split} split of each domain; generated images: "
              f"{results['config']['per_class']} per class, seeds fixed. Reproduce: `{command}`.", ""]  # fmt: skip
@@ -145,15 +150,30 @@ def render_pack_report(
         guidance = f"{r['guidance']:g}" if "guidance" in r else "–"  # not recorded before per-domain guidance
         lines.append(f"| {name} | {guidance} | {against} | {b['frechet_distance']:.1f} → {l['frechet_distance']:.1f} | {f1_text(b)} → {f1_text(l)} | "
                      f"{preferring} of {n} | {'✅' if both else '❌'} | {'✅' if panel_mean(l) >= PUBLISHED_F1 else '❌'} |")  # fmt: skip
+    lines += _validation_section(results)
     lines += _evaluator_set_section(results, share_bars or {})
     if baseline:
         lines += _baseline_section(results, baseline)
     lines += ["", "## Pictures", ""]
     for name in results["domains"]:
-        lines += [f"### {name}", "", f"Real (test) vs generated, per class: ![{name} grid]({name}_grid.jpg)", "",
-                  f"Evaluator confusion, base + LoRA: ![{name} confusion]({name}_confusion_lora.png)", "",
-                  f"Closest generated ↔ training pairs (memorisation check): ![{name} nearest]({name}_nearest_training.png)", ""]  # fmt: skip
+        lines += [f"### {name}", ""]
+        for caption, file in _pictures(name, "validated" in results["domains"][name]):
+            if pictures is None or file in pictures:
+                lines += [f"{caption}: ![{name}: {caption.lower()}]({file})", ""]
+        if pictures is not None and f"{name}_grid.jpg" not in pictures:
+            lines += ["The real vs generated grid and the memorisation pairs were left out of this folder.", ""]
     return "\n".join(lines)
+
+
+def _pictures(name: str, validated: bool) -> list[tuple[str, str]]:
+    """(caption, file) of a domain's pictures, as evaluate-pack writes them."""
+    confusions = [("Evaluator confusion, base + LoRA", f"{name}_confusion_lora.png")]
+    if validated:
+        confusions.append(
+            ("Evaluator confusion, validation loop (row sums: the images it kept)", f"{name}_confusion_validated.png")
+        )
+    return [("Real (test) vs generated, per class", f"{name}_grid.jpg"), *confusions,
+            ("Closest generated ↔ training pairs (memorisation check)", f"{name}_nearest_training.png")]  # fmt: skip
 
 
 def _mean(values: list[float]) -> float:
@@ -162,6 +182,37 @@ def _mean(values: list[float]) -> float:
 
 def _optional_mean(values: list[float] | None) -> str:
     return "–" if values is None else f"{_mean(values):.3f}"
+
+
+def _kept_text(kept: Mapping[str, int] | None, requested: int) -> str:
+    """The classes the validation loop left short of what was asked, with what it kept."""
+    if kept is None:
+        return "not counted (results from before the counts were kept)"
+    short = [f"{code} {n}" for code, n in kept.items() if n < requested]
+    return ", ".join(short) or "none"
+
+
+def _validation_section(results: dict) -> list[str]:
+    """What the validation loop keeps: only accepted images, so its F1 is measured on a different class mix."""
+    domains = {name: r for name, r in results["domains"].items() if "validated" in r}
+    if not domains:
+        return []
+    requested = int(results["config"]["per_class"])  # stored as the command line wrote it
+    lines = ["", "## What the validation loop keeps", "",
+             f"The loop asks for {requested} images per class, regenerates those the pack's classifier rejects "
+             f"(confidence below {results['config'].get('threshold', '0.5')}, at most {results['config'].get('max_rounds', '3')} rounds) "
+             "and keeps only accepted ones. Its F1 is therefore measured on the images the classifier already "
+             "agrees with, with the classes it rarely accepts thin or missing: it says how recognisable the served "
+             "images are, not how well every class can be drawn. Its Fréchet distance, from fewer images, is biased "
+             "upward and does not compare with the other modes'.", "",
+             "| domain | images kept of asked | generated | classifier agreement | classes left short (images kept) | evaluator F1 LoRA → validated |",
+             "|---|---:|---:|---:|---|---|"]  # fmt: skip
+    for name, r in domains.items():
+        v = r["validated"]
+        asked = requested * len(r["classes"])
+        lines.append(f"| {name} | {v['n_images']} of {asked} | {v['generated']} | {v['classifier_agreement']:.0%} | "
+                     f"{_kept_text(v.get('images_per_class'), requested)} | {f1_text(r['lora'])} → {f1_text(v)} |")  # fmt: skip
+    return lines
 
 
 def _evaluator_set_section(results: dict, share_bars: Mapping[str, float | None]) -> list[str]:

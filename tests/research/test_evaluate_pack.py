@@ -106,6 +106,36 @@ def test_accuracy_by_source_and_label():
                       {"source": "child", "label": "normal", "n": 1, "accuracy": 1.0}]  # fmt: skip
 
 
+def test_the_validation_section_names_the_classes_the_loop_left_short():
+    """The loop keeps only accepted images: the report says which classes came back thin, and older results that did
+    not count them say so instead of inventing counts."""
+    mode = {"n_images": 0, "generated": 0, "classifier_agreement": 0.0, "evaluator_macro_f1": 0.0,
+            "frechet_distance": 1.0, "kid": 0.0, "clip_score": 0.0, "memorisation_median": 0.0, "memorisation_max": 0.0}  # fmt: skip
+    lora = {**mode, "n_images": 6, "generated": 6, "evaluator_macro_f1": 0.4}
+    kept = {"normal": 2, "pneumonia": 1, "covid19": 0}
+    validated = {**mode, "n_images": 3, "generated": 11, "classifier_agreement": 3 / 11, "evaluator_macro_f1": 0.7,
+                 "images_per_class": kept}  # fmt: skip
+    domain = {"classes": list(kept), "frechet_floor_train_vs_test": 1.0, "classifier_real_test": {"accuracy": 0.9, "balanced_accuracy": 0.9, "macro_f1": 0.9},
+              "clip_zero_shot_accuracy": 0.5, "evaluator_real_test": {"accuracy": 0.9}, "base": mode, "lora": lora, "validated": validated}  # fmt: skip
+    results = {
+        "pack": "mini",
+        "config": {"per_class": "2", "threshold": "0.6", "max_rounds": "3"},
+        "domains": {"chest_xray": domain},
+    }
+    section = render_report(results).split("## What the validation loop keeps")[1]
+    assert "confidence below 0.6, at most 3 rounds" in section
+    assert "| chest_xray | 3 of 6 | 11 | 27% | pneumonia 1, covid19 0 | 0.400 → 0.700 |" in section
+    pictures = render_report(results).split("## Pictures")[1]
+    assert "(chest_xray_grid.jpg)" in pictures and "(chest_xray_confusion_validated.png)" in pictures
+    pruned = render_pack_report(results, "cmd", pictures={"chest_xray_confusion_validated.png"}).split("## Pictures")[1]
+    assert "(chest_xray_confusion_validated.png)" in pruned and ".jpg" not in pruned and "_lora.png" not in pruned
+    assert "grid and the memorisation pairs were left out of this folder" in pruned
+    del validated["images_per_class"]
+    assert "| not counted (results from before the counts were kept) |" in render_report(results)
+    del domain["validated"]
+    assert "What the validation loop keeps" not in render_report(results)
+
+
 def test_unknown_split_or_modes_are_one_line_errors(capsys):
     assert main(["evaluate-pack", "--split", "train"]) == 1
     assert "split must be val or test" in capsys.readouterr().err
@@ -133,6 +163,8 @@ def test_evaluate_pack_on_real_chest_films_writes_a_consistent_report(chest_eval
         )  # same weights, same F1
         assert chest[mode]["frechet_distance"] > 0 and (out / f"chest_xray_confusion_{mode}.png").is_file()
         assert 0 <= chest[mode]["foreign_domain_share"] <= 1
+        assert sum(chest[mode]["images_per_class"].values()) == chest[mode]["n_images"]
+        assert list(chest[mode]["images_per_class"]) == chest["classes"]
     assert chest["frechet_floor_train_vs_test"] > 0
     for picture in ("grid.jpg", "nearest_training.png"):
         assert (out / f"chest_xray_{picture}").stat().st_size > 1000
