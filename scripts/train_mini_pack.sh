@@ -131,7 +131,11 @@ $PY -m medsynth train pack --out "$PACK" --base-run base128_ztsnr --lora-run lor
   --classifier-run classifiers128 --clip-run clip
 # reports/mini: the test-split evaluation the model card quotes, once, against pack v8 measured the same way
 # (reports/mini-v8-baseline); 25 images per class as in issue 17's independent check, Fréchet distances at 128 px
-# for both packs; without the validation loop, as the committed report (drop --modes to measure it too)
+# for both packs; without the validation loop
 $PY -m medsynth evaluate-pack --split test --per-class 25 --modes base,lora --evaluators "$RUNS/evaluators128/clean,$RUNS/evaluators128/degraded" \
   --probes "$RUNS/probes128" --reference-resolution 128 --baseline reports/mini-v8-baseline/results.json --out reports/mini
+# reports/mini-validated: the validation loop beside base and LoRA, scored by the clean evaluators alone (86 min on
+# 2 threads); its numbers compare with each other, not with reports/mini's, whose evaluators were other weights
+$PY -m medsynth evaluate-pack --split test --per-class 25 --evaluators "$RUNS/evaluators128/clean" --reference-resolution 128 \
+  --baseline reports/mini-v8-baseline/results.json --out reports/mini-validated
 $PY -m medsynth train model-card
