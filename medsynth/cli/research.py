@@ -75,7 +75,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"evaluate: {error}") from None
     quiet_libraries()
     try:
-        report = evaluate_generated(args.domain, args.generated, args.out or args.generated / "evaluation", args.pack)
+        report = evaluate_generated(
+            args.domain, args.generated, args.out or args.generated / "evaluation", args.pack, args.evaluators
+        )
     except (FileNotFoundError, ValueError) as error:
         raise CommandFailure(str(error)) from None
     print(f"wrote {report} and results.json")
@@ -116,6 +118,10 @@ def add_commands(commands) -> None:
     evaluate.add_argument(
         "--pack", default=None, help="pack whose CLIP model scores alignment (default: $MEDSYNTH_PACK or mini)"
     )
+    evaluate.add_argument(
+        "--evaluators", type=Path, default=None,
+        help="evaluator set whose panel (every seed of the domain) scores the images (default: runs/evaluators)",
+    )  # fmt: skip
     evaluate.set_defaults(func=cmd_evaluate)
 
     add_config_command(commands, "evaluate-pack", EVALUATE_PACK)

@@ -24,7 +24,7 @@ from medsynth.data.folders import load_rgb
 from medsynth.generation.scoring import ClipScorer
 from medsynth.imaging import to_pil_images, to_uint8_array
 from medsynth.registry import load_registry, selected_pack_name
-from medsynth.research.evaluators import load_evaluator
+from medsynth.research.evaluators import load_evaluator_panel
 from medsynth.research.measures import (
     FeatureExtractor,
     evaluator_report,
@@ -75,12 +75,27 @@ def inception_fid(real: np.ndarray, generated: list[Image.Image]) -> float | Non
     return float(metric.compute())
 
 
-def evaluate_generated(domain_name: str, generated_dir: Path, out: Path, pack: str | None = None) -> Path:
+def native_size(folder: Path) -> int:
+    """The side of the folder's first listed image: real images are read at the size the generator made."""
+    for name in LISTS:
+        if (folder / name).is_file():
+            first = pd.read_csv(folder / name, dtype=str, keep_default_na=False, nrows=1)
+            if not first.empty:
+                with Image.open(folder / first["file"].iloc[0]) as image:
+                    return image.width
+    return 64  # load_generated says what is missing
+
+
+def evaluate_generated(
+    domain_name: str, generated_dir: Path, out: Path, pack: str | None = None, evaluators: Path | None = None
+) -> Path:
+    """`evaluators`: an evaluator set (default runs/evaluators); every evaluator of the domain's panel scores the
+    generated and the real test images, so the report shows how much the share depends on one evaluator."""
     registry = load_registry()
     domain = registry.get_domain(domain_name)
     codes = list(domain.class_codes)
     sources = domain.sources_for(pack or selected_pack_name())
-    data = load_domain_images(domain.name, 64)
+    data = load_domain_images(domain.name, native_size(Path(generated_dir)))
     test, train = data.split("test"), data.split("train")
     generated = load_generated(Path(generated_dir), test.images.shape[1])
     unknown = sorted(set(generated.labels) - set(codes))
@@ -89,11 +104,13 @@ def evaluate_generated(domain_name: str, generated_dir: Path, out: Path, pack: s
     out.mkdir(parents=True, exist_ok=True)
     features = FeatureExtractor()
     real_feats, gen_feats, train_feats = features(test.images), features(generated.images), features(train.images)
-    evaluator = load_evaluator(domain.name)
-    report = evaluator_report(evaluator, generated.images, generated.labels)
+    panel = load_evaluator_panel(domain.name, evaluators)
+    report = evaluator_report(next(iter(panel.values())), generated.images, generated.labels)
+    test_images, test_labels = to_pil_images(test.images), list(test.frame["label"])
     results = {
         "domain": domain.name,
         "generated_dir": str(generated_dir),
+        "resolution": test.images.shape[1],
         "n_generated": len(generated.images),
         "n_real_test": len(test),
         "per_class": pd.Series(generated.labels).value_counts().to_dict(),
@@ -103,6 +120,14 @@ def evaluate_generated(domain_name: str, generated_dir: Path, out: Path, pack: s
         "evaluator_macro_f1": report.macro_f1,
         "evaluator_accuracy": report.accuracy,
         "evaluator_per_class_recall": dict(zip(codes, report.per_class_recall)),
+        "evaluator_panel": [
+            {
+                "seed": seed,
+                "generated_macro_f1": evaluator_report(e, generated.images, generated.labels).macro_f1,
+                "real_macro_f1": evaluator_report(e, test_images, test_labels).macro_f1,
+            }
+            for seed, e in panel.items()
+        ],  # fmt: skip
     }
     if sources.clip is not None and sources.missing_reason() is None:
         clip = ClipScorer.from_source(sources.clip)

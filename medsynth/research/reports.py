@@ -293,6 +293,15 @@ def render_generated_report(results: dict) -> str:
         f"| nearest training image cosine, median / max | {results['memorisation_median']:.3f} / {results['memorisation_max']:.3f} |",
         "", "![confusion](confusion.png)", "", "Closest generated ↔ training pairs: ![nearest](nearest_training.png)", "",
     ]  # fmt: skip
+    panel = results.get("evaluator_panel", [])
+    if panel:
+        lines += ["## Evaluator panel", "",
+                  f"Each evaluator of the set (the same recipe, other seeds) on these images and on the real test images, at "
+                  f"{results.get('resolution', '?')} px; the share is what an F1 bar is judged by.", "",
+                  "| evaluator seed | generated macro-F1 | real test macro-F1 | share |", "|---:|---:|---:|---:|"]  # fmt: skip
+        lines += [f"| {e['seed']} | {e['generated_macro_f1']:.3f} | {e['real_macro_f1']:.3f} | "
+                  f"{e['generated_macro_f1'] / e['real_macro_f1'] if e['real_macro_f1'] else float('nan'):.2f} |" for e in panel]  # fmt: skip
+        lines.append("")
     return "\n".join(lines)
 
 
