@@ -157,11 +157,14 @@ def render_pack_report(
     lines += ["", "## Pictures", ""]
     for name in results["domains"]:
         lines += [f"### {name}", ""]
+        left_out = []
         for caption, file in _pictures(name, "validated" in results["domains"][name]):
             if pictures is None or file in pictures:
                 lines += [f"{caption}: ![{name}: {caption.lower()}]({file})", ""]
-        if pictures is not None and f"{name}_grid.jpg" not in pictures:
-            lines += ["The real vs generated grid and the memorisation pairs were left out of this folder.", ""]
+            else:
+                left_out.append(caption.lower())
+        if left_out:
+            lines += [f"Left out of this folder: {'; '.join(left_out)}.", ""]
     return "\n".join(lines)
 
 

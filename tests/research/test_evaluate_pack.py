@@ -129,7 +129,10 @@ def test_the_validation_section_names_the_classes_the_loop_left_short():
     assert "(chest_xray_grid.jpg)" in pictures and "(chest_xray_confusion_validated.png)" in pictures
     pruned = render_pack_report(results, "cmd", pictures={"chest_xray_confusion_validated.png"}).split("## Pictures")[1]
     assert "(chest_xray_confusion_validated.png)" in pruned and ".jpg" not in pruned and "_lora.png" not in pruned
-    assert "grid and the memorisation pairs were left out of this folder" in pruned
+    assert (
+        "Left out of this folder: real (test) vs generated, per class; evaluator confusion, base + lora; closest"
+        in pruned
+    )
     del validated["images_per_class"]
     assert "| not counted (results from before the counts were kept) |" in render_report(results)
     del domain["validated"]
