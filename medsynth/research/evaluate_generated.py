@@ -47,7 +47,8 @@ class GeneratedSet:
     prompts: list[str]
 
 
-def load_generated(folder: Path, size: int) -> GeneratedSet:
+def load_generated(folder: Path, size: int | None = None) -> GeneratedSet:
+    """The folder's labelled images, all at `size` px; by default at the first image's own size (the generator's)."""
     for name in LISTS:
         if (folder / name).is_file():
             frame = pd.read_csv(folder / name, dtype=str, keep_default_na=False)
@@ -57,7 +58,9 @@ def load_generated(folder: Path, size: int) -> GeneratedSet:
     frame = frame[frame["label"] != ""]
     if frame.empty:
         raise ValueError(f"{folder}: no labelled images to evaluate")
-    images = [load_rgb(folder / f, size) for f in frame["file"]]
+    files = list(frame["file"])
+    first = load_rgb(folder / files[0], size)
+    images = [first] + [load_rgb(folder / f, first.width) for f in files[1:]]
     return GeneratedSet(images, list(frame["label"]), list(frame["prompt"]))
 
 
@@ -75,17 +78,6 @@ def inception_fid(real: np.ndarray, generated: list[Image.Image]) -> float | Non
     return float(metric.compute())
 
 
-def native_size(folder: Path) -> int:
-    """The side of the folder's first listed image: real images are read at the size the generator made."""
-    for name in LISTS:
-        if (folder / name).is_file():
-            first = pd.read_csv(folder / name, dtype=str, keep_default_na=False, nrows=1)
-            if not first.empty:
-                with Image.open(folder / first["file"].iloc[0]) as image:
-                    return image.width
-    return 64  # load_generated says what is missing
-
-
 def evaluate_generated(
     domain_name: str, generated_dir: Path, out: Path, pack: str | None = None, evaluators: Path | None = None
 ) -> Path:
@@ -95,9 +87,9 @@ def evaluate_generated(
     domain = registry.get_domain(domain_name)
     codes = list(domain.class_codes)
     sources = domain.sources_for(pack or selected_pack_name())
-    data = load_domain_images(domain.name, native_size(Path(generated_dir)))
+    generated = load_generated(Path(generated_dir))
+    data = load_domain_images(domain.name, generated.images[0].width)  # real images at the generator's size
     test, train = data.split("test"), data.split("train")
-    generated = load_generated(Path(generated_dir), test.images.shape[1])
     unknown = sorted(set(generated.labels) - set(codes))
     if unknown:
         raise ValueError(f"labels {unknown} are not classes of {domain.name}")
@@ -105,8 +97,9 @@ def evaluate_generated(
     features = FeatureExtractor()
     real_feats, gen_feats, train_feats = features(test.images), features(generated.images), features(train.images)
     panel = load_evaluator_panel(domain.name, evaluators)
-    report = evaluator_report(next(iter(panel.values())), generated.images, generated.labels)
     test_images, test_labels = to_pil_images(test.images), list(test.frame["label"])
+    panel_reports = {seed: evaluator_report(e, generated.images, generated.labels) for seed, e in panel.items()}
+    report = next(iter(panel_reports.values()))  # the panel's first evaluator draws the confusion matrix
     results = {
         "domain": domain.name,
         "generated_dir": str(generated_dir),
@@ -123,7 +116,7 @@ def evaluate_generated(
         "evaluator_panel": [
             {
                 "seed": seed,
-                "generated_macro_f1": evaluator_report(e, generated.images, generated.labels).macro_f1,
+                "generated_macro_f1": panel_reports[seed].macro_f1,
                 "real_macro_f1": evaluator_report(e, test_images, test_labels).macro_f1,
             }
             for seed, e in panel.items()
