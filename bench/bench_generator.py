@@ -54,6 +54,14 @@ def request_flops(request) -> float:
     return counter.get_total_flops()
 
 
+def with_fresh_weights(generator: Generator) -> Generator:
+    """`generator` with its UNet and autoencoder re-initialised (same shapes, diffusers' default init): the time of
+    an architecture, so a measurement of one pack's shapes holds for any weights of those shapes."""
+    for model in (generator.pipe.unet, generator.pipe.vae):
+        model.load_state_dict(type(model).from_config(model.config).state_dict())
+    return generator
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pack", default="mini")
@@ -114,6 +122,11 @@ def main() -> None:
         variant_times[name] = timed(generation(variant, first.name), args.repeats)
         del variant
     generate_bare = timed(generation(engine.generator, None), args.repeats)
+    fresh = with_fresh_weights(Generator(engine.pack.base, engine.pack.text_encoder))
+    fresh.add_adapter(first.name, first.sources_for(pack).adapter, first.name in engine.generator.base_guided)
+    generation(fresh, first.name)()  # warm-up
+    generate_fresh = timed(generation(fresh, first.name), args.repeats)
+    del fresh
 
     # adapter switching: the same request sequence, alternating domains, three ways
     sequence = [domains[i % len(domains)] for i in range(2 * len(domains))]
@@ -170,6 +183,9 @@ def main() -> None:
     for name, times in variant_times.items():
         print(f"| generation only, {name} | {statistics.median(times):.2f} | same run |")
     print(f"| generation only, bare base (no LoRA) | {statistics.median(generate_bare):.2f} | lower bound, same run |")
+    print(f"| the request as served, freshly initialised weights of the same shapes | "
+          f"{statistics.median(generate_fresh):.2f} | {statistics.median(generate_fresh) / statistics.median(generate_only):.2f}× "
+          f"(the time is the architecture's) |")  # fmt: skip
     print(f"\n### adapter switching: {len(sequence)} requests alternating domains, 1 image, {steps} steps each\n")
     print("| way | seconds per request | × preloaded |")
     print("|---|---:|---:|")
