@@ -8,6 +8,7 @@ it was filtered with. Stored in the classifier folder format under runs/evaluato
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -49,3 +50,13 @@ def evaluator_degrade(domain: str, root: Path | None = None) -> float:
     """The --degrade share the domain's evaluator was trained with (0 for evaluators from before the option)."""
     record = evaluator_folder(domain, root=root) / "training_evaluator.json"
     return float(json.loads(record.read_text())["config"].get("degrade", 0.0)) if record.is_file() else 0.0
+
+
+def weights_fingerprint(folder: Path) -> str:
+    """The first 12 hex digits of the SHA-256 of an evaluator's weights: two reports' F1 compare only where the
+    same weights scored both (a retrained evaluator, even with the same recipe and seed, is another judge)."""
+    digest = hashlib.sha256()
+    with open(Path(folder) / "model.safetensors", "rb") as weights:
+        for block in iter(lambda: weights.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]

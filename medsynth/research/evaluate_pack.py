@@ -29,7 +29,7 @@ from medsynth.generation.engine import GenerationRequest, MedSynth
 from medsynth.generation.prompts import class_prompt
 from medsynth.generation.scoring import ClassifierScorer
 from medsynth.imaging import to_pil_images
-from medsynth.models.evaluator import evaluator_degrade, evaluators_dir
+from medsynth.models.evaluator import evaluator_degrade, evaluators_dir, panel_folders, weights_fingerprint
 from medsynth.models.metrics import classification_metrics
 from medsynth.registry import load_registry, selected_pack_name
 from medsynth.research.config import PackEvaluationConfig
@@ -165,6 +165,7 @@ def evaluate_domain(
             "degrade": evaluator_degrade(name, root),
             "seeds": list(set_panel),
             "real_macro_f1": [evaluator_report(e, test_images, list(test.frame["label"])).macro_f1 for e in set_panel.values()],
+            "weights": [weights_fingerprint(f) for f in panel_folders(name, root).values()],
         }
         for (set_name, set_panel), root in zip(sets.items(), _set_roots(config.evaluators))
     }  # fmt: skip

@@ -245,7 +245,9 @@ def _baseline_section(results: dict, baseline: dict) -> list[str]:
     """The earlier pack against this one: Fréchet distance above the real floor, and generated F1 per evaluator set."""
     lines = ["", f"## Against the baseline (`{baseline.get('pack', 'earlier pack')}`, measured the same way)", "",
              "Fréchet excess = distance to the real split minus the real train ↔ split floor; the bar asks for at most "
-             "half the baseline's excess, and for the LoRA still to beat the bare base.", "",
+             "half the baseline's excess, and for the LoRA still to beat the bare base. Generated F1 compares only "
+             "where the same evaluator weights scored both packs; a note marks pairs whose weights differ or were not "
+             "recorded.", "",
              "| domain | Fréchet excess, LoRA: baseline → now | ≤ half | LoRA F1 by set: baseline → now |",
              "|---|---|---|---|"]  # fmt: skip
     for name, r in results["domains"].items():
@@ -258,11 +260,19 @@ def _baseline_section(results: dict, baseline: dict) -> list[str]:
         for set_name, scores in r.get("evaluator_sets", {}).items():
             earlier = old.get("evaluator_sets", {}).get(set_name)
             if earlier:
-                f1.append(f"{set_name} {_mean(earlier['lora']):.3f} → {_mean(scores['lora']):.3f}")
+                f1.append(f"{set_name} {_mean(earlier['lora']):.3f} → {_mean(scores['lora']):.3f}"
+                          + _evaluator_weights_note(earlier.get("weights"), scores.get("weights")))  # fmt: skip
         lines.append(
             f"| {name} | {before:.1f} → {now:.1f} | {'✅' if now <= before / 2 else '❌'} | {'; '.join(f1) or '–'} |"
         )
     return lines
+
+
+def _evaluator_weights_note(before: list[str] | None, now: list[str] | None) -> str:
+    """Empty where the same evaluator weights scored both packs, else why the two F1 do not compare."""
+    if not before or not now:
+        return " (evaluator weights not recorded)"
+    return "" if before == now else " (other evaluator weights: not comparable)"
 
 
 def render_autoencoder_table(results: dict) -> str:

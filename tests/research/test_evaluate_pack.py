@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from medsynth.cli import main
+from medsynth.models.evaluator import panel_folders, weights_fingerprint
 from medsynth.registry import load_registry
 from medsynth.research.config import PackEvaluationConfig
 from medsynth.research.evaluate_autoencoder import psnr_db
@@ -324,6 +325,19 @@ def test_two_evaluator_sets_a_reference_size_and_a_baseline_join_the_report(
     )
     now = chest["lora"]["frechet_distance"] - chest["frechet_floor_train_vs_test"]
     assert f"| chest_xray | {before:.1f} → {now:.1f} | {'✅' if now <= before / 2 else '❌'} |" in report
+    # F1 against the baseline compares where the same evaluator weights scored both packs, and is marked otherwise
+    earlier = old["domains"]["chest_xray"]["evaluator_sets"]["evaluators"]
+    assert (
+        primary["weights"]
+        == earlier["weights"]
+        == [weights_fingerprint(f) for f in panel_folders("chest_xray", evaluators).values()]
+    )
+    f1_cell = f"evaluators {np.mean(earlier['lora']):.3f} → {np.mean(primary['lora']):.3f}"
+    assert f"{f1_cell} |" in report
+    earlier["weights"] = earlier["weights"][:-1] + ["0" * 12]  # a retrained evaluator
+    assert f"{f1_cell} (other evaluator weights: not comparable) |" in render_report(results, old)
+    del earlier["weights"]  # a report from before fingerprints
+    assert "(evaluator weights not recorded" in render_report(results, old)
     assert f"--reference-resolution {reference}" in report  # the reproduce command names what makes numbers comparable
     # without the validation loop: no validated numbers, a dash where they would be, and the command says so
     assert "validated" not in chest and not (out / "chest_xray_confusion_validated.png").exists()
