@@ -55,8 +55,5 @@ def evaluator_degrade(domain: str, root: Path | None = None) -> float:
 def weights_fingerprint(folder: Path) -> str:
     """The first 12 hex digits of the SHA-256 of an evaluator's weights: two reports' F1 compare only where the
     same weights scored both (a retrained evaluator, even with the same recipe and seed, is another judge)."""
-    digest = hashlib.sha256()
     with open(Path(folder) / "model.safetensors", "rb") as weights:
-        for block in iter(lambda: weights.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:12]
+        return hashlib.file_digest(weights, "sha256").hexdigest()[:12]

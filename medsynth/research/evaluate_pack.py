@@ -155,7 +155,7 @@ def evaluate_domain(
     report["kid_floor_train_vs_test"] = kernel_distance(real_test_feats, train_feats[floor_index])[0]
     sets = evaluator_sets(name, config.evaluators)  # the primary set first, its primary evaluator first
     panel = next(iter(sets.values()))
-    evaluator, *others = panel.values()
+    evaluator = next(iter(panel.values()))
     report["evaluator_panel_seeds"] = list(panel)
     report["evaluator_degrade"] = evaluator_degrade(name, _set_roots(config.evaluators)[0])
     predicted = evaluator.logits(test_images).argmax(1).tolist()
@@ -181,7 +181,11 @@ def evaluate_domain(
         started = time.perf_counter()
         images, labels, generation = generate_set(engine, name, codes, mode, config)
         feats = features(images)
-        ev = evaluator_report(evaluator, images, labels)
+        # every evaluator of every set scores the images once; the primary set's first evaluator leads the report
+        set_reports = {set_name: [evaluator_report(e, images, labels) for e in set_panel.values()]
+                       for set_name, set_panel in sets.items()}  # fmt: skip
+        panel_reports = next(iter(set_reports.values()))
+        ev = panel_reports[0]
         own_prompt = class_emb[[codes.index(lab) for lab in labels]]
         cosines = (clip.embed_images(images) * own_prompt).sum(dim=1).tolist() if images else []
         memo = nearest_training_images(feats, train_feats)
@@ -191,7 +195,7 @@ def evaluate_domain(
             # the validation loop keeps only accepted images: classes the classifier rarely accepts come back thin
             "images_per_class": dict(zip(codes, ev.confusion.sum(axis=1).tolist())),
             "evaluator_macro_f1": ev.macro_f1,
-            "evaluator_macro_f1_panel": [ev.macro_f1] + [evaluator_report(e, images, labels).macro_f1 for e in others],
+            "evaluator_macro_f1_panel": [r.macro_f1 for r in panel_reports],
             "evaluator_accuracy": ev.accuracy,
             "evaluator_per_class_recall": dict(zip(codes, ev.per_class_recall)),
             "frechet_distance": frechet_distance(real_test_feats, feats),
@@ -202,10 +206,8 @@ def evaluate_domain(
             "foreign_domain_share": foreign_domain_share(feats, name, references) if images else None,
             "seconds": time.perf_counter() - started,
         }
-        for set_name, set_panel in sets.items():
-            report["evaluator_sets"][set_name][mode] = [
-                evaluator_report(e, images, labels).macro_f1 for e in set_panel.values()
-            ]
+        for set_name, reports in set_reports.items():
+            report["evaluator_sets"][set_name][mode] = [r.macro_f1 for r in reports]
         confusion_plot(ev.confusion, codes, f"{name}: {MODES[mode]} (evaluator)", out / f"{name}_confusion_{mode}.png")
         grids[mode] = (images, labels)
         if mode == "lora":
