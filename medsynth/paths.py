@@ -15,6 +15,7 @@ RUNS_ENV = "MEDSYNTH_RUNS"
 DATA_ENV = "MEDSYNTH_DATA"
 REFERENCE_ENV = "MEDSYNTH_REFERENCE"
 REGISTRY_ENV = "MEDSYNTH_REGISTRY"
+USER_REGISTRY_ENV = "MEDSYNTH_USER_REGISTRY"
 PACK_ENV = "MEDSYNTH_PACK"
 EMBEDDED_PACK = "mini"  # the pack this project trains and ships in assets/
 
@@ -22,6 +23,11 @@ EMBEDDED_PACK = "mini"  # the pack this project trains and ships in assets/
 def registry_path() -> Path:
     """The registry file: $MEDSYNTH_REGISTRY or assets/registry.toml."""
     return Path(os.environ.get(REGISTRY_ENV) or DEFAULT_REGISTRY)
+
+
+def user_registry_path() -> Path:
+    """The user layer over the registry (domains a user added): $MEDSYNTH_USER_REGISTRY or runs/registry.toml."""
+    return Path(os.environ.get(USER_REGISTRY_ENV) or runs_dir() / "registry.toml")
 
 
 def runs_dir() -> Path:

@@ -8,11 +8,13 @@ domain means adding an entry and its trained files; no Python changes.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import os
+import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -174,6 +176,14 @@ class DataSource:
 
 
 @dataclass(frozen=True)
+class ReferenceFigure:
+    """A published figure a domain's generated-image F1 is shown beside (e.g. a paper's on the same data)."""
+
+    value: float
+    source: str  # who measured it and how, as the report cites it
+
+
+@dataclass(frozen=True)
 class Domain:
     name: str
     display_name: str
@@ -191,6 +201,8 @@ class Domain:
     modality_terms: tuple[str, ...] = ()
     grey: bool = False  # a greyscale modality: single-channel images everywhere (generation, export, studies)
     crop_margin: float = 0.0  # share of each side that may carry burned-in markers and text (reader studies crop it)
+    reference_f1: ReferenceFigure | None = None  # a published generated-image F1 for this domain's data, if any
+    defined_in: Path | None = None  # the registry file whose table defines it (the shipped file or the user layer)
 
     @property
     def class_codes(self) -> tuple[str, ...]:
@@ -251,9 +263,14 @@ class Availability:
 
 @dataclass(frozen=True)
 class Registry:
-    path: Path
+    path: Path  # the shipped file
     packs: Mapping[str, ModelPack]
     domains: Mapping[str, Domain]
+    user_path: Path | None = None  # the user layer over it (domains added with `medsynth domain add`), if any
+
+    def user_domains(self) -> tuple[str, ...]:
+        """The domains the user layer defines (not those it only gives sources to)."""
+        return tuple(n for n, d in self.domains.items() if self.user_path and d.defined_in == self.user_path)
 
     def get_pack(self, name: str) -> ModelPack:
         if name not in self.packs:
@@ -291,6 +308,90 @@ class Registry:
 
 # ----------------------------------------------------------------- loading
 
+# every key each table may hold: anything else is a typo, refused with the closest of these
+TABLE_KEYS = {
+    "registry": ("packs", "domains"),
+    "pack": ("description", "base", "text_encoder", "model_card", "default_steps", "default_guidance",
+             "negative_prompt", "train_command", "trains", "size_budget_mb"),
+    "domain": ("display_name", "modality", "modality_terms", "mirror", "grey", "crop_margin", "source_column",
+               "limitations", "data", "captions", "prompt_templates", "classes", "attributes", "sources",
+               "reference_f1"),
+    "class": ("code", "name", "description", "rare"),
+    "attribute": ("name", "label", "phrase", "choices", "min", "max"),
+    "sources": ("adapter", "classifier", "clip", "unavailable", "base_unconditional", "probe_accuracy_share",
+                "f1_share_bar", "guidance"),
+    "captions": ("attributes", "findings", "notes", "phrases"),
+    "data": ("description", "licence"),
+    "reference_f1": ("value", "source"),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RegistryFile:
+    """One TOML file of the registry: its text (to name the line of a bad key) and the folder its paths start from."""
+
+    path: Path
+    text: str
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    @classmethod
+    def read(cls, path: Path) -> tuple["RegistryFile", dict]:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RegistryError(f"registry file not found: {path}") from None
+        try:
+            return cls(path, text), tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise RegistryError(f"{path}: not valid TOML ({error})") from None
+
+    def line_of(self, where: str, key: str) -> int | None:
+        """The line that sets `key` inside the table `where` (dotted, list indices dropped), when it can be found.
+
+        tomllib keeps no positions, so this reads the text: the key is looked for in the section of the table's
+        own header, or of the nearest enclosing header (keys of inline tables and of lists of inline tables)."""
+        path = re.sub(r"\[[^\]]*\]", "", where)
+        headers, section = {}, ""
+        assignment = re.compile(rf"(^|[{{,\s])\"?{re.escape(key)}\"?\s*=")
+        found: dict[str, int] = {}
+        for number, line in enumerate(self.text.splitlines(), start=1):
+            header = re.match(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$", line)
+            if header:
+                section = header.group(1).replace('"', "").replace(" ", "")
+                headers.setdefault(section, number)
+                continue
+            if assignment.search(line.split("#", 1)[0]):
+                found.setdefault(section, number)
+        parts = path.split(".") if path != "registry" else []
+        for size in range(len(parts), -1, -1):
+            candidate = ".".join(parts[:size])
+            if candidate in found and (candidate in headers or size == 0):
+                return found[candidate]
+        return None
+
+
+def closest_key(key: str, known: tuple[str, ...]) -> str | None:
+    matches = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _check_keys(raw: Mapping[str, Any], kind: str, where: str, source: RegistryFile) -> None:
+    """Refuse every key the table may not hold, naming the file, the line where it can be found and the closest key."""
+    known = TABLE_KEYS[kind]
+    if not isinstance(raw, Mapping):
+        raise RegistryError(f"{source.path}: [{where}] must be a table, got {type(raw).__name__}")
+    for key in raw:
+        if key in known:
+            continue
+        line = source.line_of(where, key)
+        place = f"{source.path}:{line}" if line else str(source.path)
+        suggestion = closest_key(key, known)
+        hint = f"did you mean `{suggestion}`?" if suggestion else f"known keys: {', '.join(known)}"
+        raise RegistryError(f"{place}: unknown key `{key}` in [{where}]: {hint}")
+
 
 def _require(table: Mapping[str, Any], key: str, where: str, kind: type | tuple[type, ...] = str) -> Any:
     if key not in table:
@@ -304,7 +405,8 @@ def _require(table: Mapping[str, Any], key: str, where: str, kind: type | tuple[
     return value
 
 
-def _parse_attribute(raw: Mapping[str, Any], where: str) -> Attribute:
+def _parse_attribute(raw: Mapping[str, Any], where: str, source: RegistryFile) -> Attribute:
+    _check_keys(raw, "attribute", where, source)
     name = _require(raw, "name", where)
     where = f"{where}[{name}]"
     phrase = _require(raw, "phrase", where)
@@ -327,24 +429,10 @@ def _flag(raw: Mapping[str, Any], key: str, where: str) -> bool:
     return value
 
 
-def _parse_sources(raw: Mapping[str, Any], where: str, root: Path) -> DomainSources:
-    known = {
-        "adapter",
-        "classifier",
-        "clip",
-        "unavailable",
-        "base_unconditional",
-        "probe_accuracy_share",
-        "f1_share_bar",
-        "guidance",
-    }
-    unknown = set(raw) - known
-    if unknown:
-        raise RegistryError(
-            f"{where}: unknown field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(known))}"
-        )
+def _parse_sources(raw: Mapping[str, Any], where: str, source: RegistryFile) -> DomainSources:
+    _check_keys(raw, "sources", where, source)
     parsed = {
-        role: Source.parse(_require(raw, role, where), root)
+        role: Source.parse(_require(raw, role, where), source.root)
         for role in ("adapter", "classifier", "clip")
         if role in raw
     }
@@ -391,13 +479,10 @@ def _strings(raw: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _parse_captions(raw: Mapping[str, Any], where: str, attributes: tuple[Attribute, ...]) -> CaptionColumns:
-    known = {"attributes", "findings", "notes", "phrases"}
-    unknown = set(raw) - known
-    if unknown:
-        raise RegistryError(
-            f"{where}: unknown field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(known))}"
-        )
+def _parse_captions(
+    raw: Mapping[str, Any], where: str, attributes: tuple[Attribute, ...], source: RegistryFile
+) -> CaptionColumns:
+    _check_keys(raw, "captions", where, source)
     columns = raw.get("attributes", {})
     names = {a.name for a in attributes}
     for column, name in columns.items():
@@ -414,11 +499,34 @@ def _parse_captions(raw: Mapping[str, Any], where: str, attributes: tuple[Attrib
     )
 
 
-def _parse_domain(name: str, raw: Mapping[str, Any], root: Path, packs: Mapping[str, ModelPack]) -> Domain:
+def _parse_reference_f1(raw: Mapping[str, Any] | None, where: str, source: RegistryFile) -> ReferenceFigure | None:
+    if raw is None:
+        return None
+    _check_keys(raw, "reference_f1", where, source)
+    value = _optional_number(raw, "value", where, 0, 1, low_open=True)
+    if value is None:
+        raise RegistryError(f"{where}: missing required field 'value'")
+    return ReferenceFigure(value, _require(raw, "source", where))
+
+
+def _parse_sources_tables(
+    raw: Mapping[str, Any], where: str, source: RegistryFile, packs: Mapping[str, ModelPack]
+) -> dict[str, DomainSources]:
+    sources = {}
+    for pack, table in raw.items():
+        if pack not in packs:
+            raise RegistryError(f"{where}.{pack}: no such pack (known: {', '.join(packs)})")
+        sources[pack] = _parse_sources(table, f"{where}.{pack}", source)
+    return sources
+
+
+def _parse_domain(name: str, raw: Mapping[str, Any], source: RegistryFile, packs: Mapping[str, ModelPack]) -> Domain:
     where = f"domains.{name}"
+    _check_keys(raw, "domain", where, source)
     classes = []
     for i, item in enumerate(_require(raw, "classes", where, list)):
         cw = f"{where}.classes[{i}]"
+        _check_keys(item, "class", cw, source)
         classes.append(
             ClassInfo(
                 _require(item, "code", cw),
@@ -434,13 +542,9 @@ def _parse_domain(name: str, raw: Mapping[str, Any], root: Path, packs: Mapping[
     for i, template in enumerate(templates):
         if "{class_name}" not in template:
             raise RegistryError(f"{where}.prompt_templates[{i}]: must contain '{{class_name}}'")
-    attributes = tuple(_parse_attribute(a, f"{where}.attributes") for a in raw.get("attributes", []))
-    sources = {}
-    for pack, table in raw.get("sources", {}).items():
-        if pack not in packs:
-            raise RegistryError(f"{where}.sources.{pack}: no such pack (known: {', '.join(packs)})")
-        sources[pack] = _parse_sources(table, f"{where}.sources.{pack}", root)
+    attributes = tuple(_parse_attribute(a, f"{where}.attributes", source) for a in raw.get("attributes", []))
     data = raw.get("data", {})
+    _check_keys(data, "data", f"{where}.data", source)
     return Domain(
         name=name,
         display_name=raw.get("display_name", name),
@@ -448,56 +552,83 @@ def _parse_domain(name: str, raw: Mapping[str, Any], root: Path, packs: Mapping[
         classes=tuple(classes),
         prompt_templates=templates,
         attributes=attributes,
-        sources=sources,
+        sources=_parse_sources_tables(raw.get("sources", {}), f"{where}.sources", source, packs),
         mirror=_flag(raw, "mirror", where),
-        captions=_parse_captions(raw.get("captions", {}), f"{where}.captions", attributes),
+        captions=_parse_captions(raw.get("captions", {}), f"{where}.captions", attributes, source),
         source_column=raw.get("source_column"),
         data=DataSource(data.get("description", ""), data.get("licence", "")),
         limitations=raw.get("limitations", "").strip(),
         modality_terms=tuple(t.lower() for t in _strings(raw, "modality_terms", where)),
         grey=_flag(raw, "grey", where),
         crop_margin=_margin(raw, where),
+        reference_f1=_parse_reference_f1(raw.get("reference_f1"), f"{where}.reference_f1", source),
+        defined_in=source.path,
     )
 
 
-def _parse_pack(name: str, raw: Mapping[str, Any], root: Path) -> ModelPack:
+def _parse_pack(name: str, raw: Mapping[str, Any], source: RegistryFile) -> ModelPack:
     where = f"packs.{name}"
+    _check_keys(raw, "pack", where, source)
     card = raw.get("model_card")
     return ModelPack(
         name=name,
         description=raw.get("description", ""),
-        base=Source.parse(_require(raw, "base", where), root),
-        text_encoder=Source.parse(raw["text_encoder"], root) if raw.get("text_encoder") else None,
+        base=Source.parse(_require(raw, "base", where), source.root),
+        text_encoder=Source.parse(raw["text_encoder"], source.root) if raw.get("text_encoder") else None,
         default_steps=int(raw.get("default_steps", 20)),
         default_guidance=float(raw.get("default_guidance", 5.0)),
         negative_prompt=raw.get("negative_prompt", ""),
-        model_card=root / card if card else None,
+        model_card=source.root / card if card else None,
         train_command=raw.get("train_command", ""),
         trains=tuple(raw.get("trains", ())),
         size_budget_mb=raw.get("size_budget_mb"),
     )
 
 
-def load_registry(path: str | Path | None = None) -> Registry:
-    """Load and validate a registry file (default: $MEDSYNTH_REGISTRY or assets/registry.toml)."""
+def _layer(
+    raw: Mapping[str, Any], source: RegistryFile, packs: dict[str, ModelPack], domains: dict[str, Domain], shipped: bool
+) -> None:
+    """Add one file's packs and domains. The user layer adds new ones; of a shipped domain it may only give the
+    sources of packs (a user's own adapters for it), so the shipped classes and prompts stay as they are."""
+    _check_keys(raw, "registry", "registry", source)
+    if shipped:
+        _require(raw, "packs", "registry", dict)
+        _require(raw, "domains", "registry", dict)
+    for name, table in raw.get("packs", {}).items():
+        if name in packs:
+            raise RegistryError(f"{source.path}: pack {name!r} is already defined by the registry it is layered over")
+        packs[name] = _parse_pack(name, table, source)
+    for name, table in raw.get("domains", {}).items():
+        if name not in domains:
+            domains[name] = _parse_domain(name, table, source, packs)
+            continue
+        extra = sorted(set(table) - {"sources"})
+        if extra:
+            raise RegistryError(
+                f"{source.path}: domain {name!r} is defined in {domains[name].defined_in}; a layer over it may only "
+                f"give [domains.{name}.sources.<pack>] tables, not {', '.join(extra)}"
+            )
+        added = _parse_sources_tables(table.get("sources", {}), f"domains.{name}.sources", source, packs)
+        domains[name] = replace(domains[name], sources={**domains[name].sources, **added})
+
+
+def load_registry(path: str | Path | None = None, user: str | Path | None = None) -> Registry:
+    """Load and validate a registry file (default: $MEDSYNTH_REGISTRY or assets/registry.toml) and, when `user`
+    names a file that exists, the user layer over it. Called at the edges (CLI, the app's start-up) only: library
+    code takes the loaded Registry as an argument."""
     path = Path(path or registry_path())
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RegistryError(f"registry file not found: {path}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise RegistryError(f"{path}: not valid TOML ({error})") from None
-    root = path.parent
-    packs = {name: _parse_pack(name, table, root) for name, table in _require(raw, "packs", "registry", dict).items()}
-    domains = {
-        name: _parse_domain(name, table, root, packs)
-        for name, table in _require(raw, "domains", "registry", dict).items()
-    }
+    packs: dict[str, ModelPack] = {}
+    domains: dict[str, Domain] = {}
+    source, raw = RegistryFile.read(path)
+    _layer(raw, source, packs, domains, shipped=True)
+    user_path = Path(user) if user is not None and Path(user).is_file() else None
+    if user_path is not None:
+        _layer(*RegistryFile.read(user_path)[::-1], packs, domains, shipped=False)
     for pack in packs.values():
         unknown = [d for d in pack.trains if d not in domains]
         if unknown:
             raise RegistryError(f"packs.{pack.name}.trains: unknown domain(s) {', '.join(unknown)}")
-    return Registry(path=path, packs=packs, domains=domains)
+    return Registry(path=path, packs=packs, domains=domains, user_path=user_path)
 
 
 def selected_pack_name() -> str:

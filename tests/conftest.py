@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# the suite sees the shipped registry alone: a developer's own domains (runs/registry.toml) stay out of it
+os.environ["MEDSYNTH_USER_REGISTRY"] = os.path.join(tempfile.mkdtemp(prefix="medsynth-tests-"), "registry.toml")
 
 from medsynth.paths import data_root
 from tests.support.tiny_pack import TinyPack, build_tiny_pack  # noqa: E402

@@ -71,7 +71,7 @@ attributes = [{ name = "age", phrase = "{value} years", min = 1, max = 9 }]
         (lambda t: t.replace('code = "b"', 'code = "A"'), "duplicate class codes"),
         (lambda t: t.replace('name = "B", ', ""), r"domains.d.classes\[1\]: missing required field 'name'"),
         (lambda t: t + '[domains.d.sources.q]\nadapter = "x"\n', "domains.d.sources.q: no such pack"),
-        (lambda t: t + '[domains.d.sources.p]\nadaptor = "x"\n', "unknown field.*adaptor"),
+        (lambda t: t + '[domains.d.sources.p]\nadaptor = "x"\n', r"unknown key `adaptor`.*did you mean `adapter`"),
         (lambda t: t.replace("min = 1, max = 9", "min = 9, max = 1"), "min 9 is larger"),
         (lambda t: t.replace('"{value} years"', '"years"'), r"attributes\[age\].phrase: must contain"),
         (lambda t: t.replace("[packs.p]", "[packs.p"), "not valid TOML"),
@@ -179,3 +179,95 @@ def test_no_domain_name_is_written_in_the_package_code():
 def test_missing_registry_file_is_a_clear_error(tmp_path):
     with pytest.raises(RegistryError, match="registry file not found"):
         load_registry(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    "edit, key, table, line, suggestion",
+    [
+        (lambda t: t.replace('modality = "scan"', 'modality = "scan"\ngray = true'), "gray", "domains.d", 6, "grey"),
+        (lambda t: t.replace('modality = "scan"', 'modality = "scan"\nmirorr = true'), "mirorr", "domains.d", 6, "mirror"),
+        (lambda t: t.replace('base = "base"', 'base = "base"\ndefault_stpes = 5'), "default_stpes", "packs.p", 4, "default_steps"),
+        (lambda t: t.replace('description = "b" }', 'description = "b", raer = true }'), "raer", "domains.d.classes[1]", 7, "rare"),
+        (lambda t: t + "[domains.d.sources.p]\nguidence = 3\n", "guidence", "domains.d.sources.p", 10, "guidance"),
+        (lambda t: t.replace('modality = "scan"', 'modality = "scan"\ndata = { licence = "x", licnse = "y" }'), "licnse", "domains.d.data", 6, "licence"),
+        (lambda t: t.replace('modality = "scan"', 'modality = "scan"\ncaptions = { finding = ["f"] }'), "finding", "domains.d.captions", 6, "findings"),
+        (lambda t: "domians = {}\n" + t, "domians", "registry", 1, "domains"),
+    ],
+)  # fmt: skip
+def test_every_table_refuses_unknown_keys_naming_file_line_and_the_closest_key(
+    tmp_path, edit, key, table, line, suggestion
+):
+    path = tmp_path / "registry.toml"
+    path.write_text(edit(GOOD_DOMAIN))
+    with pytest.raises(RegistryError) as caught:
+        load_registry(path)
+    assert str(caught.value) == f"{path}:{line}: unknown key `{key}` in [{table}]: did you mean `{suggestion}`?"
+
+
+def test_an_unknown_key_nothing_resembles_lists_the_known_ones(tmp_path):
+    path = tmp_path / "registry.toml"
+    path.write_text(GOOD_DOMAIN.replace('modality = "scan"', 'modality = "scan"\nzzzz = 1'))
+    with pytest.raises(RegistryError, match=r"unknown key `zzzz` in \[domains.d\]: known keys: display_name, modality"):
+        load_registry(path)
+
+
+def test_the_shipped_registry_holds_no_unknown_key():
+    registry = load_registry()  # every table of the shipped file passes the strict check
+    assert registry.user_path is None and registry.user_domains() == ()
+
+
+USER_LAYER = """
+[domains.own]
+modality = "photo"
+prompt_templates = ["photo of {class_name}"]
+classes = [{ code = "x", name = "X", description = "x" }, { code = "y", name = "Y", description = "y" }]
+[domains.own.sources.p]
+adapter = "own/lora"
+classifier = "own/classifier"
+clip = "own/clip"
+[domains.d.sources.p]
+adapter = "d_adapter"
+"""
+
+
+def test_a_user_layer_adds_domains_and_sources_over_the_shipped_file(tmp_path):
+    shipped = tmp_path / "assets" / "registry.toml"
+    shipped.parent.mkdir()
+    shipped.write_text(GOOD_DOMAIN)
+    user = tmp_path / "runs" / "registry.toml"
+    assert load_registry(shipped, user=user).user_path is None  # no user file yet: the shipped registry alone
+    user.parent.mkdir()
+    user.write_text(USER_LAYER)
+    registry = load_registry(shipped, user=user)
+    assert list(registry.domains) == ["d", "own"] and registry.user_domains() == ("own",)
+    assert (
+        registry.get_domain("own").sources_for("p").adapter.path == user.parent / "own" / "lora"
+    )  # the layer's folder
+    assert registry.get_domain("d").sources_for("p").adapter.path == user.parent / "d_adapter"
+    assert registry.get_domain("d").class_codes == ("a", "b") and registry.get_domain("d").defined_in == shipped
+    assert load_registry(shipped).domains.keys() == {"d"}  # two registries side by side in one process
+
+
+def test_a_user_layer_may_not_redefine_a_shipped_domain_or_misspell_a_key(tmp_path):
+    shipped, user = tmp_path / "registry.toml", tmp_path / "user.toml"
+    shipped.write_text(GOOD_DOMAIN)
+    user.write_text('[domains.d]\nmodality = "other"\n')
+    with pytest.raises(RegistryError, match=r"domain 'd' is defined in .*may only give \[domains.d.sources.<pack>\]"):
+        load_registry(shipped, user=user)
+    user.write_text(USER_LAYER.replace('adapter = "own/lora"', 'adaptor = "own/lora"'))
+    with pytest.raises(
+        RegistryError, match=rf"{user}:7: unknown key `adaptor` in \[domains.own.sources.p\]: did you mean `adapter`"
+    ):
+        load_registry(shipped, user=user)
+
+
+def test_only_the_edges_load_the_registry():
+    """Library code takes the Registry as an argument; only the CLI, the app's start-up and the registry module
+    itself load one (so two registries can be served side by side)."""
+    from medsynth.paths import PROJECT_ROOT
+
+    package = PROJECT_ROOT / "medsynth"
+    loaders = sorted(
+        str(path.relative_to(package)) for path in package.rglob("*.py") if "load_registry" in path.read_text()
+    )
+    assert loaders == ["cli/__init__.py", "registry.py", "ui/studio.py"]

@@ -7,14 +7,12 @@ parser imports no torch, diffusers or open_clip: each command imports what it ne
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from medsynth.cli import generate, research, study, train
 from medsynth.cli.parsing import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandFailure, Parser, UsageError
-from medsynth.paths import REGISTRY_ENV
 
 
 def build_parser() -> Parser:
@@ -23,8 +21,12 @@ def build_parser() -> Parser:
         description="Synthetic medical images for education and research (never for diagnosis).",
     )
     parser.add_argument(
-        "--registry", type=Path, default=None,
+        "--registry", type=Path, default=None, dest="registry_file",
         help="registry TOML for every command (default: $MEDSYNTH_REGISTRY or assets/registry.toml)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--user-registry", type=Path, default=None, dest="user_registry_file",
+        help="the user layer over it, where `domain add` writes (default: $MEDSYNTH_USER_REGISTRY or runs/registry.toml)",
     )  # fmt: skip
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress of model loading")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -33,6 +35,18 @@ def build_parser() -> Parser:
     research.add_commands(commands)
     study.add_commands(commands)
     return parser
+
+
+def load_edge_registry(args):
+    """The registry every command works with, loaded once here (shipped file and user layer) and passed down."""
+    from medsynth.paths import user_registry_path
+    from medsynth.registry import load_registry
+
+    if args.registry_file is not None and not args.registry_file.is_file():
+        raise UsageError(f"--registry {args.registry_file}: no such file")
+    if getattr(args, "tolerates_broken_registry", False):
+        return None  # `domain check` loads it itself, to report every problem rather than stop at the first
+    return load_registry(args.registry_file, user=args.user_registry_file or user_registry_path())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,10 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(
             level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
         )
-        if args.registry is not None:  # every registry load (engine, training, evaluation) reads it from here
-            if not args.registry.is_file():
-                raise UsageError(f"--registry {args.registry}: no such file")
-            os.environ[REGISTRY_ENV] = str(args.registry.resolve())
+        args.registry = load_edge_registry(args)
         return args.func(args)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -9,22 +9,22 @@ from pathlib import Path
 from medsynth.cli.parsing import EXIT_OK, CommandFailure, UsageError, attribute
 
 
-def load_engine(pack: str, device: str | None = None):
+def load_engine(registry, pack: str, device: str | None = None):
     """The pack's engine, libraries quieted; a pack that cannot load is a one-line failure."""
     from medsynth.generation.engine import MedSynth, PackUnavailableError
     from medsynth.generation.pipeline import quiet_libraries
 
     quiet_libraries()
     try:
-        return MedSynth.load(pack, device=device)
+        return MedSynth(registry, pack, device)
     except PackUnavailableError as error:
         raise CommandFailure(str(error)) from None
 
 
 def cmd_domains(args: argparse.Namespace) -> int:
-    from medsynth.registry import load_registry, selected_pack_name
+    from medsynth.registry import selected_pack_name
 
-    registry = load_registry()
+    registry = args.registry
     pack = args.pack or selected_pack_name()
     try:
         pack_status = registry.pack_availability(pack)
@@ -48,11 +48,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     from medsynth.generation.engine import GenerationRequest, RequestError, check_request
     from medsynth.generation.results import write_result
-    from medsynth.registry import load_registry, selected_pack_name
+    from medsynth.registry import selected_pack_name
 
     if args.label is None and args.prompt is None:
         raise UsageError("generate: give --label or --prompt (or both)")
-    registry = load_registry()
+    registry = args.registry
     pack = args.pack or selected_pack_name()
     request = GenerationRequest(
         domain=args.domain, label=args.label, findings=args.prompt, attributes=dict(args.attr or []), n=args.n, seed=args.seed,
@@ -64,7 +64,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         check_request(registry, pack, request)  # fail fast, before any model is loaded
     except (RequestError, KeyError) as error:
         raise UsageError(f"generate: {error}") from None
-    engine = load_engine(pack)
+    engine = load_engine(registry, pack)
     with tqdm(total=1, desc="generating", unit="step", disable=args.quiet) as bar:
 
         def progress(done: int, total: int) -> None:

@@ -131,7 +131,7 @@ def run_config_command(args: argparse.Namespace) -> int:
     quiet_libraries()
     function = _resolve(args.command.function)
     try:
-        result = function(config)
+        result = function(config, args.registry)
     except (UnknownNameError, ValueError, FileNotFoundError) as error:
         raise CommandFailure(str(error)) from None
     print(f"done, wrote {result}")

@@ -27,12 +27,12 @@ AUGMENT_EXPERIMENT = ConfigCommand(
 def cmd_export(args: argparse.Namespace) -> int:
     from medsynth.generation.engine import GenerationRequest, RequestError, check_request
     from medsynth.precision import launched_processes
-    from medsynth.registry import load_registry, selected_pack_name
+    from medsynth.registry import selected_pack_name
     from medsynth.research.synthetic_dataset import ExportPlan, export_dataset, merge_shards
 
     if not 1 <= args.per_class <= 100_000:
         raise UsageError(f"export: --per-class must be between 1 and 100000; got {args.per_class}")
-    registry = load_registry()
+    registry = args.registry
     pack = args.pack or selected_pack_name()
     try:
         registry.get_pack(pack)
@@ -42,7 +42,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     except (RequestError, KeyError) as error:
         raise UsageError(f"export: {error}") from None
     state = launched_processes()  # rank and world size under `accelerate launch`; one process otherwise
-    engine = load_engine(pack, device=str(state.device))
+    engine = load_engine(registry, pack, device=str(state.device))
     plan = ExportPlan(
         domain.name,
         args.per_class,
@@ -64,19 +64,23 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from medsynth.generation.pipeline import quiet_libraries
-    from medsynth.registry import load_registry
     from medsynth.research.evaluate_generated import evaluate_generated
 
     if not args.generated.is_dir():
         raise UsageError(f"evaluate: {args.generated} is not a folder")
     try:
-        load_registry().get_domain(args.domain)
+        args.registry.get_domain(args.domain)
     except KeyError as error:
         raise UsageError(f"evaluate: {error}") from None
     quiet_libraries()
     try:
         report = evaluate_generated(
-            args.domain, args.generated, args.out or args.generated / "evaluation", args.pack, args.evaluators
+            args.registry,
+            args.domain,
+            args.generated,
+            args.out or args.generated / "evaluation",
+            args.pack,
+            args.evaluators,
         )
     except (FileNotFoundError, ValueError) as error:
         raise CommandFailure(str(error)) from None

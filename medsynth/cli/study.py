@@ -39,11 +39,11 @@ def _study_errors(function):
 
 @_study_errors
 def cmd_study_create(args: argparse.Namespace) -> int:
-    from medsynth.registry import load_registry, selected_pack_name
+    from medsynth.registry import selected_pack_name
     from medsynth.studies import StudySpec
     from medsynth.studies.build import build_study, draw_real, resolve_cells
 
-    registry = load_registry()
+    registry = args.registry
     spec = StudySpec(
         title=args.title,
         cells=resolve_cells(registry, args.domains, args.classes or []),
@@ -65,7 +65,7 @@ def cmd_study_create(args: argparse.Namespace) -> int:
             registry.get_pack(pack)
         except KeyError as error:
             raise UsageError(f"study create: {error}") from None
-        engine = load_engine(pack)
+        engine = load_engine(registry, pack)
     store = _study_store(args)
     study = build_study(store, spec, registry, engine, args.data)
     print(f"study {study.code} created: {len(store.items(study.code))} images in {store.path}")

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from medsynth.data.folders import load_metadata, load_rgb
 from medsynth.paths import data_root, runs_dir
-from medsynth.registry import load_registry
+from medsynth.registry import Domain
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +58,10 @@ def load_domain_images(
     return DomainImages(domain, images, frame)
 
 
-def labelled_splits(domain: str, size: int, splits: tuple[str, ...] = ("train", "val")):
+def labelled_splits(domain: Domain, size: int, splits: tuple[str, ...] = ("train", "val")):
     """(classes, images per split, class-index targets per split) of a domain's real images at `size`."""
-    classes = list(load_registry().get_domain(domain).class_codes)
-    data = load_domain_images(domain, size)
+    classes = list(domain.class_codes)
+    data = load_domain_images(domain.name, size)
     parts = [data.split(name) for name in splits]
     targets = [torch.tensor([classes.index(c) for c in part.frame["label"]]) for part in parts]
     return classes, parts, targets

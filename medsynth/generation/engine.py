@@ -26,7 +26,7 @@ from medsynth.generation.prompts import (
 from medsynth.generation.provenance import png_bytes
 from medsynth.generation.scoring import AlignmentScore, ClassifierScore, ClassifierScorer, ClipScorer
 from medsynth.generation.validation import Attempt, validate_loop
-from medsynth.registry import Availability, Domain, Registry, load_registry, selected_pack_name
+from medsynth.registry import Availability, Domain, Registry
 
 logger = logging.getLogger(__name__)
 
@@ -178,10 +178,6 @@ class MedSynth:
                 self.availability[name] = Availability(False, f"failed to load: {error}")
                 self.classifiers.pop(name, None)
         self.load_seconds = time.perf_counter() - started
-
-    @classmethod
-    def load(cls, pack: str | None = None, registry: Registry | None = None, device: str | None = None) -> "MedSynth":
-        return cls(registry or load_registry(), pack or selected_pack_name(), device)
 
     @property
     def available_domains(self) -> list[str]:

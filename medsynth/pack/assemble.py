@@ -10,7 +10,7 @@ import torch
 from diffusers import AutoencoderKL
 
 from medsynth.pack.config import PackAssembleConfig
-from medsynth.registry import load_registry
+from medsynth.registry import Registry
 
 # the records of the runs a continued base began from (`train base --init-unet`), each named after its run folder
 EARLIER_RUNS = "earlier_runs"
@@ -100,7 +100,7 @@ def install_decoder(run: Path, base: Path, tuned: AutoencoderKL | None = None) -
     shutil.copy2(run / "training_autoencoder.json", base / DECODER_RECORD)
 
 
-def assemble_pack(config: PackAssembleConfig) -> Path:
+def assemble_pack(config: PackAssembleConfig, registry: Registry) -> Path:
     """Copy the named runs' parts into the pack folder; every source is checked before anything is written."""
     base_run = config.runs / config.base_run
     base = config.out / "base"
@@ -110,7 +110,7 @@ def assemble_pack(config: PackAssembleConfig) -> Path:
         base_run / "training_base.json": base / "training_base.json",
         autoencoder_record: base / "training_autoencoder.json",
     }
-    for domain in config.domains or load_registry().trained_domains():
+    for domain in config.domains or registry.trained_domains():
         lora_run = config.runs / config.lora_run / domain
         folders[lora_run / "adapter"] = config.out / "lora" / domain
         files[lora_run / f"training_lora_{domain}.json"] = config.out / "lora" / domain / f"training_lora_{domain}.json"

@@ -17,7 +17,7 @@ from medsynth.data.folders import load_metadata
 from medsynth.pack.assemble import DECODER_RECORD, base_records
 from medsynth.pack.config import ModelCardConfig
 from medsynth.paths import PROJECT_ROOT, domain_folder
-from medsynth.registry import Registry, load_registry
+from medsynth.registry import Registry
 from medsynth.research.reports import panel_mean
 from medsynth.training.lora import LoraTrainConfig
 
@@ -236,9 +236,8 @@ def _resolution(pack: Path) -> str:
     return f"{vae['sample_size']}×{vae['sample_size']}" if vae else "the autoencoder's resolution"
 
 
-def render_model_card(config: ModelCardConfig) -> Path:
+def render_model_card(config: ModelCardConfig, registry: Registry) -> Path:
     pack = Path(config.pack_dir)
-    registry = load_registry()
     domains = registry.trained_domains(config.pack)
     classifier_configs = {domain: _record(pack / "classifiers" / domain / "config.json") for domain in domains}
     limitations = "\n".join(

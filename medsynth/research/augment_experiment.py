@@ -37,7 +37,7 @@ from medsynth.models.fitting import FitSettings, balanced_class_weights, fit_cla
 from medsynth.models.metrics import classification_metrics, per_class_recall
 from medsynth.paths import REPORTS_DIR, runs_dir
 from medsynth.precision import hardware, training_device
-from medsynth.registry import load_registry, selected_pack_name
+from medsynth.registry import Registry, selected_pack_name
 from medsynth.research.config import CONDITIONS, AugmentExperimentConfig
 from medsynth.research.reports import render_augment_report
 
@@ -132,7 +132,7 @@ def incomplete_sets(folder: Path, classes: list[str], per_class: int) -> list[st
     return missing
 
 
-def ensure_synthetic(config: AugmentExperimentConfig, folder: Path, classes: list[str]) -> None:
+def ensure_synthetic(config: AugmentExperimentConfig, registry: Registry, folder: Path, classes: list[str]) -> None:
     """Export (or finish exporting) the unvalidated and validated synthetic sets; exports resume."""
     missing = incomplete_sets(folder, classes, config.per_class)
     if not missing:
@@ -140,14 +140,14 @@ def ensure_synthetic(config: AugmentExperimentConfig, folder: Path, classes: lis
     from medsynth.generation.engine import MedSynth
     from medsynth.research.synthetic_dataset import ExportPlan, export_dataset
 
-    engine = MedSynth.load(config.pack or selected_pack_name())
+    engine = MedSynth(registry, config.pack or selected_pack_name())
     for name in missing:
         export_dataset(engine, ExportPlan(config.domain, config.per_class, validate=name == "validated"), folder / name)
 
 
 def run_condition(
     condition: str, seed: int, config: AugmentExperimentConfig, classes: list[str], real: LabelledImages,
-    synthetic: dict[str, LabelledImages], minority: list[int], val, y_val: torch.Tensor, test: LabelledImages,
+    synthetic: dict[str, LabelledImages], minority: list[int], val, y_val: torch.Tensor, test: LabelledImages, mirror: bool,
 ) -> dict:  # fmt: skip
     started = time.perf_counter()
     train, weights = training_set(condition, real, synthetic, minority, seed, len(classes))
@@ -155,7 +155,7 @@ def run_condition(
         raise ValueError(f"{condition}: empty training set (no synthetic images?)")
     train_config = FitSettings(
         image_size=config.image_size, base_width=config.base_width, epochs=config.epochs, batch_size=config.batch_size,
-        mirror=load_registry().get_domain(config.domain).mirror, seed=seed, name=f"{condition} seed {seed}",
+        mirror=mirror, seed=seed, name=f"{condition} seed {seed}",
     )  # fmt: skip
     steps = max(1, len(real) // config.batch_size)
     fitted = fit_classifier(
@@ -176,8 +176,8 @@ def _done_runs(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def run_experiment(config: AugmentExperimentConfig) -> Path:
-    domain = load_registry().get_domain(config.domain)
+def run_experiment(config: AugmentExperimentConfig, registry: Registry) -> Path:
+    domain = registry.get_domain(config.domain)
     conditions = list(config.conditions or CONDITIONS)
     for condition in conditions:
         if condition not in CONDITIONS:
@@ -185,10 +185,10 @@ def run_experiment(config: AugmentExperimentConfig) -> Path:
     out = Path(config.out or REPORTS_DIR / "augment" / config.domain)
     out.mkdir(parents=True, exist_ok=True)
     classes, (train, val, test_split), (y_train, y_val, y_test) = labelled_splits(
-        config.domain, config.image_size, ("train", "val", "test")
+        domain, config.image_size, ("train", "val", "test")
     )
     folder = Path(config.synthetic or runs_dir() / "synthetic" / config.domain)
-    ensure_synthetic(config, folder, classes)
+    ensure_synthetic(config, registry, folder, classes)
     test = LabelledImages(test_split.images, y_test.numpy())
     real = LabelledImages(train.images, y_train.numpy())
     counts = real.counts(len(classes))
@@ -208,7 +208,9 @@ def run_experiment(config: AugmentExperimentConfig) -> Path:
     done = {(r["condition"], r["seed"]) for r in _done_runs(runs_path)}
     todo = [(c, s) for c in conditions for s in config.seeds if (c, s) not in done]
     for condition, seed in tqdm(todo, desc=f"augment-experiment {config.domain}", unit="run"):
-        record = run_condition(condition, seed, config, classes, real, synthetic, minority, val, y_val, test)
+        record = run_condition(
+            condition, seed, config, classes, real, synthetic, minority, val, y_val, test, domain.mirror
+        )
         with runs_path.open("a") as handle:  # one line per finished run: the unit of resumption
             handle.write(json.dumps(record) + "\n")
 

@@ -22,7 +22,7 @@ from medsynth.generation.pipeline import autoencoder_round_trip
 from medsynth.generation.scoring import ClassifierScorer
 from medsynth.imaging import to_pil_images
 from medsynth.paths import runs_dir
-from medsynth.registry import load_registry
+from medsynth.registry import Registry
 from medsynth.research.config import AutoencoderEvaluationConfig
 from medsynth.research.evaluators import load_evaluator
 from medsynth.research.measures import FeatureExtractor, evaluator_report, frechet_distance
@@ -39,7 +39,8 @@ def autoencoder_ceiling(
     reconstructed: np.ndarray, real: np.ndarray, labels: list[str], evaluator: ClassifierScorer, real_features: torch.Tensor, features: FeatureExtractor
 ) -> dict:  # fmt: skip
     """What survives the round trip: the evaluator's macro-F1 on the reconstructions, their Fréchet distance
-    to the real images (each beside its own original, so it flatters) and PSNR."""
+    to the real images (each beside its own original, so it flatters), PSNR, and the median sharpness of the
+    reconstructions as a share of the real images' (a decoder that smooths keeps the class and loses the edges)."""
     report = evaluator_report(evaluator, to_pil_images(reconstructed), labels)
     return {
         "evaluator_macro_f1": report.macro_f1,
@@ -49,7 +50,7 @@ def autoencoder_ceiling(
     }
 
 
-def evaluate_autoencoder(config: AutoencoderEvaluationConfig) -> Path:
+def evaluate_autoencoder(config: AutoencoderEvaluationConfig, registry: Registry) -> Path:
     if config.split not in ("val", "test"):
         raise ValueError(f"split must be val or test; got {config.split!r}")
     vae_folder = Path(config.vae)
@@ -58,7 +59,6 @@ def evaluate_autoencoder(config: AutoencoderEvaluationConfig) -> Path:
     vae = AutoencoderKL.from_pretrained(vae_folder).float().eval()
     resolution = vae.config.sample_size
     features = FeatureExtractor()
-    registry = load_registry()
     results = {"vae": str(vae_folder), "split": config.split, "domains": {}}
     for name in tqdm(config.domains or registry.trained_domains(), desc="autoencoder ceiling"):
         codes = list(registry.get_domain(name).class_codes)

@@ -23,7 +23,7 @@ from medsynth.data.cache import load_domain_images
 from medsynth.data.folders import load_rgb
 from medsynth.generation.scoring import ClipScorer
 from medsynth.imaging import to_pil_images, to_uint8_array
-from medsynth.registry import load_registry, selected_pack_name
+from medsynth.registry import Registry, selected_pack_name
 from medsynth.research.evaluators import load_evaluator_panel
 from medsynth.research.measures import (
     FeatureExtractor,
@@ -79,11 +79,15 @@ def inception_fid(real: np.ndarray, generated: list[Image.Image]) -> float | Non
 
 
 def evaluate_generated(
-    domain_name: str, generated_dir: Path, out: Path, pack: str | None = None, evaluators: Path | None = None
+    registry: Registry,
+    domain_name: str,
+    generated_dir: Path,
+    out: Path,
+    pack: str | None = None,
+    evaluators: Path | None = None,
 ) -> Path:
     """`evaluators`: an evaluator set (default runs/evaluators); every evaluator of the domain's panel scores the
     generated and the real test images, so the report shows how much the share depends on one evaluator."""
-    registry = load_registry()
     domain = registry.get_domain(domain_name)
     codes = list(domain.class_codes)
     sources = domain.sources_for(pack or selected_pack_name())

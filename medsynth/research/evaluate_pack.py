@@ -31,7 +31,7 @@ from medsynth.generation.scoring import ClassifierScorer
 from medsynth.imaging import to_pil_images
 from medsynth.models.evaluator import evaluator_degrade, evaluators_dir, panel_folders, weights_fingerprint
 from medsynth.models.metrics import classification_metrics
-from medsynth.registry import load_registry, selected_pack_name
+from medsynth.registry import Registry, selected_pack_name
 from medsynth.research.config import PackEvaluationConfig
 from medsynth.research.evaluate_autoencoder import autoencoder_ceiling
 from medsynth.research.evaluators import load_evaluator, load_evaluator_panel
@@ -223,13 +223,12 @@ def evaluate_domain(
     return report
 
 
-def evaluate_pack(config: PackEvaluationConfig) -> Path:
+def evaluate_pack(config: PackEvaluationConfig, registry: Registry) -> Path:
     """Evaluate the chosen domains; their results join those of earlier runs in the same folder."""
     if config.split not in ("val", "test"):
         raise ValueError(f"split must be val or test; got {config.split!r}")
     if not {"base", "lora"} <= set(config.modes) <= set(MODES):
         raise ValueError(f"modes are base and lora, and validated if wanted; got {', '.join(config.modes) or 'none'}")
-    registry = load_registry()
     engine = MedSynth(registry, config.pack or selected_pack_name())
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -252,12 +251,11 @@ def evaluate_pack(config: PackEvaluationConfig) -> Path:
             order=list(registry.domains),
             pack_settings=pack_settings(engine.pack),
         )
-    return write_report(out, config.baseline)
+    return write_report(out, registry, config.baseline)
 
 
-def write_report(out: Path, baseline: Path | None = None) -> Path:
+def write_report(out: Path, registry: Registry, baseline: Path | None = None) -> Path:
     """REPORT.md from the folder's results.json: what every run has merged so far, runs side by side included."""
-    registry = load_registry()
     with results_lock(out / "results.json"):
         results = json.loads((out / "results.json").read_text())
         sources = {name: registry.get_domain(name).sources_for(results["pack"]) for name in results["domains"]}

@@ -21,7 +21,7 @@ from medsynth.data.cache import load_domain_images
 from medsynth.generation.engine import MedSynth
 from medsynth.imaging import to_pil_images
 from medsynth.paths import runs_dir
-from medsynth.registry import load_registry, selected_pack_name
+from medsynth.registry import Registry, selected_pack_name
 from medsynth.research.config import PackEvaluationConfig, SamplingSweepConfig
 from medsynth.research.evaluate_pack import domain_references, generate_set
 from medsynth.research.evaluators import load_evaluator_panel
@@ -65,9 +65,8 @@ def _stored(path: Path, settings: dict) -> dict:
     return {**earlier, "config": settings}
 
 
-def sweep_sampling(config: SamplingSweepConfig) -> Path:
+def sweep_sampling(config: SamplingSweepConfig, registry: Registry) -> Path:
     _check(config)
-    registry = load_registry()
     pack = config.pack or selected_pack_name()
     engine = MedSynth(registry, pack)
     codes = list(registry.get_domain(config.domain).class_codes)

@@ -23,7 +23,7 @@ from medsynth.data.sampling import infinite_batches, seed_everything
 from medsynth.imaging import to_unit_tensor
 from medsynth.models.features import PerceptualLoss
 from medsynth.precision import autocast, training_device
-from medsynth.registry import load_registry
+from medsynth.registry import Registry
 from medsynth.training.config import AutoencoderTrainConfig
 from medsynth.training.runs import Checkpoint, write_run_record
 
@@ -97,10 +97,10 @@ def random_crops(batch: torch.Tensor, size: int, generator: torch.Generator) -> 
     return torch.stack([image[y : y + size, x : x + size] for image, y, x in zip(batch, tops, lefts)])
 
 
-def train_autoencoder(config: AutoencoderTrainConfig) -> Path:
+def train_autoencoder(config: AutoencoderTrainConfig, registry: Registry) -> Path:
     device = training_device()
     generator = seed_everything(config.seed)
-    config = replace(config, domains=config.domains or load_registry().trained_domains())  # the record names them
+    config = replace(config, domains=config.domains or registry.trained_domains())  # the record names them
     images = training_images(config.domains, config.resolution)
     val_images = training_images(config.domains, config.resolution, splits=("val",))
     model = load_or_build(config).to(device).train()

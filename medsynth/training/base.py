@@ -24,7 +24,7 @@ from medsynth.data.sampling import seed_everything
 from medsynth.imaging import to_unit_tensor
 from medsynth.paths import runs_dir
 from medsynth.precision import launched_processes, training_device
-from medsynth.registry import load_registry, package_model_folder
+from medsynth.registry import Registry, package_model_folder
 from medsynth.training.captions import check_caption_scope
 from medsynth.training.config import BaseTrainConfig
 from medsynth.training.diffusion import (
@@ -97,12 +97,11 @@ def calibrate_scaling_factor(vae: AutoencoderKL, sets, per_domain: int = 128) ->
     return float(f"{1.0 / torch.cat(latents).std().item():.6g}")
 
 
-def train_base(config: BaseTrainConfig) -> Path:
+def train_base(config: BaseTrainConfig, registry: Registry) -> Path:
     check_caption_scope(config.captions)  # before a minute of loading data
     scheduler = noise_scheduler_for(config.prediction_type, config.zero_terminal_snr)  # refuses epsilon + zero SNR
     device = training_device()
     generator = seed_everything(config.seed)
-    registry = load_registry()
     config = replace(config, domains=config.domains or registry.trained_domains())  # the record names them
     sets = [(registry.get_domain(d), load_domain_images(d, config.resolution).split("train")) for d in config.domains]
     vae = load_vae(config.vae, device)

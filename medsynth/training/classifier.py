@@ -12,17 +12,17 @@ from medsynth.data.cache import labelled_splits
 from medsynth.models.classifier import save_classifier
 from medsynth.models.fitting import balanced_class_weights, fit_classifier, within_class_group_weights
 from medsynth.paths import EMBEDDED_PACK, pack_dir
-from medsynth.registry import load_registry
+from medsynth.registry import Registry
 from medsynth.training.config import ClassifierTrainConfig
 from medsynth.training.runs import write_run_record
 
 logger = logging.getLogger(__name__)
 
 
-def train_classifier(config: ClassifierTrainConfig) -> Path:
+def train_classifier(config: ClassifierTrainConfig, registry: Registry) -> Path:
     started = time.perf_counter()
-    settings = config.fit_settings(load_registry().get_domain(config.domain).mirror)
-    classes, (train, val), (y_train, y_val) = labelled_splits(config.domain, config.image_size)
+    settings = config.fit_settings(registry.get_domain(config.domain).mirror)
+    classes, (train, val), (y_train, y_val) = labelled_splits(registry.get_domain(config.domain), config.image_size)
     class_weights = balanced_class_weights(y_train, len(classes), config.class_power)
     sample_weights = None
     if config.balance_groups:

@@ -26,7 +26,7 @@ from medsynth.imaging import to_unit_tensor
 from medsynth.models.clip import REFERENCE_NAME, save_clip
 from medsynth.models.fitting import augment
 from medsynth.precision import autocast, training_device
-from medsynth.registry import load_registry
+from medsynth.registry import Registry
 from medsynth.training.captions import caption_for
 from medsynth.training.config import ClipTrainConfig
 from medsynth.training.runs import write_run_record
@@ -54,11 +54,10 @@ def model_cfg(config: ClipTrainConfig) -> dict:
     }
 
 
-def train_clip(config: ClipTrainConfig) -> Path:
+def train_clip(config: ClipTrainConfig, registry: Registry) -> Path:
     device = training_device()
     generator = seed_everything(config.seed)
     rng = random.Random(config.seed)
-    registry = load_registry()
     config = replace(config, domains=config.domains or registry.trained_domains())  # the record names them
     images, rows, domains = [], [], []
     for name in config.domains:

@@ -23,7 +23,7 @@ from medsynth.models.features import IMAGENET_MEAN, IMAGENET_STD, efficientnet_l
 from medsynth.models.fitting import SELECTION, augment, balanced_class_weights, fit_epochs, fit_temperature
 from medsynth.models.metrics import classification_metrics
 from medsynth.precision import autocast_pays, model_autocast, training_device
-from medsynth.registry import load_registry
+from medsynth.registry import Registry
 from medsynth.training.config import EvaluatorTrainConfig
 from medsynth.training.runs import write_run_record
 
@@ -38,14 +38,14 @@ def _prepare(
     return (x - mean) / std
 
 
-def train_evaluator(config: EvaluatorTrainConfig) -> Path:
+def train_evaluator(config: EvaluatorTrainConfig, registry: Registry) -> Path:
     if not 0 <= config.degrade <= 1:
         raise ValueError(f"degrade is a share of training images, between 0 and 1; got {config.degrade}")
     if config.select not in SELECTION:
         raise ValueError(f"select must be one of {', '.join(SELECTION)}; got {config.select!r}")
     device = training_device()
     generator = seed_everything(config.seed)
-    classes, (train, val), (y_train, y_val) = labelled_splits(config.domain, config.resolution)
+    classes, (train, val), (y_train, y_val) = labelled_splits(registry.get_domain(config.domain), config.resolution)
     weights = balanced_class_weights(y_train, len(classes), config.class_power)
     mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     model = efficientnet_lite0(num_classes=len(classes), pretrained=True).to(device)
@@ -55,7 +55,7 @@ def train_evaluator(config: EvaluatorTrainConfig) -> Path:
         optimizer, config.lr, total_steps=config.epochs * steps, pct_start=0.1
     )
     loss_fn = nn.CrossEntropyLoss(weight=weights.to(device), label_smoothing=0.05)
-    flip = load_registry().get_domain(config.domain).mirror
+    flip = registry.get_domain(config.domain).mirror
     started = time.perf_counter()
 
     def logits_of(images) -> torch.Tensor:

@@ -19,7 +19,7 @@ from medsynth.generation.pipeline import load_pipeline
 from medsynth.models.lora import add_lora, save_lora
 from medsynth.paths import data_root, runs_dir
 from medsynth.precision import launched_processes, training_device
-from medsynth.registry import Source, load_registry
+from medsynth.registry import Registry, Source
 from medsynth.training.config import LoraTrainConfig
 from medsynth.training.diffusion import (
     LoopSettings,
@@ -43,11 +43,11 @@ def source_from_cli(text: str) -> Source:
     return Source.parse(text, Path.cwd())  # a missing folder: the loader names it
 
 
-def train_lora(config: LoraTrainConfig) -> Path:
+def train_lora(config: LoraTrainConfig, registry: Registry) -> Path:
     device = training_device()
     generator = seed_everything(config.seed)
     out = Path(config.out or runs_dir() / "lora" / config.domain)
-    domain = load_registry().get_domain(config.domain)
+    domain = registry.get_domain(config.domain)
     text_encoder = source_from_cli(config.text_encoder) if config.text_encoder else None
     base = source_from_cli(config.base)
     pipe = load_pipeline(base, text_encoder, torch.float32)

@@ -57,7 +57,7 @@ class Studio:
         reference_root: str | Path | None = None,
         device: str | None = None,
     ) -> "Studio":
-        registry = registry or load_registry()
+        registry = registry or load_registry(user=paths.user_registry_path())  # the app's start-up: an edge
         pack = pack or selected_pack_name()
         engine, error = None, None
         try:

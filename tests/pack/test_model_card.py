@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from medsynth.pack.model_card import ModelCardConfig, render_model_card
+from medsynth.registry import load_registry
 
 DOMAINS = ("dermatology", "ophthalmology", "brain_mri", "chest_xray")
 
@@ -32,7 +33,7 @@ def test_card_names_each_runs_options_and_the_lora_and_classifier_layouts(tmp_pa
             5,
         )
         (pack / "classifiers" / domain / "config.json").write_text(json.dumps({"image_size": size, "stem": stem}))
-    card = render_model_card(ModelCardConfig(pack_dir=pack, results=tmp_path / "missing.json"))
+    card = render_model_card(ModelCardConfig(pack_dir=pack, results=tmp_path / "missing.json"), load_registry())
     text = card.read_text()
     assert "`python -m medsynth train lora --domain brain_mri --steps 102 --targets attention+resnet`" in text
     assert "`python -m medsynth train lora --domain ophthalmology --steps 101 --targets attention`" in text
@@ -72,9 +73,13 @@ def test_a_continued_base_lists_every_run_of_its_chain_and_the_pack_keeps_their_
         (runs / "lora_last" / domain / "adapter").mkdir(parents=True)
         lora_config = {"rank": 8, "steps": 7, "base": "runs/last/pipeline", "out": f"runs/lora_last/{domain}"}
         write_record(runs / "lora_last" / domain / f"training_lora_{domain}.json", lora_config, 7)
-    pack = assemble_pack(PackAssembleConfig(runs=runs, out=tmp_path / "mini", base_run="last", lora_run="lora_last"))
+    pack = assemble_pack(
+        PackAssembleConfig(runs=runs, out=tmp_path / "mini", base_run="last", lora_run="lora_last"), load_registry()
+    )
     assert sorted(p.name for p in (pack / "base" / "earlier_runs").iterdir()) == ["base.json", "more.json"]
-    text = render_model_card(ModelCardConfig(pack_dir=pack, results=tmp_path / "missing.json")).read_text()
+    text = render_model_card(
+        ModelCardConfig(pack_dir=pack, results=tmp_path / "missing.json"), load_registry()
+    ).read_text()
     assert "| shared base UNet, run 1 of 3 | `python -m medsynth train base --steps 2500` | 2500 |" in text
     continued = (
         "`python -m medsynth train base --steps 900 --lr 0.0002 --init-unet runs/base/pipeline/unet --out runs/more`"
@@ -91,11 +96,14 @@ def test_a_continued_base_lists_every_run_of_its_chain_and_the_pack_keeps_their_
     # a pack whose earlier record went missing cannot say how its base began
     (pack / "base" / "earlier_runs" / "base.json").unlink()
     with pytest.raises(FileNotFoundError, match="continued from runs/base/pipeline/unet"):
-        render_model_card(ModelCardConfig(pack_dir=pack, results=tmp_path / "missing.json"))
+        render_model_card(ModelCardConfig(pack_dir=pack, results=tmp_path / "missing.json"), load_registry())
     # nor can runs whose start run's record is gone be assembled
     (runs / "base" / "training_base.json").unlink()
     with pytest.raises(FileNotFoundError, match="continued from runs/base/pipeline/unet"):
-        assemble_pack(PackAssembleConfig(runs=runs, out=tmp_path / "mini2", base_run="last", lora_run="lora_last"))
+        assemble_pack(
+            PackAssembleConfig(runs=runs, out=tmp_path / "mini2", base_run="last", lora_run="lora_last"),
+            load_registry(),
+        )
 
 
 def test_a_pack_takes_its_autoencoder_record_classifiers_and_clip_from_named_runs(tmp_path):
@@ -114,13 +122,13 @@ def test_a_pack_takes_its_autoencoder_record_classifiers_and_clip_from_named_run
     write_record(runs / "clip128" / "training_clip.json", {"resolution": 128}, 800)
     config = PackAssembleConfig(runs=runs, out=pack, base_run="base128", lora_run="lora128", autoencoder_run="ae128")
     with pytest.raises(FileNotFoundError, match="name the base.s autoencoder run: --autoencoder-run"):
-        assemble_pack(PackAssembleConfig(runs=runs, out=pack, base_run="base128", lora_run="lora128"))
+        assemble_pack(PackAssembleConfig(runs=runs, out=pack, base_run="base128", lora_run="lora128"), load_registry())
     assert not (pack / "base").exists() and not (pack / "lora").exists()  # checked before anything was written
-    assemble_pack(config)  # no classifier or CLIP run named: the pack keeps its own
+    assemble_pack(config, load_registry())  # no classifier or CLIP run named: the pack keeps its own
     assert json.loads((pack / "classifiers" / "chest_xray" / "training_classifier.json").read_text())["steps"] == 20
     assert not (pack / "clip").exists()
     config.classifier_run, config.clip_run = "classifiers128", "clip128"
-    assemble_pack(config)
+    assemble_pack(config, load_registry())
     assert json.loads((pack / "base" / "training_autoencoder.json").read_text())["steps"] == 6000
     for domain in DOMAINS:
         record = json.loads((pack / "classifiers" / domain / "training_classifier.json").read_text())
@@ -151,7 +159,9 @@ def test_a_fine_tuned_decoder_replaces_the_base_vae_only_if_its_encoder_made_the
     assert installed["decoder.conv_out.weight"].dtype == torch.float16  # the pipeline's precision: the pack's size
     assert torch.allclose(installed["decoder.conv_out.weight"].float(), tuned.decoder.conv_out.weight.half().float())
     assert json.loads((base / "vae" / "config.json").read_text())["scaling_factor"] == 0.44  # the base's calibration
-    text = render_model_card(ModelCardConfig(pack_dir=tmp_path / "mini", results=tmp_path / "missing.json")).read_text()
+    text = render_model_card(
+        ModelCardConfig(pack_dir=tmp_path / "mini", results=tmp_path / "missing.json"), load_registry()
+    ).read_text()
     command = "`python -m medsynth train autoencoder --steps 30 --lr 0.0003 --init-vae runs/base/pipeline/vae --decoder-only yes --adversarial-weight 0.5 --out runs/decoder`"
     assert f"| autoencoder decoder, continued | {command} | 30 |" in text
 
@@ -181,7 +191,7 @@ def test_measured_quality_shows_the_evaluator_panels_mean_f1(tmp_path):
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"pack": "mini", "domains": {"chest_xray": chest}}))
     (tmp_path / "mini").mkdir()
-    text = render_model_card(ModelCardConfig(pack_dir=tmp_path / "mini", results=results)).read_text()
+    text = render_model_card(ModelCardConfig(pack_dir=tmp_path / "mini", results=results), load_registry()).read_text()
     assert "| chest_xray | 0.800 / 0.790 / 0.780 | 0.700 | 0.700 → 0.500 → 0.550 | 300.0 → 300.0 (200.0) |" in text
 
 
@@ -192,7 +202,9 @@ def test_contents_data_and_limitations_come_from_the_pack_files_and_the_registry
 
     pack = tmp_path / "mini"
     save_tiny_pipeline(pack / "base")
-    text = render_model_card(ModelCardConfig(pack_dir=pack, results=tmp_path / "missing.json")).read_text()
+    text = render_model_card(
+        ModelCardConfig(pack_dir=pack, results=tmp_path / "missing.json"), load_registry()
+    ).read_text()
     parameters = sum(p.numel() for p in tiny_unet().parameters()) / 1e6
     assert f"AutoencoderKL (32×32 ↔ 16×16×4), UNet2DConditionModel ({parameters:.1f} M parameters)" in text
     assert "The generator works at 32×32;" in text

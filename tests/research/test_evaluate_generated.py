@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from medsynth.registry import load_registry
 from medsynth.research.evaluate_generated import evaluate_generated, load_generated
 from tests.support.tiny_pack import save_tiny_classifier
 
@@ -27,7 +28,7 @@ def test_evaluate_writes_results_report_and_pictures(real_data, tmp_path, monkey
         rows.append(f"{label}/{i}.png,{label},chest X-ray with {label}")
     (generated / "metadata.csv").write_text("\n".join(rows) + "\n")
     report = evaluate_generated(
-        "chest_xray", generated, tmp_path / "eval", pack="mini", evaluators=evaluators
+        load_registry(), "chest_xray", generated, tmp_path / "eval", pack="mini", evaluators=evaluators
     ).read_text()
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert results["n_generated"] == 12 and results["per_class"] == {"normal": 4, "pneumonia": 4, "covid19": 4}

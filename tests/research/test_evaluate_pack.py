@@ -230,7 +230,7 @@ def test_perturbations_are_slight_and_the_training_degradation_touches_its_share
     out = perturb_uint8(uint8, "noise 35 dB")
     assert out.dtype == np.uint8 and out.shape == uint8.shape and 30 < psnr_db(uint8, out) < 40
     with pytest.raises(ValueError, match="degrade is a share of training images, between 0 and 1; got 2.0"):
-        train_evaluator(EvaluatorTrainConfig(domain="chest_xray", degrade=2.0))
+        train_evaluator(EvaluatorTrainConfig(domain="chest_xray", degrade=2.0), load_registry())
 
 
 def test_psnr_of_identical_and_of_known_noise_images():

@@ -302,13 +302,13 @@ def test_evaluator_keeps_the_epoch_its_selection_rule_prefers(select, epoch, tmp
         domain="chest_xray", out=tmp_path / "probe", resolution=16, epochs=3, batch_size=8, class_power=0.0,
         degrade=0.0, select=select,
     )  # fmt: skip
-    folder = evaluator.train_evaluator(config)
+    folder = evaluator.train_evaluator(config, load_registry())
     _, model_config = load_classifier(folder)
     assert model_config.metrics["val_epoch"] == epoch
     # an EfficientNet trains in float32 (channels-last) on the CPU, and its record says so
     assert json.loads((folder / "training_evaluator.json").read_text())["hardware"].endswith("float32")
     with pytest.raises(ValueError, match="select must be one of balanced, accuracy; got 'f1'"):
-        evaluator.train_evaluator(EvaluatorTrainConfig(domain="chest_xray", select="f1"))
+        evaluator.train_evaluator(EvaluatorTrainConfig(domain="chest_xray", select="f1"), load_registry())
 
 
 def test_fit_epochs_ends_with_the_weights_of_the_epoch_val_prefers():
