@@ -21,6 +21,7 @@ from medsynth.data.perturbations import SENSITIVITY_CHECKS, perturb_uint8
 from medsynth.generation.pipeline import autoencoder_round_trip
 from medsynth.generation.scoring import ClassifierScorer
 from medsynth.imaging import to_pil_images
+from medsynth.models.image_statistics import sharpness
 from medsynth.paths import runs_dir
 from medsynth.registry import Registry
 from medsynth.research.config import AutoencoderEvaluationConfig
@@ -47,6 +48,8 @@ def autoencoder_ceiling(
         "evaluator_per_class_recall": dict(zip(evaluator.classes, report.per_class_recall)),
         "frechet_distance": frechet_distance(real_features, features(reconstructed)),
         "psnr_db": psnr_db(real, reconstructed),
+        "sharpness_real": float(np.median(sharpness(real))),
+        "sharpness_reconstructed": float(np.median(sharpness(reconstructed))),
     }
 
 

@@ -280,13 +280,19 @@ def render_autoencoder_table(results: dict) -> str:
     checks = list(next(iter(results["domains"].values()))["evaluator_macro_f1_perturbed"]) if results["domains"] else []
     lines = [f"Real {results['split']} images through {results['vae']}:", "",
              "| domain | evaluator macro-F1 real → reconstructed | Fréchet reconstructed ↔ real | PSNR (dB) | "
-             + " | ".join(f"F1 after {c}" for c in checks) + " |", "|---|---|---:|---:|" + "---:|" * len(checks)]  # fmt: skip
+             "sharpness real → reconstructed (share) | " + " | ".join(f"F1 after {c}" for c in checks) + " |",
+             "|---|---|---:|---:|---|" + "---:|" * len(checks)]  # fmt: skip
     for name, r in results["domains"].items():
         perturbed = " | ".join(f"{r['evaluator_macro_f1_perturbed'][c]:.3f}" for c in checks)
+        sharp = (
+            f"{r['sharpness_real']:.1f} → {r['sharpness_reconstructed']:.1f} ({r['sharpness_reconstructed'] / max(r['sharpness_real'], 1e-9):.2f}×)"
+            if "sharpness_real" in r else "not measured"
+        )  # fmt: skip
         lines.append(
-            f"| {name} | {r['evaluator_macro_f1_real']:.3f} → {r['evaluator_macro_f1']:.3f} | {r['frechet_distance']:.1f} | {r['psnr_db']:.1f} | {perturbed} |"
+            f"| {name} | {r['evaluator_macro_f1_real']:.3f} → {r['evaluator_macro_f1']:.3f} | {r['frechet_distance']:.1f} | {r['psnr_db']:.1f} | {sharp} | {perturbed} |"
         )
-    lines += ["", "The last columns: the real images slightly blurred or noised, no autoencoder involved. An evaluator "
+    lines += ["", "Sharpness: median variance of the Laplacian of the greyscale image (0–255) at the autoencoder's size.",
+              "", "The last columns: the real images slightly blurred or noised, no autoencoder involved. An evaluator "
               "whose F1 falls there judges image quality, not the finding (`train evaluator --degrade`)."]  # fmt: skip
     return "\n".join(lines)
 
