@@ -52,6 +52,9 @@ logger = logging.getLogger(__name__)
 SCHEMA_VERSION = 2  # v2: rater_keys (v1 databases gain the table on opening)
 DB_ENV = "MEDSYNTH_STUDIES_DB"
 IMAGES_DIR = "images"
+# every study image carries this modification time: the web server's Last-Modified and ETag come from it, and real
+# images, written after the synthetic ones, were told apart by "newest = real" (162 of 168)
+FROZEN_MTIME = 946_684_800  # 2000-01-01T00:00:00Z
 BUSY_TIMEOUT_S = 30.0
 
 SCHEMA = """
@@ -189,6 +192,9 @@ class StudyStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.images_dir = self.path.parent / IMAGES_DIR
         self.images_dir.mkdir(exist_ok=True)
+        for image in self.images_dir.glob("*.png"):  # stores written before images were frozen in time
+            if image.stat().st_mtime != FROZEN_MTIME:
+                os.utime(image, (FROZEN_MTIME, FROZEN_MTIME))
         self._items: dict[int, list[Item]] = {}  # items are frozen at creation, so safe to keep
         self._secrets: dict[int, bytes] = {}  # per-study ticket keys: read once, never handed out
         self._items_lock = threading.Lock()
@@ -261,6 +267,7 @@ class StudyStore:
         if not target.exists():
             partial = target.with_name(f".{sha}.{secrets.token_hex(4)}.tmp")
             partial.write_bytes(png)
+            os.utime(partial, (FROZEN_MTIME, FROZEN_MTIME))
             os.replace(partial, target)
         return sha
 

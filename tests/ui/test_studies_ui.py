@@ -334,3 +334,38 @@ def test_the_admin_view_warns_about_burned_in_markers_and_says_whether_they_were
     assert "cropped 6% of each side" in studies_tab.marker_note(studio_like, cropped)
     skin = types.SimpleNamespace(config={"cells": ["dermatology/mel"], "crop_margin": 0.0})
     assert studies_tab.marker_note(studio_like, skin) == ""
+
+
+def test_a_rater_script_finds_nothing_but_pixels_that_tells_real_from_synthetic(studio, tmp_path):
+    """A rater fetches every image of a study through the app's own API and file server, as a browser would:
+    no response header, byte count or URL shape (each file's own content hash aside) differs between the real and the synthetic images, so sorting by
+    Last-Modified or ETag (which picked the real images 162 times of 168) has nothing to sort by."""
+    import httpx
+    from gradio_client import Client
+
+    app = create_app(studio, studies_db=str(tmp_path / "studies.db"), admin_token=TOKEN)
+    study = new_study(app.study_place, studio, n_synthetic=3, n_real=3)  # real images are written last
+    source_of = {item.sha256: item.source for item in app.study_place.store.items(study.code)}
+    key = key_for(app.study_place, study.code, "kim")
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS, show_error=False)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", download_files=False, verbose=False)
+        shown = client.predict(study.code, "kim", key, api_name="/rate_sign_in")
+        fetched = []  # (source, headers without Date, bytes, URL without the file's hash)
+        for _ in range(len(source_of)):
+            url = shown[0]["url"]  # the API's outputs: the view's without its state (image, prompt, progress, ticket, …)
+            response = httpx.get(url, timeout=30)
+            response.raise_for_status()
+            sha256 = Path(shown[0]["path"]).stem
+            headers = tuple(sorted((k, v.replace(sha256, "#")) for k, v in response.headers.items() if k != "date"))
+            fetched.append((source_of[sha256], headers, len(response.content), url.replace(sha256, "#")))
+            shown = client.predict(shown[3], 3, 3, "real", 3, "", api_name="/rate_submit")
+    finally:
+        app.close()
+    assert sorted(source for source, *_ in fetched) == ["real"] * 6 + ["synthetic"] * 6
+    for field in (1, 2, 3):  # headers, size, URL: one value for every image, real or synthetic
+        assert len({row[field] for row in fetched}) == 1, [row[field] for row in fetched]
+    assert dict(fetched[0][1]).get("last-modified") == "Sat, 01 Jan 2000 00:00:00 GMT"
+    positions = [i for i, (source, *_) in enumerate(fetched) if source == "real"]
+    assert positions != list(range(6, 12))  # the rater's order is shuffled, not "synthetic first"
