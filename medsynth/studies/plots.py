@@ -47,6 +47,9 @@ def study_figure(stats: StudyStats) -> Figure:
     accuracy = detection["accuracy"].to_numpy(dtype=float)
     axis.bar(np.arange(len(detection)), accuracy, 0.6, color="#55a868",
              yerr=_error(accuracy, detection["accuracy_low"], detection["accuracy_high"]), capsize=3)  # fmt: skip
+    for x, note in enumerate(detection["note"]):
+        if note:  # no real (or synthetic) images, or too few: no bar to read
+            axis.text(x, 0.04, "too few" if note.startswith("too few") else "n/a", ha="center", fontsize=8, rotation=90)
     axis.axhline(0.5, color="black", linestyle="--", linewidth=1, label="chance (indistinguishable)")
     axis.set(
         title=_title("Real-vs-synthetic accuracy (95% Wilson CI)"), ylim=(0, 1.05), xticks=np.arange(len(detection))

@@ -29,8 +29,9 @@ MIN_RATINGS = 5  # fewer ratings give a mean, not an interval
 BOOTSTRAP_RESAMPLES = 4000
 DETECTION_COLUMNS = [
     "domain", "label", "ratings", "correct", "accuracy", "accuracy_low", "accuracy_high", "p_value",
-    "accuracy_on_real", "accuracy_on_synthetic",
+    "accuracy_on_real", "accuracy_on_synthetic", "real_items", "synthetic_items", "note",
 ]  # fmt: skip
+MIN_ITEMS_PER_SOURCE = 5  # fewer real or synthetic images in a cell: real-vs-synthetic accuracy says nothing
 AGREEMENT_COLUMNS = ["scope", "measure", "value", "items", "raters", "note"]
 NEEDED = ("rater", "item_id", "domain", "label", "source", "realism", "alignment", "guess")
 
@@ -178,10 +179,27 @@ def score_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
 
 
-def _detection_row(domain: str, label: str, group: pd.DataFrame) -> dict:
+def detection_note(real_items: int, synthetic_items: int, cell: bool = True) -> str:
+    """Why a row's real-vs-synthetic accuracy is not reported, or '' where it is. A cell (one class) needs
+    MIN_ITEMS_PER_SOURCE of each; the pooled row needs only both sources, since it pools what the cells hold."""
+    if not real_items or not synthetic_items:
+        missing = "real" if not real_items else "synthetic"
+        return f"no {missing} images in this cell: raters had nothing to tell apart, so no accuracy or test"
+    if cell and min(real_items, synthetic_items) < MIN_ITEMS_PER_SOURCE:
+        return (
+            f"too few images to read ({real_items} real, {synthetic_items} synthetic; "
+            f"{MIN_ITEMS_PER_SOURCE} of each needed)"
+        )
+    return ""
+
+
+def _detection_row(domain: str, label: str, group: pd.DataFrame, cell: bool = True) -> dict:
     correct = group["guess"] == group["source"]
     k, n = int(correct.sum()), len(group)
-    accuracy = proportion_interval(k, n)
+    items = group.groupby("source")["item_id"].nunique()
+    real_items, synthetic_items = int(items.get("real", 0)), int(items.get("synthetic", 0))
+    note = detection_note(real_items, synthetic_items, cell)
+    accuracy = proportion_interval(k, n) if not note else Interval(math.nan, math.nan, math.nan)
 
     def on(source: str) -> float:
         part = correct[group["source"] == source]
@@ -189,15 +207,16 @@ def _detection_row(domain: str, label: str, group: pd.DataFrame) -> dict:
 
     return {
         "domain": domain, "label": label, "ratings": n, "correct": k, "accuracy": accuracy.estimate,
-        "accuracy_low": accuracy.low, "accuracy_high": accuracy.high, "p_value": chance_p_value(k, n),
-        "accuracy_on_real": on("real"), "accuracy_on_synthetic": on("synthetic"),
+        "accuracy_low": accuracy.low, "accuracy_high": accuracy.high, "p_value": math.nan if note else chance_p_value(k, n),
+        "accuracy_on_real": on("real"), "accuracy_on_synthetic": on("synthetic"), "real_items": real_items,
+        "synthetic_items": synthetic_items, "note": note,
     }  # fmt: skip
 
 
 def detection_table(frame: pd.DataFrame) -> pd.DataFrame:
     rows = [_detection_row(d, c, g) for (d, c), g in frame.groupby(["domain", "label"], sort=True)]
     if len(frame):
-        rows.append(_detection_row(ALL, ALL, frame))
+        rows.append(_detection_row(ALL, ALL, frame, cell=False))
     return pd.DataFrame(rows, columns=DETECTION_COLUMNS)
 
 

@@ -19,7 +19,7 @@ from medsynth.studies.build import build_study, resolve_cells
 from medsynth.studies.model import MAX_PER_CLASS
 from medsynth.studies.plots import study_figure
 from medsynth.studies.ratings_export import export_study
-from medsynth.studies.stats import analyse
+from medsynth.studies.stats import ALL, analyse
 from medsynth.ui.studio import Studio, gpu
 from medsynth.ui.study_place import ADMIN_TOKEN_ENV, StudyPlace
 from medsynth.ui.text import plain, user_error
@@ -154,9 +154,12 @@ def show_results(place: StudyPlace, studio: Studio, credential: Any, code: Any) 
             f"no ratings yet: the tables and plots appear once raters have answered ({stats.items} image(s) wait)."
         )
     else:
+        summary += f"{stats.ratings} rating(s) by {stats.raters} rater(s) of {stats.items} image(s). "
+        overall = stats.detection[stats.detection["domain"] == ALL]
         summary += (
-            f"{stats.ratings} rating(s) by {stats.raters} rater(s) of {stats.items} image(s). Accuracy near 50% means "
-            "raters could not tell synthetic images from real ones."
+            overall["note"].iloc[0].capitalize() + "."
+            if len(overall) and overall["note"].iloc[0]
+            else "Accuracy near 50% means raters could not tell synthetic images from real ones."
         )
     summary += marker_note(studio, study)
     shown = bool(stats.ratings)

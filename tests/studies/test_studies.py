@@ -538,24 +538,27 @@ def test_analysis_of_a_rated_study(store, tiny_registry, data_folder, engine):
     assert "Fleiss' kappa" in result.text() and "all" in result.text()
 
 
-def test_results_figure_draws_a_class_that_every_rater_got_wrong(store, tiny_registry, data_folder, engine):
+def test_results_figure_draws_a_class_that_every_rater_got_wrong(store, tiny_registry, engine, tmp_path):
     from io import BytesIO
 
     from medsynth.studies.plots import study_figure
 
-    spec = StudySpec("wrong", resolve_cells(tiny_registry, ["alpha"], ["a1", "a2"]), 2, 2, seed=5)
+    data_folder = write_sample_data(tmp_path / "data", {"alpha": ["a1", "a2"]}, 5)
+    spec = StudySpec(
+        "wrong", resolve_cells(tiny_registry, ["alpha"], ["a1", "a2"]), 5, 5, seed=5
+    )  # 5 of each: readable
     study = build_study(store, spec, tiny_registry, engine, data_folder)
     source = {item.id: item.source for item in store.items(study.code)}
-    for rater in ("r1", "r2", "r3"):  # always the wrong answer: 12 ratings per class, accuracy 0
+    for rater in ("r1", "r2", "r3"):  # always the wrong answer: 30 ratings per class, accuracy 0
         session = signed_in(store, study.code, rater)
-        for _ in range(8):
+        for _ in range(20):
             view = store.view(session)
             wrong = {"real": "synthetic", "synthetic": "real"}[source[view.ticket.split(".")[0]]]
             store.submit(session, view.ticket, Answers(3, wrong, 3, 3))
     result = analyse(store.ratings(study.code))
     per_class = result.detection[result.detection["domain"] != "all"]
     assert (
-        (per_class["ratings"] == 12).all()
+        (per_class["ratings"] == 30).all()
         and (per_class["accuracy"] == 0).all()
         and (per_class["accuracy_low"] == 0).all()
     )
@@ -728,3 +731,23 @@ def test_file_level_features_do_not_tell_real_from_synthetic(tiny_pack, tmp_path
         assert found_mode == mode and dims == (64, 64) and bands == len(mode)
         assert not set(info) - {"dpi"}  # no text chunks: nothing but pixels
         assert store.get_study(study.code).config["crop_margin"] == (0.1 if crop else 0.0)
+
+
+def test_a_study_without_real_images_reports_no_real_vs_synthetic_accuracy(store, tiny_registry, data_folder, engine):
+    """Raters of a synthetic-only study never saw a real image: '100% accuracy, p = 0' would be read as 'raters could
+    tell'. Rows without both sources carry no accuracy or test, and cells under 5 images of a source say too few."""
+    spec = StudySpec("synthetic only", resolve_cells(tiny_registry, ["alpha"], ["a1"]), 3, 0, seed=5)
+    study = build_study(store, spec, tiny_registry, engine, data_folder)
+    session = signed_in(store, study.code, "r1")
+    for _ in range(3):
+        store.submit(session, store.view(session).ticket, Answers(3, "synthetic", 4, 3))
+    detection = analyse(store.ratings(study.code)).detection
+    assert detection["accuracy"].isna().all() and detection["p_value"].isna().all()
+    assert (detection["real_items"] == 0).all() and (detection["synthetic_items"] == 3).all()
+    assert all(note.startswith("no real images") for note in detection["note"])
+    mixed = analyse(
+        [{"rater": "r", "item_id": i, "domain": "d", "label": "c", "source": "real" if i < 2 else "synthetic",
+          "realism": 3, "alignment": 3, "guess": "real"} for i in range(12)]
+    ).detection.set_index("label")  # fmt: skip
+    assert mixed.loc["c", "note"] == "too few images to read (2 real, 10 synthetic; 5 of each needed)"
+    assert np.isnan(mixed.loc["c", "accuracy"]) and mixed.loc["all", "accuracy"] == pytest.approx(2 / 12)
