@@ -13,7 +13,8 @@ def textured(n: int, seed: int) -> np.ndarray:
 
 
 def blurred(images: np.ndarray, sigma: float = 1.2) -> np.ndarray:
-    return np.stack([ndimage.gaussian_filter(image.astype(float), (sigma, sigma, 0)) for image in images]).astype(np.uint8)
+    smooth = [ndimage.gaussian_filter(image.astype(float), (sigma, sigma, 0)) for image in images]
+    return np.stack(smooth).astype(np.uint8)
 
 
 def test_sharpness_is_the_variance_of_the_laplacian_and_falls_with_blur():

@@ -354,7 +354,8 @@ def test_a_rater_script_finds_nothing_but_pixels_that_tells_real_from_synthetic(
         shown = client.predict(study.code, "kim", key, api_name="/rate_sign_in")
         fetched = []  # (source, headers without Date, bytes, URL without the file's hash)
         for _ in range(len(source_of)):
-            url = shown[0]["url"]  # the API's outputs: the view's without its state (image, prompt, progress, ticket, …)
+            # the API's outputs are the view's without its state: image, prompt, progress, ticket, …
+            url = shown[0]["url"]
             response = httpx.get(url, timeout=30)
             response.raise_for_status()
             sha256 = Path(shown[0]["path"]).stem
