@@ -111,6 +111,14 @@ def findings_counter(studio: Studio, domain_name: str | None, label: str | None,
     return f"{count} · {tokens}"
 
 
+def app_image_count(n: Any) -> int:
+    """The number of images asked for, refused (never clamped) outside the app's own limit."""
+    count = whole_number("Images", n, 1)
+    if not 1 <= count <= MAX_UI_IMAGES:
+        raise RequestError(f"Images must be between 1 and {MAX_UI_IMAGES} in the app; got {count}")
+    return count
+
+
 def parse_seed(seed: Any, random_seed: bool) -> int | None:
     """The form's seed (None: draw one); a value that is not a whole number is refused, form or API alike."""
     if random_seed:
@@ -151,7 +159,7 @@ def generate(
             label=None if only_findings else label,
             findings=findings,
             attributes={} if only_findings else collect_attributes(domain, [slot_1, slot_2, slot_3], number),
-            n=whole_number("n", n, 1),
+            n=app_image_count(n),
             seed=parse_seed(seed, random_seed),
             steps=whole_number("steps", steps),
             guidance=real_number("guidance", guidance),
@@ -159,8 +167,6 @@ def generate(
             max_rounds=whole_number("max_rounds", rounds, 3),
             threshold=real_number("threshold", threshold, 0.5),
         )
-        if request.n > MAX_UI_IMAGES:
-            raise RequestError(f"at most {MAX_UI_IMAGES} images per request in the app")
 
         def report(done: int, total: int) -> None:
             if progress is not None:

@@ -13,6 +13,7 @@ from typing import Any
 import gradio as gr
 
 from medsynth.studies import Answers, ItemView, OrderError, RaterSession, StudyError
+from medsynth.studies.model import MAX_COMMENT_CHARS
 from medsynth.ui.study_place import StudyPlace
 from medsynth.ui.text import user_error
 
@@ -246,7 +247,12 @@ def build(place: StudyPlace) -> tuple:
                 )
                 guess = gr.Radio(GUESS_CHOICES, label="Real or synthetic?", elem_id="rate-guess")
                 confidence = gr.Radio(CONFIDENCE_CHOICES, label="How sure are you?", elem_id="rate-confidence")
-                comment = gr.Textbox(label="Comment (optional)", lines=2, max_length=2000, elem_id="rate-comment")
+                # no max_length: the browser would cut a longer comment without a word; Submit refuses it instead
+                comment = gr.Textbox(
+                    label=f"Comment (optional, at most {MAX_COMMENT_CHARS:,} characters)",
+                    lines=2,
+                    elem_id="rate-comment",
+                )
                 with gr.Row():
                     back = gr.Button("◀ Previous", elem_id="rate-previous")
                     go = gr.Button("Submit ▶", variant="primary", elem_id="rate-submit")

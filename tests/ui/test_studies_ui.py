@@ -167,6 +167,10 @@ def test_closing_a_study_stops_raters_in_the_middle(place, studio):
         ),
         (lambda p, s, c: rate_tab.submit(p, s[STATE], s[TICKET], 3, 3, None, 3, ""), "answer 'real' or 'synthetic'"),
         (lambda p, s, c: rate_tab.submit(p, s[STATE], s[TICKET] + "0", 3, 3, "real", 3, ""), "forged"),
+        (
+            lambda p, s, c: rate_tab.submit(p, s[STATE], s[TICKET], 3, 3, "real", 3, "x" * 3000),
+            "the comment is 3000 characters; the limit is 2000",
+        ),
     ],
 )
 def test_rate_tab_refuses_bad_input_with_a_message(place, studio, call, message):
@@ -370,3 +374,11 @@ def test_a_rater_script_finds_nothing_but_pixels_that_tells_real_from_synthetic(
     assert dict(fetched[0][1]).get("last-modified") == "Sat, 01 Jan 2000 00:00:00 GMT"
     positions = [i for i, (source, *_) in enumerate(fetched) if source == "real"]
     assert positions != list(range(6, 12))  # the rater's order is shuffled, not "synthetic first"
+
+
+def test_the_comment_box_states_its_limit_and_does_not_cut(studio, tmp_path):
+    """A browser cuts a textbox at its max_length without a word: the box has none, says the limit, and Submit refuses
+    a longer comment with its count (test_rate_tab_refuses_bad_input_with_a_message)."""
+    app = create_app(studio, studies_db=str(tmp_path / "studies.db"), admin_token=TOKEN)
+    (comment,) = [c for c in app.blocks.values() if getattr(c, "elem_id", None) == "rate-comment"]
+    assert comment.max_length is None and "at most 2,000 characters" in comment.label
