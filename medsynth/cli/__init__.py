@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from medsynth.cli import generate, research, study, train
+from medsynth.cli import counterfactual, generate, research, study, train
 from medsynth.cli.parsing import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandFailure, Parser, UsageError
 
 
@@ -31,6 +31,7 @@ def build_parser() -> Parser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress of model loading")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     generate.add_commands(commands)
+    counterfactual.add_commands(commands)
     train.add_commands(commands)
     research.add_commands(commands)
     study.add_commands(commands)

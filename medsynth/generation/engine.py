@@ -63,23 +63,23 @@ class GenerationRequest:
 
     def check(self) -> None:
         """Raise RequestError naming the first out-of-range field."""
-        _check_int("n", self.n, 1, MAX_IMAGES)
+        check_whole_number("n", self.n, 1, MAX_IMAGES)
         if self.seed is not None:
-            _check_int("seed", self.seed, 0, MAX_SEED)
+            check_whole_number("seed", self.seed, 0, MAX_SEED)
         if self.steps is not None:
-            _check_int("steps", self.steps, *STEPS_RANGE)
+            check_whole_number("steps", self.steps, *STEPS_RANGE)
         if self.guidance is not None:
             low, high = GUIDANCE_RANGE
             if not isinstance(self.guidance, (int, float)) or not low <= float(self.guidance) <= high:
                 raise RequestError(f"guidance must be a number between {low:g} and {high:g}; got {self.guidance!r}")
-        _check_int("max_rounds", self.max_rounds, 1, MAX_ROUNDS)
+        check_whole_number("max_rounds", self.max_rounds, 1, MAX_ROUNDS)
         if not isinstance(self.threshold, (int, float)) or not 0.0 <= self.threshold <= 1.0:
             raise RequestError(f"threshold must be between 0 and 1; got {self.threshold!r}")
         if self.validate and not self.label:
             raise RequestError("validation needs a class to check against: pick a disease (label)")
 
 
-def _check_int(name: str, value: Any, low: int, high: int) -> None:
+def check_whole_number(name: str, value: Any, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise RequestError(f"{name} must be a whole number; got {value!r}")
     if not low <= value <= high:

@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from diffusers import DiffusionPipeline, DPMSolverMultistepScheduler
+from diffusers import DiffusionPipeline, DPMSolverMultistepScheduler, StableDiffusionImg2ImgPipeline
 from peft.tuners.tuners_utils import BaseTunerLayer
 from PIL import Image
 
@@ -168,6 +168,7 @@ class Generator:
         self._base_weights: dict[str, tuple[torch.nn.Module, torch.Tensor]] = {}
         # a pipeline is not thread-safe (scheduler state, active adapter): one call at a time
         self._lock = threading.Lock()
+        self._img2img = None  # built on first use (counterfactuals), sharing every component with `pipe`
         logger.info("base pipeline %s loaded on %s (%s)", base.spec, self.device, self.dtype)
 
     def add_adapter(self, name: str, source: Source, base_unconditional: bool = False) -> None:
@@ -269,6 +270,42 @@ class Generator:
         """One image per seed. Same prompt, seed and device → identical pixels, batched or not."""
         with self._lock:
             return self._generate(prompt, seeds, adapter, steps, guidance, negative_prompt, progress)
+
+    @torch.inference_mode()
+    def edit(
+        self,
+        images: Sequence[Image.Image],
+        prompt: str,
+        seeds: Sequence[int],
+        adapter: str | None,
+        strength: float,
+        steps: int = 20,
+        guidance: float = 5.0,
+        negative_prompt: str = "",
+    ) -> list[Image.Image]:
+        """SDEdit (Meng et al. 2022): each image noised to `strength` of the schedule (0 keeps it, 1 draws anew) and
+        denoised with this prompt and adapter, by diffusers' image-to-image pipeline on the same loaded components.
+        One image per seed, image i with seed i; the same seed gives the same pixels."""
+        with self._lock:
+            self.use_adapter(adapter)
+            if self._img2img is None:  # shares the UNet, VAE, text encoder and scheduler: no weights are copied
+                self._img2img = StableDiffusionImg2ImgPipeline.from_pipe(self.pipe)
+                self._img2img.set_progress_bar_config(disable=True)
+            guided_by_base = adapter in self.base_guided and guidance > 1
+            guide = unconditional_from(self.pipe.unet, self.bare_unet) if guided_by_base else contextlib.nullcontext()
+            bf16 = torch.autocast("cpu", dtype=torch.bfloat16) if self.cpu_bf16 else contextlib.nullcontext()
+            with guide, bf16:
+                output = self._img2img(
+                    prompt=[prompt] * len(images),
+                    image=[image.convert("RGB") for image in images],
+                    strength=strength,
+                    negative_prompt=[negative_prompt] * len(images) if guidance > 1 else None,
+                    num_inference_steps=steps,
+                    guidance_scale=guidance,
+                    generator=[torch.Generator("cpu").manual_seed(int(s)) for s in seeds],
+                    output_type="pil",
+                )
+            return output.images
 
     def _generate(self, prompt, seeds, adapter, steps, guidance, negative_prompt, progress) -> list[Image.Image]:
         self.use_adapter(adapter)

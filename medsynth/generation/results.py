@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 from typing import Iterable
 
+from medsynth.generation.counterfactual import CounterfactualResult
 from medsynth.generation.engine import GenerationResult, SyntheticImage
 
 MANIFEST_NAME = "manifest.csv"
@@ -21,8 +22,17 @@ MANIFEST_FIELDS = [
 ]  # fmt: skip
 
 
+# a counterfactual's row: the manifest's fields and what it was made from and how much of it it kept
+COUNTERFACTUAL_FIELDS = [
+    *MANIFEST_FIELDS, "strength", "source", "source_label", "source_predicted", "source_target_probability",
+    "pixel_correlation_64px", "ssim_outside_change", "heat_map",
+]  # fmt: skip
+
+
 def image_filename(image: SyntheticImage) -> str:
     record = image.record
+    if record.get("kind") == "counterfactual":
+        return f"{record['domain']}_counterfactual_{record['label']}_s{image.seed}.png"
     adapter = "lora" if record.get("adapter") else "base"
     return f"{record['domain']}_{record.get('label') or 'text'}_{adapter}_s{image.seed}.png"
 
@@ -89,6 +99,37 @@ def write_manifest(rows: Iterable[dict[str, object]], path: Path) -> None:
     for row in rows:
         merged[str(row["file"])] = row
     write_rows(path, merged.values())
+
+
+def write_counterfactual(result: CounterfactualResult, out_dir: str | Path) -> list[Path]:
+    """The source (as the generator saw it), each counterfactual (marked, with provenance) and its heat map, and
+    manifest.csv with one row per counterfactual."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    source = out_dir / "source.png"
+    result.source.save(source)  # the reference itself: not synthetic, not marked
+    paths, rows = [source], []
+    target = result.request.target
+    for item in result.items:
+        name = image_filename(item.image)
+        path = out_dir / name
+        path.write_bytes(item.image.png())
+        heat = out_dir / name.replace(".png", "_heat.png")
+        item.heat_map.save(heat)
+        paths += [path, heat]
+        rows.append({
+            **manifest_row(item.image, name), "strength": result.strength,
+            "source": result.source_info.get("file", result.source_info.get("kind", "")),
+            "source_label": result.source_info.get("label", ""), "source_predicted": result.source_score.predicted,
+            "source_target_probability": round(result.source_score.probability(target), 4),
+            "pixel_correlation_64px": round(item.kept.pixel_correlation, 4),
+            "ssim_outside_change": round(item.kept.ssim_outside_change, 4), "heat_map": heat.name,
+        })  # fmt: skip
+    with (out_dir / MANIFEST_NAME).open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COUNTERFACTUAL_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return paths
 
 
 def write_result(result: GenerationResult, out_dir: str | Path, include_rejected: bool = False) -> list[Path]:
