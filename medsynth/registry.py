@@ -201,6 +201,8 @@ class Domain:
     modality_terms: tuple[str, ...] = ()
     grey: bool = False  # a greyscale modality: single-channel images everywhere (generation, export, studies)
     crop_margin: float = 0.0  # share of each side that may carry burned-in markers and text (reader studies crop it)
+    # the normal or benign class counterfactual pairs start from ("what the disease changes" from a healthy image)
+    baseline_class: str | None = None
     reference_f1: ReferenceFigure | None = None  # a published generated-image F1 for this domain's data, if any
     defined_in: Path | None = None  # the registry file whose table defines it (the shipped file or the user layer)
 
@@ -315,7 +317,7 @@ TABLE_KEYS = {
              "negative_prompt", "train_command", "trains", "size_budget_mb"),
     "domain": ("display_name", "modality", "modality_terms", "mirror", "grey", "crop_margin", "source_column",
                "limitations", "data", "captions", "prompt_templates", "classes", "attributes", "sources",
-               "reference_f1"),
+               "reference_f1", "baseline_class"),
     "class": ("code", "name", "description", "rare"),
     "attribute": ("name", "label", "phrase", "choices", "min", "max"),
     "sources": ("adapter", "classifier", "clip", "unavailable", "base_unconditional", "probe_accuracy_share",
@@ -545,6 +547,11 @@ def _parse_domain(name: str, raw: Mapping[str, Any], source: RegistryFile, packs
     attributes = tuple(_parse_attribute(a, f"{where}.attributes", source) for a in raw.get("attributes", []))
     data = raw.get("data", {})
     _check_keys(data, "data", f"{where}.data", source)
+    baseline = raw.get("baseline_class")
+    if baseline is not None and str(baseline).lower() not in codes:
+        raise RegistryError(
+            f"{where}.baseline_class: {baseline!r} is not one of its classes ({', '.join(c.code for c in classes)})"
+        )
     return Domain(
         name=name,
         display_name=raw.get("display_name", name),
@@ -561,6 +568,7 @@ def _parse_domain(name: str, raw: Mapping[str, Any], source: RegistryFile, packs
         modality_terms=tuple(t.lower() for t in _strings(raw, "modality_terms", where)),
         grey=_flag(raw, "grey", where),
         crop_margin=_margin(raw, where),
+        baseline_class=next((c.code for c in classes if baseline and c.code.lower() == str(baseline).lower()), None),
         reference_f1=_parse_reference_f1(raw.get("reference_f1"), f"{where}.reference_f1", source),
         defined_in=source.path,
     )

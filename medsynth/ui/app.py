@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from medsynth.ui import about_tab, compare_tab, generate_tab, quiz_tab, rate_tab, studies_tab
+from medsynth.ui import about_tab, compare_tab, counterfactual_tab, generate_tab, quiz_tab, rate_tab, studies_tab
 from medsynth.ui.studio import NOTICE, Studio
 from medsynth.ui.study_place import StudyPlace
 
@@ -33,6 +33,8 @@ def create_app(
             quiz_tab.build(studio)
         with gr.Tab("Compare", id="compare"):
             compare_tab.build(studio)
+        with gr.Tab("What changes", id="counterfactual"):
+            counterfactual_tab.build(studio)
         with gr.Tab("About", id="about"):
             about_tab.build(studio)
         study_place = StudyPlace.create(studies_db, admin_token)

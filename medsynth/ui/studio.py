@@ -13,6 +13,7 @@ from pathlib import Path
 from PIL import Image
 
 from medsynth import paths
+from medsynth.generation.counterfactual import CounterfactualResult
 from medsynth.generation.engine import GenerationResult, MedSynth, PackUnavailableError
 from medsynth.generation.provenance import display_copy
 from medsynth.generation.results import image_filename, zip_result
@@ -109,6 +110,18 @@ class Studio:
         archive = folder / f"medsynth_{result.request.domain}_s{result.seed}.zip"
         archive.write_bytes(zip_result(result))
         return SavedResult(pngs, shown, archive)
+
+    def save_counterfactual(self, result: CounterfactualResult) -> tuple[str, str, str, str]:
+        """Display copies of the source, the first counterfactual and its heat map, and the marked PNG to download."""
+        folder = self.new_output_dir()
+        item = result.items[0]
+        png = folder / image_filename(item.image)
+        png.write_bytes(item.image.png())
+        shown = []
+        for name, image in (("source", result.source), ("heat", item.heat_map)):
+            shown.append(folder / f"{name}.display.png")
+            display_copy(image).save(shown[-1])
+        return str(shown[0]), str(self.display_file(png)), str(shown[1]), str(png)
 
     @staticmethod
     def display_file(path: Path) -> Path:

@@ -254,7 +254,7 @@ def test_app_builds_and_says_which_pack_is_missing(tmp_path):
 def test_app_with_a_pack_builds_all_tabs(studio):
     app = create_app(studio)
     tabs = [c.label for c in app.blocks.values() if isinstance(c, gr.Tab)]
-    assert tabs == ["Generate", "Quiz", "Compare", "About", "Rate", "Studies"]
+    assert tabs == ["Generate", "Quiz", "Compare", "What changes", "About", "Rate", "Studies"]
 
 
 def tmp_registry_without_pack(tmp_path):
@@ -285,7 +285,7 @@ def test_api_clients_get_the_forms_one_line_reasons_not_a_generic_failure(studio
                  "random_seed", "steps", "guidance", "validate", "rounds", "threshold"]  # fmt: skip
         for field, value, message in [("seed", "abc", "seed must be a whole number; got 'abc'"),
                                       ("seed", 1.5, "seed must be a whole number; got 1.5"),
-                                      ("n", "many", "n must be a whole number")]:  # fmt: skip
+                                      ("n", "many", "Images must be a whole number")]:  # fmt: skip
             with caplog.at_level(logging.INFO, logger="medsynth.ui.text"):
                 with pytest.raises(AppError, match=message):
                     client.predict(*[value if k == field else inputs[k] for k in order], api_name="/generate")
@@ -295,3 +295,42 @@ def test_api_clients_get_the_forms_one_line_reasons_not_a_generic_failure(studio
         assert "2 image(s)" in result[2]  # gallery, seed, status, …: the state is not part of the API
     finally:
         app.close()
+
+
+def test_what_changes_redraws_a_held_out_real_image_and_says_what_changed(studio):
+    from medsynth.generation.provenance import read_provenance
+    from medsynth.ui import counterfactual_tab
+
+    source, result, heat, png, summary = counterfactual_tab.show_change(studio, "alpha", "a2", "a1", 0.5, "4")
+    for shown in (source, result, heat):
+        assert Image.open(shown).width >= 256  # display copies, enlarged for the screen
+    record = read_provenance(png)
+    assert record["synthetic"] and record["kind"] == "counterfactual" and record["label"] == "a1"
+    assert record["source"]["kind"] == "reference image" and record["source"]["split"] == "test"
+    assert record["source"]["file"].startswith("alpha/images/")  # a held-out test image of a2 (reference data)
+    assert "p(a1) =" in summary and "pixel correlation" in summary and "What to look for" in summary
+    again = counterfactual_tab.show_change(studio, "alpha", "a2", "a1", 0.5, "4")
+    assert np.array_equal(np.asarray(Image.open(again[3])), np.asarray(Image.open(png)))  # same seed, same image
+    upload = Image.fromarray(np.full((40, 40, 3), 90, np.uint8))
+    uploaded = counterfactual_tab.show_change(studio, "alpha", None, "a3", 0.3, "1", upload)
+    assert read_provenance(uploaded[3])["source"] == {"kind": "uploaded image"}
+    generated = counterfactual_tab.show_change(studio, "alpha", "a3", "a2", 0.5, "2")  # no real a3: a generated one
+    assert read_provenance(generated[3])["source"]["kind"] == "generated image"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("alpha", "a2", "a1", 0.05, "1"), "strength must be between 0.1 and 1"),
+        (("alpha", "a2", "a1", "lots", "1"), "strength must be a number"),
+        (("alpha", "a2", "zz", 0.5, "1"), "unknown class 'zz'"),
+        (("alpha", "a2", "a1", 0.5, "x"), "seed must be a whole number"),
+        ((None, "a2", "a1", 0.5, "1"), "Pick a domain"),
+        (("gamma", "g1", "g2", 0.5, "1"), "unavailable"),
+    ],
+)
+def test_what_changes_refuses_bad_input_in_its_own_words(studio, args, message):
+    from medsynth.ui import counterfactual_tab
+
+    with pytest.raises(gr.Error, match=message):
+        counterfactual_tab.show_change(studio, *args)
