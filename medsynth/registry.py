@@ -203,6 +203,8 @@ class Domain:
     crop_margin: float = 0.0  # share of each side that may carry burned-in markers and text (reader studies crop it)
     # the normal or benign class counterfactual pairs start from ("what the disease changes" from a healthy image)
     baseline_class: str | None = None
+    # a cue in this domain's data that gives a class away without the finding (the quiz says so on every case)
+    shortcut: str = ""
     reference_f1: ReferenceFigure | None = None  # a published generated-image F1 for this domain's data, if any
     defined_in: Path | None = None  # the registry file whose table defines it (the shipped file or the user layer)
 
@@ -317,7 +319,7 @@ TABLE_KEYS = {
              "negative_prompt", "train_command", "trains", "size_budget_mb"),
     "domain": ("display_name", "modality", "modality_terms", "mirror", "grey", "crop_margin", "source_column",
                "limitations", "data", "captions", "prompt_templates", "classes", "attributes", "sources",
-               "reference_f1", "baseline_class"),
+               "reference_f1", "baseline_class", "shortcut"),
     "class": ("code", "name", "description", "rare"),
     "attribute": ("name", "label", "phrase", "choices", "min", "max"),
     "sources": ("adapter", "classifier", "clip", "unavailable", "base_unconditional", "probe_accuracy_share",
@@ -568,6 +570,7 @@ def _parse_domain(name: str, raw: Mapping[str, Any], source: RegistryFile, packs
         modality_terms=tuple(t.lower() for t in _strings(raw, "modality_terms", where)),
         grey=_flag(raw, "grey", where),
         crop_margin=_margin(raw, where),
+        shortcut=raw.get("shortcut", "").strip(),
         baseline_class=next((c.code for c in classes if baseline and c.code.lower() == str(baseline).lower()), None),
         reference_f1=_parse_reference_f1(raw.get("reference_f1"), f"{where}.reference_f1", source),
         defined_in=source.path,

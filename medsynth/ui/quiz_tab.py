@@ -8,11 +8,13 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from medsynth.generation.counterfactual import CounterfactualRequest, make_counterfactual
 from medsynth.generation.engine import GenerationRequest, RequestError
 from medsynth.generation.provenance import display_copy, png_bytes
 from medsynth.ui.cards import class_label, score_card
+from medsynth.ui.counterfactual_tab import reference_source
 from medsynth.ui.studio import Studio, gpu
-from medsynth.ui.text import user_error
+from medsynth.ui.text import plain, user_error
 
 ANY_DOMAIN = "any"
 
@@ -67,18 +69,21 @@ def next_question(
     hidden = {k: v for k, v in image.record.items() if k not in ("prompt", "label", "scores", "adapter", "accepted")}
     path = studio.new_output_dir() / "case.png"
     path.write_bytes(png_bytes(display_copy(image.image), hidden))  # enlarged for the screen, marked, answer hidden
-    state = {**state, "current": {"domain": name, "label": code, "card": score_card(domain, image)}}
+    current = {
+        "domain": name, "label": code, "card": score_card(domain, image), "seed": image.seed,
+        "probability": image.classifier.probability(code),
+    }  # fmt: skip
+    state = {**state, "current": current}
     options = [(class_label(domain, c), c) for c in domain.class_codes]
-    header = (
-        f"**{domain.display_name}** ({domain.modality}): which diagnosis does this image show? "
-        f"(The classifier accepted it for its class at {image.record['threshold']:.0%} confidence; that is its opinion, "
-        "not a diagnosis.)"
-    )
+    header = f"**{domain.display_name}** ({domain.modality}): which diagnosis does this image show?"
+    if domain.shortcut:
+        header += f"\n\n⚠️ **A shortcut in this data:** {plain(domain.shortcut)}"
     return str(path), gr.Radio(choices=options, value=None, interactive=True), header, "", state
 
 
-def answer(studio: Studio, state: dict, choice: str | None) -> tuple[str, str, pd.DataFrame, dict]:
-    """Check the answer; reveal the class, its description and what the classifier saw."""
+def answer(studio: Studio, state: dict, choice: str | None) -> tuple:
+    """Check the answer; reveal the class, its description, the classifier's confidence for this image and the
+    counterfactual pair "what the disease changes" (a held-out normal image of the domain redrawn as the case's class)."""
     current = state.get("current")
     if not current:
         raise user_error("Press 'Next case' first.")
@@ -99,8 +104,45 @@ def answer(studio: Studio, state: dict, choice: str | None) -> tuple[str, str, p
         "current": None,
     }
     verdict = "✅ Correct!" if correct else f"❌ Not quite: you said {class_label(domain, choice)}."
-    feedback = "\n\n".join([verdict, f"**Answer:** {truth.name} — {truth.description}", current["card"]])
-    return feedback, score_text(state), per_class_table(state), state
+    confidence = (
+        f"**The classifier on this image:** p({truth.code}) = {current['probability']:.0%} (the opinion of one small "
+        "classifier, not a diagnosis)."
+    )
+    pair, pair_note = teaching_pair(studio, domain, truth.code, choice, current["seed"])
+    feedback = "\n\n".join(
+        [
+            verdict,
+            f"**Answer:** {truth.name} — what to look for: {truth.description}",
+            confidence,
+            pair_note,
+            current["card"],
+        ]
+    )
+    return feedback, score_text(state), per_class_table(state), state, *pair
+
+
+def teaching_pair(studio: Studio, domain, truth: str, choice: str | None, seed: int) -> tuple[tuple, str]:
+    """Display paths (source, counterfactual, heat map) of "what the disease changes" for this case, and a line on it.
+
+    The pair starts from a held-out image of the domain's normal or benign class and is redrawn as the case's class;
+    for a normal case answered wrongly, as the class the trainee chose (what that finding would have looked like)."""
+    start = domain.baseline_class or domain.classes[0].code
+    target = truth if truth != start else (choice if choice and choice != start else None)
+    if target is None:
+        return (None, None, None), f"This case is the domain's reference class ({start}): no pair to show."
+    try:
+        source = reference_source(studio, domain, start, seed)
+        result = make_counterfactual(studio.engine, source.image, CounterfactualRequest(domain.name, target, seed=seed))
+    except RequestError as error:
+        return (None, None, None), f"No pair for this case: {plain(error)}"
+    source_path, result_path, heat_path, _ = studio.save_counterfactual(result)
+    (item,) = result.items
+    note = (
+        f"**What the disease changes** (below): {plain(source.caption)} redrawn as {plain(target)} (synthetic); the heat "
+        f"map shows where. The classifier reads the redrawn image as {item.image.classifier.predicted} "
+        f"(p({target}) = {item.image.classifier.probability(target):.0%}, the source {result.source_score.probability(target):.0%})."
+    )
+    return (source_path, result_path, heat_path), note
 
 
 def score_text(state: dict) -> str:
@@ -134,6 +176,12 @@ def build(studio: Studio) -> None:
             table = gr.Dataframe(
                 per_class_table(new_quiz_state()), label="Per-class accuracy this session", interactive=False
             )
+    with gr.Row():  # the pair shown after each answer
+        pair_source = gr.Image(label="Normal (real, held out)", interactive=False, elem_id="quiz-pair-source")
+        pair_result = gr.Image(
+            label="Redrawn as the case's class (synthetic)", interactive=False, elem_id="quiz-pair-result"
+        )
+        pair_heat = gr.Image(label="What changed", interactive=False, elem_id="quiz-pair-heat")
 
     @gpu
     def run_next(domain_choice, quiz_state, progress=gr.Progress()):
@@ -147,6 +195,12 @@ def build(studio: Studio) -> None:
         concurrency_id="gpu",
         api_name="quiz_next",
     )
+
+    @gpu
+    def run_answer(quiz_state, choice):
+        return answer(studio, quiz_state, choice)
+
     submit.click(
-        lambda s, c: answer(studio, s, c), [state, choices], [feedback, score, table, state], api_name="quiz_answer"
-    )
+        run_answer, [state, choices], [feedback, score, table, state, pair_source, pair_result, pair_heat],
+        concurrency_limit=2, concurrency_id="gpu", api_name="quiz_answer",
+    )  # fmt: skip

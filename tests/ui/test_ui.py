@@ -155,25 +155,40 @@ def lenient_quiz(monkeypatch):
     monkeypatch.setattr(quiz_tab, "QUIZ_THRESHOLD", 0.0)
 
 
-def test_quiz_round_trip_keeps_score_and_hides_the_answer(studio, lenient_quiz):
+def test_quiz_round_trip_keeps_score_hides_the_answer_and_teaches_with_a_pair(studio, lenient_quiz):
     state = quiz_tab.new_quiz_state()
     image, choices, header, feedback, state = quiz_tab.next_question(studio, "alpha", state, seed=5)
     truth = state["current"]["label"]
     record = read_provenance(image)
     assert "label" not in record and "prompt" not in record and record["synthetic"] is True
     assert [value for _, value in choices.choices] == ["a1", "a2", "a3"] and "Alpha" in header
-    assert "accepted it for its class at 0% confidence" in header  # said before the answer, not after
+    assert "confidence" not in header  # the acceptance threshold is not this image's confidence
     assert "✅ In the classifier's opinion this shows" in state["current"]["card"]  # only accepted cases are served
-    wrong = next(c for c in ("a1", "a2", "a3") if c != truth)
-    feedback, score, table, state = quiz_tab.answer(studio, state, wrong)
+    wrong = next(c for c in ("a3", "a2", "a1") if c != truth)
+    feedback, score, table, state, *pair = quiz_tab.answer(studio, state, wrong)
     assert feedback.startswith("❌") and f"Class {truth}" in feedback and "Classifier sees" in feedback
+    assert f"The classifier on this image:** p({truth}) =" in feedback
     assert "0 / 1" in score
+    # the pair goes from the domain's reference class (a1: the tiny registry names none, so its first) to the case's
+    # class; for an a1 case answered wrongly, to the class the trainee chose
+    assert all(Path(path).is_file() for path in pair) and "What the disease changes" in feedback
+    target = truth if truth != "a1" else wrong
+    assert f"redrawn as {target}" in feedback
     _, _, _, _, state = quiz_tab.next_question(studio, "any", state, seed=6)
-    feedback, score, table, state = quiz_tab.answer(studio, state, state["current"]["label"])
+    feedback, score, table, state, *_ = quiz_tab.answer(studio, state, state["current"]["label"])
     assert feedback.startswith("✅") and "1 / 2" in score and "(50%)" in score
     assert table["asked"].sum() == 2 and set(table.columns) == {"class", "correct", "asked", "accuracy"}
     with pytest.raises(gr.Error, match="Next case"):
         quiz_tab.answer(studio, state, "a1")
+
+
+def test_quiz_names_the_shortcut_a_domain_carries_on_every_case(studio, lenient_quiz, monkeypatch):
+    from dataclasses import replace
+
+    alpha = studio.registry.get_domain("alpha")
+    monkeypatch.setitem(studio.registry.domains, "alpha", replace(alpha, shortcut="Children's films are never c3."))
+    _, _, header, _, _ = quiz_tab.next_question(studio, "alpha", quiz_tab.new_quiz_state(), seed=5)
+    assert "A shortcut in this data:** Children's films are never c3\\." in header
 
 
 def test_quiz_says_when_no_case_passes_instead_of_serving_a_rejected_one(studio, monkeypatch):
