@@ -98,7 +98,7 @@ def change_summary(domain: Domain, result: CounterfactualResult, caption: str) -
     (item,) = result.items
     target, before, after = result.request.target, result.source_score, item.image.classifier
     name = domain.get_class(target).name
-    moved = "now reads it as" if after.predicted == target else "still does not read it as"
+    moved = "reads it as" if after.predicted == target else "does not read it as"
     return "\n".join([
         f"**From** {plain(caption)} **to {plain(name)}** (strength {result.strength:g}, {result.steps} steps, "
         f"seed {result.seed}; the same seed gives the same image).",

@@ -57,7 +57,12 @@ if (!window.__medsynthRateKeys) {
   document.addEventListener('keydown', (event) => {
     const panel = document.getElementById('rate-panel');
     if (!panel || panel.offsetParent === null) return;
-    const target = event.target;
+    let target = event.target;
+    // after signing in by keyboard the focus is still in a sign-in field: the first shortcut must not type there
+    if (target && target.closest && target.closest('#rate-code, #rate-rater, #rate-key')) {
+      target.blur();
+      target = document.body;
+    }
     const typing = target && (target.tagName === 'TEXTAREA' || target.isContentEditable ||
       (target.tagName === 'INPUT' && !['radio', 'checkbox'].includes(target.type)));
     if (typing) {
@@ -172,10 +177,15 @@ def sign_in(place: StudyPlace, code: Any, rater: Any, key: Any = "") -> list[Any
     return [*shown, gr.Column(visible=True), session.rater, issued if issued is not None else key]
 
 
-def prefill(request: gr.Request) -> tuple[str, str, str]:
-    """An invite link (?study=CODE&rater=ID&key=KEY) fills the sign-in fields."""
+RATE_TAB_ID = "rate"
+
+
+def prefill(request: gr.Request) -> tuple[str, str, str, Any]:
+    """An invite link (?study=CODE&rater=ID&key=KEY) fills the sign-in fields and opens the Rate tab: one click
+    (Sign in) from the first image."""
     params = request.query_params if request is not None else {}
-    return params.get("study", ""), params.get("rater", ""), params.get("key", "")
+    tabs = gr.Tabs(selected=RATE_TAB_ID) if params.get("study") else gr.Tabs()
+    return params.get("study", ""), params.get("rater", ""), params.get("key", ""), tabs
 
 
 def submit(
@@ -212,7 +222,8 @@ def build(place: StudyPlace) -> tuple:
     gr.set_static_paths([place.images_dir])
     gr.Markdown(
         "Rate each image as you would judge a real case. You will not be told which images are real; "
-        "answers are saved one image at a time, so you can leave and sign in again to continue."
+        "answers are saved one image at a time, so you can leave and sign in again to continue.",
+        elem_id="rate-intro",
     )
     with gr.Row():
         code = gr.Textbox(
@@ -253,10 +264,10 @@ def build(place: StudyPlace) -> tuple:
                     lines=2,
                     elem_id="rate-comment",
                 )
-                with gr.Row():
-                    back = gr.Button("◀ Previous", elem_id="rate-previous")
-                    go = gr.Button("Submit ▶", variant="primary", elem_id="rate-submit")
-                    forward = gr.Button("Next ▷", elem_id="rate-next")
+                with gr.Row(elem_id="rate-buttons"):  # one row on a phone too: Submit in reach, not three rows down
+                    back = gr.Button("◀ Previous", elem_id="rate-previous", min_width=70)
+                    go = gr.Button("Submit ▶", variant="primary", elem_id="rate-submit", min_width=90)
+                    forward = gr.Button("Next ▷", elem_id="rate-next", min_width=70)
                 status = gr.Markdown(elem_id="rate-status")
                 gr.HTML(KEYS_HELP, js_on_load=KEYBOARD_JS, elem_id="rate-keys")
         ticket = gr.Textbox(visible="hidden", elem_id="rate-ticket")

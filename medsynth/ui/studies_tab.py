@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import re
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -133,9 +135,12 @@ def create_study(
     except StudyError as error:
         raise user_error(str(error)) from None
     count = len(place.store.items(study.code))
+    named = f"the {len(spec.raters)} named rater(s)" if spec.raters else "every rater you invite"
     message = (
-        f"Study **{study.code}** is open with {count} images ({len(spec.cells)} class(es)). "
-        f"Give raters the code `{study.code}` and their rater id; they rate in the Rate tab."
+        f"Study **{study.code}** is open with {count} images ({len(spec.cells)} class(es)). Raters sign in with the code "
+        f"`{study.code}`, their rater id and their own **key**. Keys are not made yet: pick the study below and press "
+        f"**Issue invites (keys)** for {named}; each gets a key and a sign-in link that opens the Rate tab filled in, "
+        "shown once and downloadable as CSV (the store keeps only hashes; issuing again replaces a rater's key)."
     )
     return [message, studies_table(place), study_picker(place, study.code)]
 
@@ -210,7 +215,8 @@ INVITE_COLUMNS = ["rater", "key", "sign-in link"]
 
 
 def issue_invites(place: StudyPlace, credential: Any, code: Any, raters: Any, base_url: str = "") -> list[Any]:
-    """Fresh keys for the study's named raters (or the ids given): a table shown once; the store keeps hashes."""
+    """Fresh keys for the study's named raters (or the ids given): a table shown once and the same rows as a CSV
+    file to download (written to a fresh temporary folder, served to the admin only); the store keeps hashes."""
     require_admin(place, credential)
     try:
         keys = place.store.issue_keys(code, parse_raters(raters))
@@ -219,10 +225,13 @@ def issue_invites(place: StudyPlace, credential: Any, code: Any, raters: Any, ba
         raise user_error(str(error)) from None
     rows = [[rater, key, invite_link(base_url, study.code, rater, key)] for rater, key in keys.items()]
     note = (
-        f"Issued {len(rows)} key(s) for **{study.code}**. Send each rater their own line; keys are shown only now "
-        "(issuing again replaces a rater's key)."
+        f"Issued {len(rows)} key(s) for **{study.code}**. Send each rater their own line (or the CSV); keys are shown "
+        "only now (issuing again replaces a rater's key)."
     )
-    return [pd.DataFrame(rows, columns=INVITE_COLUMNS), note]
+    table = pd.DataFrame(rows, columns=INVITE_COLUMNS)
+    csv_path = Path(tempfile.mkdtemp(prefix="medsynth-invites-")) / f"invites_{study.code}.csv"
+    table.to_csv(csv_path, index=False)
+    return [table, note, str(csv_path)]
 
 
 def page_origin(request: Any) -> str:
@@ -308,9 +317,12 @@ def build(studio: Studio, place: StudyPlace) -> None:
             invite_button = gr.Button("Issue invites (keys)", scale=1, elem_id="study-invite")
         invites = gr.Dataframe(
             pd.DataFrame(columns=INVITE_COLUMNS), label="Invites: one line per rater, shown once", interactive=False,
-            elem_id="study-invites",
+            elem_id="study-invites", max_height=4000,  # every rater in view, not a dozen rows in a scroll box
         )  # fmt: skip
         invited = gr.Markdown(elem_id="study-invited")
+        invites_file = gr.File(
+            label="Invites as CSV (rater, key, sign-in link)", interactive=False, elem_id="study-invites-csv"
+        )
         summary = gr.Markdown(elem_id="study-summary")
         figure = gr.Plot(label="Scores and real-vs-synthetic accuracy", show_label=False, elem_id="study-plot")
         scores = gr.Dataframe(label="Mean scores by class and source (95% interval)", interactive=False)
@@ -345,7 +357,9 @@ def build(studio: Studio, place: StudyPlace) -> None:
     def run_invites(c, p, r, request: gr.Request):
         return issue_invites(place, c, p, r, page_origin(request))
 
-    invite_button.click(run_invites, [credential, picker, invite_raters], [invites, invited], api_name=False)
+    invite_button.click(
+        run_invites, [credential, picker, invite_raters], [invites, invited, invites_file], api_name=False
+    )
     results_button.click(
         lambda c, p: show_results(place, studio, c, p),
         [credential, picker],

@@ -87,7 +87,7 @@ def assert_no_error_toast(page) -> None:
 
 def pick(page, element_id: str, option: str) -> None:
     page.locator(f"#{element_id} input").click()
-    page.get_by_role("option", name=option).click()
+    page.locator(f"#{element_id}").get_by_role("option", name=option).click()
 
 
 def test_generate_score_card_and_zip_download(page, tmp_path):
@@ -127,6 +127,8 @@ def test_quiz_answer_changes_the_score(page, monkeypatch):
     page.locator("#quiz-submit").click()
     page.locator("#quiz-feedback").get_by_text("Answer:").wait_for()
     assert "/ 1" in score.inner_text()
+    if "no pair to show" not in page.locator("#quiz-feedback").inner_text():  # a reference-class case has none
+        page.locator("#quiz-pair-result img").wait_for()  # the pair "what the disease changes" after the answer
     page.screenshot(path=str(ARTIFACTS / "quiz.png"), full_page=True)
     assert_no_error_toast(page)
 
@@ -180,3 +182,18 @@ def test_the_chosen_domain_holds_and_typed_markup_stays_text(page):
     assert "beta scan, an alpha scan with a faint ring <img src=x> <b>bold</b>" in card.inner_text()
     assert card.locator("img").count() == 0 and card.locator("b").count() == 0
     page.screenshot(path=str(ARTIFACTS / "findings-only.png"), full_page=True)
+
+
+def test_what_changes_shows_source_counterfactual_and_heat_map(page):
+    page.get_by_role("tab", name="What changes").click()
+    pick(page, "cf-domain", "Alpha (alpha scan)")
+    pick(page, "cf-from", "a2 finding (a2)")
+    pick(page, "cf-to", "a1 finding (a1)")
+    page.locator("#cf-run").click()
+    page.locator("#cf-summary").get_by_text("Classifier: before").wait_for()
+    for element in ("cf-source", "cf-result", "cf-heat"):
+        page.locator(f"#{element} img").wait_for()
+    assert all(width > 0 for width in loaded_images(page, "#cf-result"))
+    assert "held-out test image of a2" in page.locator("#cf-summary").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "what-changes.png"), full_page=True)
+    assert_no_error_toast(page)

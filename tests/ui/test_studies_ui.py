@@ -94,8 +94,9 @@ def test_an_open_study_gives_a_newcomer_an_id_and_key_and_the_admin_issues_invit
         rate_tab.sign_in(place, study.code, rater, "guess")
     with pytest.raises(gr.Error, match="Admin only"):
         studies_tab.issue_invites(place, "wrong token", study.code, "ann, ben")
-    table, note = studies_tab.issue_invites(place, TOKEN, study.code, "ann, ben", "http://host:7860")
+    table, note, csv_file = studies_tab.issue_invites(place, TOKEN, study.code, "ann, ben", "http://host:7860")
     assert list(table["rater"]) == ["ann", "ben"] and "shown only now" in note
+    assert pd.read_csv(csv_file).equals(table)  # the same rows to download
     row = table.iloc[0]
     assert row["sign-in link"] == f"http://host:7860/?study={study.code}&rater=ann&key={row['key']}"
     assert rate_tab.sign_in(place, study.code, "ann", row["key"])[PANEL].visible
@@ -222,6 +223,7 @@ def test_admin_creates_follows_analyses_exports_and_closes_a_study(place, studio
         "ana, ben",
     )
     code = re.search(r"Study \*\*(\w+)\*\* is open with 6 images", message).group(1)
+    assert "their own **key**" in message and "Issue invites (keys)" in message and "CSV" in message
     assert picker.value == code and table.loc[0, "code"] == code and table.loc[0, "items"] == 6
     assert place.store.get_study(code).raters == ("ana", "ben")
     summary, figure, *tables = studies_tab.show_results(place, studio, TOKEN, code)
@@ -382,3 +384,61 @@ def test_the_comment_box_states_its_limit_and_does_not_cut(studio, tmp_path):
     app = create_app(studio, studies_db=str(tmp_path / "studies.db"), admin_token=TOKEN)
     (comment,) = [c for c in app.blocks.values() if getattr(c, "elem_id", None) == "rate-comment"]
     assert comment.max_length is None and "at most 2,000 characters" in comment.label
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (apt-get install chromium)")
+def test_invited_raters_by_keyboard_and_on_a_phone(studio, tmp_path_factory):
+    """An invite link opens the Rate tab filled in; a keyboard-only rater signs in with Enter and rates 5 images with
+    the documented keys (the first key no longer types into the Key box); a 390×844 rater sees the image, the scales
+    and Submit in one screen, without the keyboard help, and submits by tapping."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    place_dir = tmp_path_factory.mktemp("raters")
+    app = create_app(studio, studies_db=str(place_dir / "studies.db"), admin_token=TOKEN)
+    study = new_study(app.study_place, studio, n_synthetic=3, n_real=3)  # 12 images
+    keys = app.study_place.store.issue_keys(study.code, ["kim", "pat"])
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS, show_error=False)
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync"]  # fmt: skip
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
+            link = f"http://127.0.0.1:{port}/?{urlencode({'study': study.code, 'rater': 'kim', 'key': keys['kim']})}"
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.set_default_timeout(20_000)
+            page.goto(link)
+            page.locator("#rate-sign-in").wait_for()  # the Rate tab is open: nothing clicked
+            page.wait_for_function("document.querySelector('#rate-key input').value.length > 0")
+            page.locator("#rate-key input").focus()
+            page.keyboard.press("Enter")  # sign in from the Key box, as a keyboard user does
+            page.get_by_text("0 of 12 rated").wait_for()
+            for done in range(1, 6):
+                for key in ("4", "Shift+2", "s", "c", "Enter"):  # realism 4, alignment 2, synthetic, confidence 3
+                    page.keyboard.press(key)
+                page.get_by_text(f"{done} of 12 rated").wait_for()
+            assert page.locator("#rate-key input").input_value() == keys["kim"]  # nothing typed into it
+            rows = app.study_place.store.ratings(study.code)
+            assert [(r["realism"], r["alignment"], r["guess"], r["confidence"]) for r in rows] == [
+                (4, 2, "synthetic", 3)
+            ] * 5
+            page.close()
+
+            phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+            phone.set_default_timeout(20_000)
+            phone.goto(link.replace("kim", "pat").replace(keys["kim"], keys["pat"]))
+            phone.locator("#rate-sign-in").tap()
+            phone.get_by_text("0 of 12 rated").wait_for()
+            assert not phone.locator("#rate-keys").is_visible()  # no keyboard help between the image and Submit
+            phone.locator("#rate-image img").scroll_into_view_if_needed()
+            image, submit = phone.locator("#rate-image").bounding_box(), phone.locator("#rate-submit").bounding_box()
+            ARTIFACTS.mkdir(exist_ok=True)
+            phone.screenshot(path=str(ARTIFACTS / "rate-phone.png"), full_page=True)
+            assert submit["y"] + submit["height"] - image["y"] <= 844, "image to Submit does not fit one screen"
+            for group in ("rate-realism", "rate-alignment", "rate-guess", "rate-confidence"):
+                phone.locator(f"#{group} label").nth(2 if group != "rate-guess" else 0).tap()
+            phone.locator("#rate-submit").tap()
+            phone.get_by_text("1 of 12 rated").wait_for()
+            browser.close()
+    finally:
+        app.close()
+    assert len(app.study_place.store.ratings(study.code)) == 6
