@@ -442,3 +442,12 @@ def test_invited_raters_by_keyboard_and_on_a_phone(studio, tmp_path_factory):
     finally:
         app.close()
     assert len(app.study_place.store.ratings(study.code)) == 6
+
+
+def test_the_admin_view_says_how_separable_real_and_synthetic_images_are_by_low_level_statistics(place, studio):
+    study = new_study(place, studio, n_synthetic=3, n_real=3)  # 6 real and 6 synthetic images over two classes
+    summary = studies_tab.show_results(place, studio, TOKEN, study.code)[0]
+    share = re.search(r"alone tell this study's real images from its synthetic ones (\d+)% of the time", summary)
+    assert share and 0 <= int(share.group(1)) <= 100 and "as sharp as the real ones" in summary
+    few = new_study(place, studio, n_synthetic=1, n_real=1)  # 2 of each: too few to fit, nothing claimed
+    assert "Low-level cues" not in studies_tab.show_results(place, studio, TOKEN, few.code)[0]
