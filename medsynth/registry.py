@@ -642,6 +642,62 @@ def load_registry(path: str | Path | None = None, user: str | Path | None = None
     return Registry(path=path, packs=packs, domains=domains, user_path=user_path)
 
 
+# the files a local source of each role must hold to load (hub and package sources are resolved when loaded)
+ROLE_FILES = {
+    "adapter": ("pytorch_lora_weights.safetensors",),
+    "classifier": ("config.json", "model.safetensors"),
+    "clip": ("open_clip_config.json", "open_clip_model.safetensors"),
+}
+
+
+def check_registry(
+    path: str | Path | None = None, user: str | Path | None = None, packs: tuple[str, ...] = ()
+) -> list[str]:
+    """Every problem of the registry (shipped file and user layer) and of its domains' files, one line each:
+    a file that does not load stops at its first problem; otherwise each domain's sources in `packs` (default: all)
+    are checked for the files they must hold. An empty list: everything is in place."""
+    try:
+        registry = load_registry(path, user)
+    except RegistryError as error:
+        return [str(error)]
+    problems = [f"no pack {pack!r}; known: {', '.join(registry.packs)}" for pack in packs if pack not in registry.packs]
+    for name, domain in registry.domains.items():
+        for pack, sources in domain.sources.items():
+            if (packs and pack not in packs) or sources.unavailable:
+                continue  # a curator's stated reason, not a problem
+            for role, files in ROLE_FILES.items():
+                source = getattr(sources, role)
+                if source is None:
+                    problems.append(f"{name} ({pack}): no {role} configured")
+                elif source.path is not None and not source.is_hub:
+                    missing = [f for f in files if not (source.path / f).is_file()]
+                    if not source.path.is_dir():
+                        problems.append(f"{name} ({pack}): {role} folder {source.path} not found")
+                    elif missing:
+                        problems.append(f"{name} ({pack}): {role} folder {source.path} lacks {', '.join(missing)}")
+    return problems
+
+
+def remove_domain_tables(path: Path, name: str) -> str:
+    """The user layer's text without `[domains.<name>]` and its sub-tables (the rest, comments included, as it was)."""
+    kept, dropping, pending = [], False, []  # pending: comments and blank lines that may head the next table
+    prefix = f"domains.{name}"
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        header = re.match(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$", line)
+        if header:
+            table = header.group(1).replace('"', "").replace(" ", "")
+            dropping = table == prefix or table.startswith(prefix + ".")
+            kept += [] if dropping else pending
+            pending = []
+        if not dropping:
+            kept.append(line)
+        elif not header and (not line.strip() or line.lstrip().startswith("#")):
+            pending.append(line)
+        else:
+            pending = []  # a key of the dropped table: comments above it were its own
+    return "".join(kept + pending)
+
+
 def selected_pack_name() -> str:
     """The pack chosen by the MEDSYNTH_PACK setting (default: the embedded 'mini')."""
     return os.environ.get(PACK_ENV, EMBEDDED_PACK).strip() or EMBEDDED_PACK

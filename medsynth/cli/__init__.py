@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from medsynth.cli import counterfactual, generate, research, study, train
+from medsynth.cli import counterfactual, domain, generate, research, study, train
 from medsynth.cli.parsing import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandFailure, Parser, UsageError
 
 
@@ -32,6 +32,7 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     generate.add_commands(commands)
     counterfactual.add_commands(commands)
+    domain.add_commands(commands)
     train.add_commands(commands)
     research.add_commands(commands)
     study.add_commands(commands)

@@ -222,3 +222,62 @@ def test_the_installed_console_script_runs_the_cli():
         pytest.skip("the package is not installed in this environment (make setup installs it with pip install -e .)")
     result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "usage: medsynth" in result.stdout
+
+
+USER_LAYER = """# my team's own domains
+[domains.skin2]
+modality = "photo"
+prompt_templates = ["photo of {class_name}"]
+classes = [{ code = "x", name = "X", description = "x" }, { code = "y", name = "Y", description = "y" }]
+
+[domains.skin2.sources.mini]
+adapter = "skin2/lora"
+classifier = "skin2/classifier"
+clip = "skin2/clip"
+
+# the eyes stay
+[domains.eyes2]
+modality = "fundus"
+prompt_templates = ["fundus with {class_name}"]
+classes = [{ code = "p", name = "P", description = "p" }, { code = "q", name = "Q", description = "q" }]
+[domains.eyes2.sources.mini]
+unavailable = "not trained yet"
+"""
+
+
+def test_domain_check_names_every_problem_in_one_line_each(tmp_path, capsys):
+    user = tmp_path / "registry.toml"
+    assert main(["--user-registry", str(user), "domain", "check"]) == 0  # the shipped registry and pack alone
+    assert "every domain's files for mini are in place" in capsys.readouterr().out
+    user.write_text(USER_LAYER)
+    (tmp_path / "skin2" / "lora").mkdir(parents=True)
+    (tmp_path / "skin2" / "classifier").mkdir()
+    (tmp_path / "skin2" / "classifier" / "config.json").write_text("{}")
+    assert main(["--user-registry", str(user), "domain", "check"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"skin2 (mini): adapter folder {tmp_path}/skin2/lora lacks pytorch_lora_weights.safetensors",
+        f"skin2 (mini): classifier folder {tmp_path}/skin2/classifier lacks model.safetensors",
+        f"skin2 (mini): clip folder {tmp_path}/skin2/clip not found",
+        "3 problem(s)",
+    ]
+    user.write_text(USER_LAYER.replace('modality = "photo"', 'modality = "photo"\nmirorr = true'))
+    assert main(["--user-registry", str(user), "domain", "check"]) == 1  # a typo: the registry's own line
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == f"{user}:4: unknown key `mirorr` in [domains.skin2]: did you mean `mirror`?"
+
+
+def test_domain_remove_takes_only_a_user_domain_out_and_keeps_the_rest(tmp_path, capsys):
+    user = tmp_path / "registry.toml"
+    user.write_text(USER_LAYER)
+    assert main(["--user-registry", str(user), "domain", "remove", "dermatology"]) == 2
+    assert "not in the user layer" in capsys.readouterr().err
+    assert main(["--user-registry", str(user), "domain", "remove", "nope"]) == 2
+    assert main(["--user-registry", str(user), "domain", "remove", "skin2"]) == 0
+    assert "removed skin2" in capsys.readouterr().out
+    text = user.read_text()
+    assert "skin2" not in text and "[domains.eyes2]" in text and "# the eyes stay" in text
+    assert "# my team's own domains" in text
+    assert main(["--user-registry", str(user), "domains"]) == 0
+    listed = capsys.readouterr().out
+    assert "eyes2" in listed and "skin2" not in listed
