@@ -19,6 +19,10 @@ EVALUATE_AUTOENCODER = ConfigCommand(
 SWEEP_SAMPLING = ConfigCommand(
     "medsynth.research.config:SamplingSweepConfig", "medsynth.research.sampling_sweep:sweep_sampling"
 )
+EVALUATE_COUNTERFACTUALS = ConfigCommand(
+    "medsynth.research.config:CounterfactualEvaluationConfig",
+    "medsynth.research.counterfactual_report:evaluate_counterfactuals",
+)
 AUGMENT_EXPERIMENT = ConfigCommand(
     "medsynth.research.config:AugmentExperimentConfig", "medsynth.research.augment_experiment:run_experiment"
 )
@@ -131,4 +135,5 @@ def add_commands(commands) -> None:
     add_config_command(commands, "evaluate-pack", EVALUATE_PACK)
     add_config_command(commands, "evaluate-autoencoder", EVALUATE_AUTOENCODER)
     add_config_command(commands, "sweep-sampling", SWEEP_SAMPLING)
+    add_config_command(commands, "evaluate-counterfactuals", EVALUATE_COUNTERFACTUALS)
     add_config_command(commands, "augment-experiment", AUGMENT_EXPERIMENT)

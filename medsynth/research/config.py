@@ -109,3 +109,21 @@ class SamplingSweepConfig:
     )
     reference_resolution: int = option(0, help="px the real val images are read at (0: the generator's)")
     out: Path | None = option(None, help="results folder (default: runs/sampling/<pack>_<domain>)")
+
+
+@dataclass
+class CounterfactualEvaluationConfig:
+    """Counterfactual pairs measured on real images of each domain's normal or benign class: how often the evaluator
+    reads the result as the target class, and how much of the source's structure it keeps."""
+
+    targets: tuple[str, ...] = option(
+        (), help="domain/class pairs to redraw into, e.g. a domain's disease (default: every available domain, to its "
+        "first class after the registry's baseline_class)",
+    )  # fmt: skip
+    per_domain: int = option(24, help="real images of the baseline class redrawn per domain")
+    strength: float = option(0.0, help="how far each source is noised (0: the app's default)")
+    split: str = option("test", help="the real split the sources come from: val to choose, test to report")
+    seed: int = option(0, help="first seed (image i uses seed + i) and the seed of the draw of sources")
+    pack: str = option("", help="model pack (default: $MEDSYNTH_PACK or mini)")
+    evaluators: Path | None = option(None, help="the evaluator set that reads the results (default: runs/evaluators)")
+    out: Path = option(help="report folder", factory=lambda: REPORTS_DIR / "counterfactuals")
