@@ -262,7 +262,11 @@ def write_report(out: Path, registry: Registry, baseline: Path | None = None) ->
         share_bars = {name: source.f1_share_bar for name, source in sources.items()}
         earlier = json.loads(Path(baseline).read_text()) if baseline else None
         pictures = {file.name for file in out.iterdir()}
-        report = render_pack_report(results, reproduce_command(results["config"]), share_bars, earlier, pictures)
+        figures = {
+            name: registry.get_domain(name).reference_f1 for name in results["domains"] if name in registry.domains
+        }
+        command = reproduce_command(results["config"])
+        report = render_pack_report(results, command, share_bars, earlier, pictures, figures)
         (out / "REPORT.md").write_text(report)
     return out / "REPORT.md"
 

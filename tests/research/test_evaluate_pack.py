@@ -386,3 +386,14 @@ def test_results_stored_with_python_reprs_still_merge_and_the_command_repeats_se
     assert reproduce_command(merged["config"]) == (
         "python -m medsynth evaluate-pack --per-class 25 --evaluators runs/clean,runs/degraded"
     )
+
+
+def test_a_published_f1_marks_only_the_domain_whose_data_it_was_measured_on():
+    from medsynth.research.reports import published_mark
+
+    registry = load_registry()
+    pathology = registry.get_domain("pathology").reference_f1
+    assert pathology.value == 0.6727 and "PathMNIST" in pathology.source
+    assert registry.get_domain("chest_xray").reference_f1 is None
+    assert published_mark(0.9, None) == "no published figure for this data"
+    assert published_mark(0.70, pathology).startswith("✅ ≥ 0.6727") and published_mark(0.5, pathology).startswith("❌")
