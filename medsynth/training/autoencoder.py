@@ -82,6 +82,27 @@ def adaptive_weight(reconstruction: torch.Tensor, adversarial: torch.Tensor, las
     return (reconstruction_grad.norm() / (adversarial_grad.norm() + 1e-4)).clamp(0.0, 1e4).detach()
 
 
+LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+
+
+def local_detail(images: torch.Tensor, window: int = 8) -> torch.Tensor:
+    """Log energy of the Laplacian of the grey image per `window`² patch: how much fine detail each region has."""
+    grey = images.float().mean(dim=1, keepdim=True)
+    laplacian = nn.functional.conv2d(
+        nn.functional.pad(grey, (1, 1, 1, 1), mode="reflect"), LAPLACIAN.to(grey.device).view(1, 1, 3, 3)
+    )
+    return torch.log(nn.functional.avg_pool2d(laplacian.square(), window) + 1e-5)
+
+
+def detail_loss(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """How far each region's amount of fine detail is from the real image's, whatever its phase.
+
+    L1 and perceptual losses reward the average of every texture the latent leaves open, which is a blur;
+    matching the local energy of the Laplacian asks for as much grain and edge as the real region has
+    without asking for the exact pixels (the measure the pack's sharpness bar uses, taken per patch)."""
+    return (local_detail(reconstruction) - local_detail(target)).abs().mean()
+
+
 def training_images(domains, resolution: int, splits=("train",)) -> torch.Tensor:
     """uint8 NHWC images of every domain's splits, in one tensor."""
     return torch.from_numpy(np.concatenate([load_domain_images(d, resolution).split(*splits).images for d in domains]))
@@ -103,6 +124,10 @@ def train_autoencoder(config: AutoencoderTrainConfig, registry: Registry) -> Pat
     config = replace(config, domains=config.domains or registry.trained_domains())  # the record names them
     images = training_images(config.domains, config.resolution)
     val_images = training_images(config.domains, config.resolution, splits=("val",))
+    if 0 < config.val_images < len(val_images):  # a seeded sample: the whole val split takes 20 min at 128 px on a CPU
+        val_images = val_images[
+            torch.randperm(len(val_images), generator=torch.Generator().manual_seed(0))[: config.val_images]
+        ]
     model = load_or_build(config).to(device).train()
     perceptual = PerceptualLoss().to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -132,6 +157,8 @@ def train_autoencoder(config: AutoencoderTrainConfig, registry: Registry) -> Pat
             recon = model.decode(posterior.sample(generator=None)).sample.float()
             l1 = (recon - batch).abs().mean()
             loss = l1 + config.perceptual_weight * perceptual(recon, batch) + config.kl_weight * posterior.kl().mean()
+            if config.detail_weight > 0:
+                loss = loss + config.detail_weight * detail_loss(recon, batch)
             if discriminator is not None and step >= config.adversarial_from_step:
                 fooled = -discriminator(recon).float().mean()
                 loss = (

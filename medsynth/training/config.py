@@ -59,6 +59,13 @@ class AutoencoderTrainConfig:
     adversarial_from_step: int = option(
         200, help="steps the discriminator learns alone before its loss reaches the decoder"
     )
+    val_images: int = option(
+        512, help="val images (a seeded sample of all domains) the finished run is measured on; 0: all"
+    )
+    detail_weight: float = option(
+        0.0, help="> 0: weight of a loss on each 8 px patch's log energy of the Laplacian against the real image's "
+        "(as much fine detail as the real region, whatever its exact pixels): the decoder's answer to blur",
+    )  # fmt: skip
 
 
 @dataclass
