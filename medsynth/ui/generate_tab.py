@@ -10,7 +10,7 @@ from medsynth.generation.engine import MAX_ROUNDS, STEPS_RANGE, GenerationReques
 from medsynth.generation.prompts import MAX_FINDINGS_CHARS, PromptError, build_prompt, check_prompt_length
 from medsynth.registry import Attribute, Domain
 from medsynth.ui.cards import probabilities, score_card
-from medsynth.ui.inputs import CheckedNumber, CheckedSlider, real_number, whole_number
+from medsynth.ui.inputs import CheckedDropdown, CheckedNumber, CheckedRadio, CheckedSlider, real_number, whole_number
 from medsynth.ui.studio import Studio, gpu
 from medsynth.ui.text import user_error, warn
 
@@ -151,7 +151,12 @@ def generate(
         raise user_error(f"No model pack is loaded: {studio.load_error}")
     if not domain_name:
         raise user_error("Pick a domain first.")
-    domain = studio.registry.get_domain(domain_name)
+    try:
+        domain = studio.registry.get_domain(domain_name)
+    except KeyError as error:
+        raise user_error(str(error)) from None
+    if findings_mode not in (FINDINGS_EXTEND, FINDINGS_ONLY):
+        raise user_error(f"findings_mode must be {FINDINGS_EXTEND!r} or {FINDINGS_ONLY!r}; got {findings_mode!r}")
     only_findings = findings_mode == FINDINGS_ONLY
     try:
         request = GenerationRequest(
@@ -214,9 +219,9 @@ def build(studio: Studio) -> None:
     pack = studio.registry.get_pack(studio.pack_name)
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=300):
-            domain = gr.Dropdown(
+            domain = CheckedDropdown(
                 label="Domain", choices=domains, value=domains[0][1] if domains else None, elem_id="domain"
-            )
+            )  # an API client's unknown domain gets the registry's answer, with the choices
             modality = gr.Markdown()
             # choices change with the domain; the registry checks the value, so API clients may send any code
             label = gr.Dropdown(label="Disease / finding class", choices=[], elem_id="label", allow_custom_value=True)
@@ -233,7 +238,7 @@ def build(studio: Studio) -> None:
                 elem_id="findings",
             )  # no max_length: a long paste is counted and refused with a reason, never cut silently
             findings_count = gr.Markdown(elem_id="findings-count")
-            findings_mode = gr.Radio(
+            findings_mode = CheckedRadio(
                 [FINDINGS_EXTEND, FINDINGS_ONLY], value=FINDINGS_EXTEND, label="How to use the findings"
             )
             with gr.Row():

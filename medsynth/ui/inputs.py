@@ -22,6 +22,25 @@ class CheckedNumber(gr.Number):
         return payload
 
 
+class CheckedRadio(gr.Radio):
+    """gr.Radio whose value reaches the callback as sent: an API client's value outside the choices gets the
+    callback's own one-line reason, not Gradio's "Value: 7 (type: <class 'int'>) is not in the list of choices"."""
+
+    is_template = True
+
+    def preprocess(self, payload: Any) -> Any:
+        return payload
+
+
+class CheckedDropdown(gr.Dropdown):
+    """gr.Dropdown whose value reaches the callback as sent (the callback checks it, in the app's words)."""
+
+    is_template = True
+
+    def preprocess(self, payload: Any) -> Any:
+        return payload
+
+
 class CheckedSlider(gr.Slider):
     """gr.Slider whose value reaches the callback as sent (the callback checks it)."""
 

@@ -14,6 +14,7 @@ import gradio as gr
 
 from medsynth.studies import Answers, ItemView, OrderError, RaterSession, StudyError
 from medsynth.studies.model import MAX_COMMENT_CHARS
+from medsynth.ui.inputs import CheckedRadio
 from medsynth.ui.study_place import StudyPlace
 from medsynth.ui.text import user_error
 
@@ -252,12 +253,12 @@ def build(place: StudyPlace) -> tuple:
                 )
                 prompt = gr.Markdown(elem_id="rate-prompt")
             with gr.Column(scale=2, min_width=280):
-                realism = gr.Radio(REALISM_CHOICES, label="How realistic is this image?", elem_id="rate-realism")
-                alignment = gr.Radio(
+                realism = CheckedRadio(REALISM_CHOICES, label="How realistic is this image?", elem_id="rate-realism")
+                alignment = CheckedRadio(
                     ALIGNMENT_CHOICES, label="How well does it match the prompt?", elem_id="rate-alignment"
                 )
-                guess = gr.Radio(GUESS_CHOICES, label="Real or synthetic?", elem_id="rate-guess")
-                confidence = gr.Radio(CONFIDENCE_CHOICES, label="How sure are you?", elem_id="rate-confidence")
+                guess = CheckedRadio(GUESS_CHOICES, label="Real or synthetic?", elem_id="rate-guess")
+                confidence = CheckedRadio(CONFIDENCE_CHOICES, label="How sure are you?", elem_id="rate-confidence")
                 # no max_length: the browser would cut a longer comment without a word; Submit refuses it instead
                 comment = gr.Textbox(
                     label=f"Comment (optional, at most {MAX_COMMENT_CHARS:,} characters)",

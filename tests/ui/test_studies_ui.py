@@ -348,6 +348,7 @@ def test_a_rater_script_finds_nothing_but_pixels_that_tells_real_from_synthetic(
     Last-Modified or ETag (which picked the real images 162 times of 168) has nothing to sort by."""
     import httpx
     from gradio_client import Client
+    from gradio_client.exceptions import AppError
 
     app = create_app(studio, studies_db=str(tmp_path / "studies.db"), admin_token=TOKEN)
     study = new_study(app.study_place, studio, n_synthetic=3, n_real=3)  # real images are written last
@@ -367,6 +368,8 @@ def test_a_rater_script_finds_nothing_but_pixels_that_tells_real_from_synthetic(
             sha256 = Path(shown[0]["path"]).stem
             headers = tuple(sorted((k, v.replace(sha256, "#")) for k, v in response.headers.items() if k != "date"))
             fetched.append((source_of[sha256], headers, len(response.content), url.replace(sha256, "#")))
+            with pytest.raises(AppError, match="realism must be a whole number from 1 to 5"):  # the app's words
+                client.predict(shown[3], 7, 3, "real", 3, "", api_name="/rate_submit")
             shown = client.predict(shown[3], 3, 3, "real", 3, "", api_name="/rate_submit")
     finally:
         app.close()

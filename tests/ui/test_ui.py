@@ -300,7 +300,9 @@ def test_api_clients_get_the_forms_one_line_reasons_not_a_generic_failure(studio
                  "random_seed", "steps", "guidance", "validate", "rounds", "threshold"]  # fmt: skip
         for field, value, message in [("seed", "abc", "seed must be a whole number; got 'abc'"),
                                       ("seed", 1.5, "seed must be a whole number; got 1.5"),
-                                      ("n", "many", "Images must be a whole number")]:  # fmt: skip
+                                      ("n", "many", "Images must be a whole number"),
+                                      ("domain", "delta", "unknown domain 'delta'; choose one of alpha"),
+                                      ("findings_mode", 7, "findings_mode must be")]:  # fmt: skip
             with caplog.at_level(logging.INFO, logger="medsynth.ui.text"):
                 with pytest.raises(AppError, match=message):
                     client.predict(*[value if k == field else inputs[k] for k in order], api_name="/generate")
