@@ -11,9 +11,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # the suite sees the shipped registry alone: a developer's own domains (runs/registry.toml) stay out of it
-os.environ["MEDSYNTH_USER_REGISTRY"] = os.path.join(tempfile.mkdtemp(prefix="medsynth-tests-"), "registry.toml")
+_scratch = tempfile.mkdtemp(prefix="medsynth-tests-")
+os.environ["MEDSYNTH_USER_REGISTRY"] = os.path.join(_scratch, "registry.toml")
+os.environ.setdefault("MEDSYNTH_PRECISION_CACHE", os.path.join(_scratch, "precision_probe.json"))  # not the home
 
-from medsynth.paths import data_root
+from medsynth.paths import data_root  # noqa: E402
 from tests.support.tiny_pack import TinyPack, build_tiny_pack  # noqa: E402
 
 

@@ -101,12 +101,12 @@ def test_unknown_adapter_is_a_clear_error(generator):
         generator.generate(PROMPT, [1], adapter="gamma", steps=1)
 
 
-def test_cpu_weights_are_float32_with_bf16_autocast_where_the_cpu_has_bf16_units(generator, tiny_pack):
+def test_cpu_weights_are_float32_with_bf16_autocast_where_the_probe_chose_it(generator, tiny_pack):
     from medsynth.precision import cpu_bf16_enabled
 
     info = generator.info("alpha")
     assert info.dtype == "float32" and info.device == "cpu" and generator.pipe.unet.dtype == torch.float32
-    default = Generator(Source.parse("base", tiny_pack.root))  # the setting's default: by the CPU's capability
+    default = Generator(Source.parse("base", tiny_pack.root))  # the setting's default: by the measured probe
     assert default.info(None).dtype == ("float32, bfloat16 autocast" if cpu_bf16_enabled() else "float32")
     assert "dpmsolver++, leading spacing" in info.scheduler and "zero terminal SNR" not in info.scheduler
     assert generator.pipe.scheduler.config.algorithm_type == "dpmsolver++"
