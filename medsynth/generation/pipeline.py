@@ -271,6 +271,16 @@ class Generator:
         with self._lock:
             return self._generate(prompt, seeds, adapter, steps, guidance, negative_prompt, progress)
 
+    @contextlib.contextmanager
+    def _sampling(self, adapter: str | None, guidance: float):
+        """What every sampling call runs under: the bare base's unconditional for an adapter guided against it, and
+        bf16 autocast by the generator's own decision (a forced cpu_bf16=True holds on any CPU)."""
+        guided_by_base = adapter in self.base_guided and guidance > 1
+        guide = unconditional_from(self.pipe.unet, self.bare_unet) if guided_by_base else contextlib.nullcontext()
+        bf16 = torch.autocast("cpu", dtype=torch.bfloat16) if self.cpu_bf16 else contextlib.nullcontext()
+        with guide, bf16:
+            yield
+
     @torch.inference_mode()
     def edit(
         self,
@@ -291,10 +301,7 @@ class Generator:
             if self._img2img is None:  # shares the UNet, VAE, text encoder and scheduler: no weights are copied
                 self._img2img = StableDiffusionImg2ImgPipeline.from_pipe(self.pipe)
                 self._img2img.set_progress_bar_config(disable=True)
-            guided_by_base = adapter in self.base_guided and guidance > 1
-            guide = unconditional_from(self.pipe.unet, self.bare_unet) if guided_by_base else contextlib.nullcontext()
-            bf16 = torch.autocast("cpu", dtype=torch.bfloat16) if self.cpu_bf16 else contextlib.nullcontext()
-            with guide, bf16:
+            with self._sampling(adapter, guidance):
                 output = self._img2img(
                     prompt=[prompt] * len(images),
                     image=[image.convert("RGB") for image in images],
@@ -322,11 +329,7 @@ class Generator:
                     progress(done + (step + 1) * n, total)
                 return kwargs
 
-            guided_by_base = adapter in self.base_guided and guidance > 1
-            guide = unconditional_from(self.pipe.unet, self.bare_unet) if guided_by_base else contextlib.nullcontext()
-            # the generator's own decision (a forced cpu_bf16=True holds on a CPU without AMX too)
-            bf16 = torch.autocast("cpu", dtype=torch.bfloat16) if self.cpu_bf16 else contextlib.nullcontext()
-            with guide, bf16:
+            with self._sampling(adapter, guidance):
                 output = self.pipe(
                     prompt=[prompt] * len(chunk),
                     negative_prompt=[negative_prompt] * len(chunk) if guidance > 1 else None,

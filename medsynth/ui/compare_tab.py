@@ -30,13 +30,18 @@ def reference_folder(studio: Studio, domain: str) -> Path | None:
     return folder if (folder / "metadata.csv").is_file() else None
 
 
-def real_examples(folder: Path, label: str, n: int, seed: int, into: Path) -> list[tuple[str, str]]:
-    """`n` held-out real images of the class, copied into the app's output folder: Gradio serves files from there
-    wherever the data live, and nothing but the images shown leaves the data folder."""
+def held_out_rows(folder: Path, label: str):
+    """The metadata rows of the class's test images (all of its images where the folder has no split)."""
     frame = load_metadata(folder)
     if "split" in frame.columns and (frame["split"] == "test").any():
         frame = frame[frame["split"] == "test"]  # never show what the models were trained on
-    rows = frame[frame["label"] == label]
+    return frame[frame["label"] == label]
+
+
+def real_examples(folder: Path, label: str, n: int, seed: int, into: Path) -> list[tuple[str, str]]:
+    """`n` held-out real images of the class, copied into the app's output folder: Gradio serves files from there
+    wherever the data live, and nothing but the images shown leaves the data folder."""
+    rows = held_out_rows(folder, label)
     picked = rows.sample(n=min(n, len(rows)), random_state=seed) if len(rows) else rows
     shown = []
     for index, file in enumerate(picked["file"]):

@@ -11,7 +11,6 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from medsynth.data.folders import load_metadata
 from medsynth.generation.counterfactual import (
     DEFAULT_STRENGTH,
     STRENGTH_RANGE,
@@ -21,7 +20,7 @@ from medsynth.generation.counterfactual import (
 )
 from medsynth.generation.engine import GenerationRequest, RequestError
 from medsynth.registry import Domain
-from medsynth.ui.compare_tab import reference_folder
+from medsynth.ui.compare_tab import held_out_rows, reference_folder
 from medsynth.ui.generate_tab import class_options
 from medsynth.ui.inputs import CheckedSlider, real_number, whole_number
 from medsynth.ui.studio import Studio, gpu
@@ -46,10 +45,7 @@ def reference_source(studio: Studio, domain: Domain, label: str, seed: int) -> S
     """A held-out real image of `label` (test split) from the Compare tab's data; failing that, a generated one."""
     folder = reference_folder(studio, domain.name)
     if folder is not None:
-        frame = load_metadata(folder)
-        if "split" in frame.columns and (frame["split"] == "test").any():
-            frame = frame[frame["split"] == "test"]
-        rows = frame[frame["label"] == label]
+        rows = held_out_rows(folder, label)
         if len(rows):
             file = rows["file"].iloc[random.Random(seed).randrange(len(rows))]
             with Image.open(folder / file) as opened:
