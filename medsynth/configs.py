@@ -11,13 +11,22 @@ import dataclasses
 from typing import Any, Callable
 
 HELP = "help"
+REPEAT = "repeat"  # a flag given once per value (values that may hold commas)
 
 
-def option(default: Any = dataclasses.MISSING, *, help: str, factory: Callable[[], Any] | None = None) -> Any:
-    """A dataclass field with the help text of its command-line flag (`factory` for computed defaults)."""
+def option(
+    default: Any = dataclasses.MISSING,
+    *,
+    help: str,
+    factory: Callable[[], Any] | None = None,
+    repeat: bool = False,
+) -> Any:
+    """A dataclass field with the help text of its command-line flag (`factory` for computed defaults; `repeat`: a
+    tuple of strings given as one flag per value rather than comma-separated)."""
+    metadata = {HELP: help, REPEAT: repeat}
     if factory is not None:
-        return dataclasses.field(default_factory=factory, metadata={HELP: help})
-    return dataclasses.field(default=default, metadata={HELP: help})
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def help_text(item: dataclasses.Field) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from medsynth.paths import EMBEDDED_PACK, PACK_ENV, registry_path
+from medsynth.paths import EMBEDDED_PACK, PACK_ENV, domain_folder, registry_path
 
 HUB_PREFIX = "hf-hub:"
 PACKAGE_PREFIX = "pkg:"  # a model folder shipped inside an installed Python package
@@ -173,6 +173,7 @@ class DataSource:
 
     description: str = ""
     licence: str = ""
+    folder: Path | None = None  # its images and metadata.csv where not under the data root (a domain a user added)
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,11 @@ class Domain:
             f"unknown class {code!r} for domain {self.name}; choose one of {', '.join(self.class_codes)}"
         )
 
+    def image_folder(self, root: str | Path | None = None) -> Path:
+        """Its real images (images and metadata.csv): the folder the registry names, else `<root>/<name>` under the
+        given root or the data root."""
+        return self.data.folder or domain_folder(self.name, root)
+
     def get_attribute(self, name: str) -> Attribute:
         for attribute in self.attributes:
             if attribute.name == name:
@@ -270,7 +276,8 @@ class Registry:
     path: Path  # the shipped file
     packs: Mapping[str, ModelPack]
     domains: Mapping[str, Domain]
-    user_path: Path | None = None  # the user layer over it (domains added with `medsynth domain add`), if any
+    # the user layer over it, where `medsynth domain add` writes (set when one is named, even before it exists)
+    user_path: Path | None = None
 
     def user_domains(self) -> tuple[str, ...]:
         """The domains the user layer defines (not those it only gives sources to)."""
@@ -325,7 +332,7 @@ TABLE_KEYS = {
     "sources": ("adapter", "classifier", "clip", "unavailable", "base_unconditional", "probe_accuracy_share",
                 "f1_share_bar", "guidance"),
     "captions": ("attributes", "findings", "notes", "phrases"),
-    "data": ("description", "licence"),
+    "data": ("description", "licence", "folder"),
     "reference_f1": ("value", "source"),
 }  # fmt: skip
 
@@ -565,7 +572,11 @@ def _parse_domain(name: str, raw: Mapping[str, Any], source: RegistryFile, packs
         mirror=_flag(raw, "mirror", where),
         captions=_parse_captions(raw.get("captions", {}), f"{where}.captions", attributes, source),
         source_column=raw.get("source_column"),
-        data=DataSource(data.get("description", ""), data.get("licence", "")),
+        data=DataSource(
+            data.get("description", ""),
+            data.get("licence", ""),
+            source.root / data["folder"] if data.get("folder") else None,
+        ),
         limitations=raw.get("limitations", "").strip(),
         modality_terms=tuple(t.lower() for t in _strings(raw, "modality_terms", where)),
         grey=_flag(raw, "grey", where),
@@ -600,7 +611,8 @@ def _layer(
     raw: Mapping[str, Any], source: RegistryFile, packs: dict[str, ModelPack], domains: dict[str, Domain], shipped: bool
 ) -> None:
     """Add one file's packs and domains. The user layer adds new ones; of a shipped domain it may only give the
-    sources of packs (a user's own adapters for it), so the shipped classes and prompts stay as they are."""
+    sources of packs (a user's own adapters for it) and the folder of its images, so the shipped classes and prompts
+    stay as they are."""
     _check_keys(raw, "registry", "registry", source)
     if shipped:
         _require(raw, "packs", "registry", dict)
@@ -613,14 +625,17 @@ def _layer(
         if name not in domains:
             domains[name] = _parse_domain(name, table, source, packs)
             continue
-        extra = sorted(set(table) - {"sources"})
+        extra = sorted(set(table) - {"sources", "data"}) or sorted(set(table.get("data", {})) - {"folder"})
         if extra:
             raise RegistryError(
                 f"{source.path}: domain {name!r} is defined in {domains[name].defined_in}; a layer over it may only "
-                f"give [domains.{name}.sources.<pack>] tables, not {', '.join(extra)}"
+                f"give [domains.{name}.sources.<pack>] tables and data.folder, not {', '.join(extra)}"
             )
         added = _parse_sources_tables(table.get("sources", {}), f"domains.{name}.sources", source, packs)
-        domains[name] = replace(domains[name], sources={**domains[name].sources, **added})
+        data = domains[name].data
+        if table.get("data", {}).get("folder"):  # the user's own copy of its images (e.g. `domain add --from-medmnist`)
+            data = replace(data, folder=source.root / table["data"]["folder"])
+        domains[name] = replace(domains[name], sources={**domains[name].sources, **added}, data=data)
 
 
 def load_registry(path: str | Path | None = None, user: str | Path | None = None) -> Registry:
@@ -632,8 +647,8 @@ def load_registry(path: str | Path | None = None, user: str | Path | None = None
     domains: dict[str, Domain] = {}
     source, raw = RegistryFile.read(path)
     _layer(raw, source, packs, domains, shipped=True)
-    user_path = Path(user) if user is not None and Path(user).is_file() else None
-    if user_path is not None:
+    user_path = Path(user) if user is not None else None
+    if user_path is not None and user_path.is_file():
         _layer(*RegistryFile.read(user_path)[::-1], packs, domains, shipped=False)
     for pack in packs.values():
         unknown = [d for d in pack.trains if d not in domains]
@@ -696,6 +711,30 @@ def remove_domain_tables(path: Path, name: str) -> str:
         else:
             pending = []  # a key of the dropped table: comments above it were its own
     return "".join(kept + pending)
+
+
+def write_user_tables(registry: Registry, name: str, tables: str, keep: bool = True) -> Registry:
+    """The registry with the user layer's tables of domain `name` replaced by `tables` (TOML text; "" takes them
+    out). The layer's new text must load before it replaces the file, so a registry is never left broken; with
+    keep=False the file stays as it was and only the returned registry holds the change."""
+    path = registry.user_path
+    if path is None:
+        raise RegistryError("no user registry layer is named (--user-registry or MEDSYNTH_USER_REGISTRY)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kept = remove_domain_tables(path, name) if path.is_file() else ""
+    text = kept.rstrip("\n") + "\n\n" + tables if kept.strip() and tables else kept or tables
+    staged = path.with_suffix(".toml.new")  # beside the layer: its relative paths resolve the same
+    staged.write_text(text, encoding="utf-8")
+    try:
+        loaded = load_registry(registry.path, staged)
+    except RegistryError:
+        staged.unlink(missing_ok=True)
+        raise
+    if not keep:
+        staged.unlink()
+        return loaded
+    staged.replace(path)
+    return load_registry(registry.path, path)
 
 
 def selected_pack_name() -> str:

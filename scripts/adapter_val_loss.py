@@ -33,8 +33,8 @@ def main() -> None:
         Source.parse(args.base, Path.cwd()), Source.parse(args.text_encoder, Path.cwd()), torch.float32
     )
     resolution = int(pipe.unet.config.sample_size * pipe.vae_scale_factor)
-    val = load_domain_images(args.domain, resolution).split("val")
     domain = load_registry().get_domain(args.domain)
+    val = load_domain_images(domain, resolution).split("val")
     latents, bank = build_latent_set(pipe.vae, [(domain, val)], 1, 0, "cpu", runs_dir() / "cache" / "latents")
     states = encode_text(pipe.tokenizer, pipe.text_encoder, bank, device="cpu")
     scheduler = training_scheduler(pipe.scheduler)

@@ -21,7 +21,7 @@ LAYERS = {
     "models": 3,
     "generation": 4,
     "training": 5, "research": 5, "studies": 5,
-    "pack": 6,
+    "pack": 6, "onboarding": 6,
     "ui": 7, "cli": 7,
 }  # fmt: skip
 

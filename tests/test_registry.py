@@ -235,7 +235,8 @@ def test_a_user_layer_adds_domains_and_sources_over_the_shipped_file(tmp_path):
     shipped.parent.mkdir()
     shipped.write_text(GOOD_DOMAIN)
     user = tmp_path / "runs" / "registry.toml"
-    assert load_registry(shipped, user=user).user_path is None  # no user file yet: the shipped registry alone
+    alone = load_registry(shipped, user=user)  # no user file yet: the shipped domains alone, the layer's place known
+    assert alone.user_path == user and alone.user_domains() == () and set(alone.domains) == {"d"}
     user.parent.mkdir()
     user.write_text(USER_LAYER)
     registry = load_registry(shipped, user=user)

@@ -27,30 +27,31 @@ def cmd_domain_check(args: argparse.Namespace) -> int:
 
 
 def cmd_domain_remove(args: argparse.Namespace) -> int:
-    from medsynth.registry import load_registry, remove_domain_tables
+    from medsynth.registry import remove_domain_tables, write_user_tables
 
     registry = args.registry
     if args.name not in registry.domains:
         raise UsageError(f"domain remove: no domain {args.name!r}; known: {', '.join(registry.domains)}")
-    if args.name not in registry.user_domains():
+    layer = registry.user_path
+    filled = layer is not None and layer.is_file() and remove_domain_tables(layer, args.name) != layer.read_text()
+    if args.name not in registry.user_domains() and not filled:
         raise UsageError(
             f"domain remove: {args.name} is defined in {registry.get_domain(args.name).defined_in}, not in the user "
             "layer; only domains added with `medsynth domain add` can be removed"
         )
-    path = registry.user_path
-    text = remove_domain_tables(path, args.name)
-    staged = path.with_suffix(".toml.new")
-    staged.write_text(text, encoding="utf-8")
-    load_registry(registry.path, staged)  # what is left must load: never write a registry that does not
-    staged.replace(path)
-    print(f"removed {args.name} from {path}; its trained files are left where they are")
+    write_user_tables(registry, args.name, "")  # what is left must load: never write a registry that does not
+    taken = "its user-layer images and models" if args.name not in registry.user_domains() else args.name
+    print(f"removed {taken} from {layer}; its trained files are left where they are")
     return EXIT_OK
 
 
 def add_commands(commands) -> None:
-    from medsynth.cli.parsing import Parser
+    from medsynth.cli.parsing import ConfigCommand, Parser, add_config_command
 
-    domain = commands.add_parser("domain", help="check the registry and its files; remove a domain you added")
+    domain = commands.add_parser(
+        "domain",
+        help="add a domain from your labelled images; check the registry and its files; remove a domain you added",
+    )
     parts = domain.add_subparsers(dest="domain_command", metavar="COMMAND", parser_class=Parser, required=True)
     check = parts.add_parser(
         "check", help="the registry (shipped + user layer) and every domain's files, one line per problem"
@@ -59,6 +60,12 @@ def add_commands(commands) -> None:
         "--pack", default=None, help="the pack whose files are checked, or all (default: $MEDSYNTH_PACK or mini)"
     )
     check.set_defaults(func=cmd_domain_check, tolerates_broken_registry=True)
+    add_config_command(
+        parts,
+        "add",
+        ConfigCommand("medsynth.onboarding.config:DomainAddConfig", "medsynth.onboarding.add:add_domain"),
+        positional=("name",),
+    )
     remove = parts.add_parser("remove", help="take a domain added with `domain add` out of the user registry")
     remove.add_argument("name", help="the domain's name")
     remove.set_defaults(func=cmd_domain_remove)

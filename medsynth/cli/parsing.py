@@ -7,7 +7,7 @@ import dataclasses
 import typing
 from pathlib import Path
 
-from medsynth.configs import help_text, option_flag
+from medsynth.configs import REPEAT, help_text, option_flag
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -51,12 +51,24 @@ def _converter(hint: typing.Any, name: str) -> typing.Callable[[str], typing.Any
     raise TypeError(f"config field {name!r} has type {hint!r}, which no command-line flag can express")
 
 
-def add_config_options(parser: argparse.ArgumentParser, config_cls: type) -> list[str]:
-    """One flag per field of a config dataclass, with the field's help text; tuples are comma-separated,
-    booleans take yes/no, fields without a default are required."""
+def add_config_options(
+    parser: argparse.ArgumentParser, config_cls: type, positional: tuple[str, ...] = ()
+) -> list[str]:
+    """One flag per field of a config dataclass, with the field's help text; tuples are comma-separated (or one flag
+    per value where the field says repeat), booleans take yes/no, fields without a default are required; fields named
+    in `positional` are arguments in that order."""
     hints = typing.get_type_hints(config_cls)
     names = []
     for item in dataclasses.fields(config_cls):
+        if item.name in positional:
+            parser.add_argument(item.name, help=help_text(item).replace("%", "%%"))
+            names.append(item.name)
+            continue
+        if item.metadata.get(REPEAT):
+            flag, text = option_flag(item.name), help_text(item).replace("%", "%%")
+            parser.add_argument(flag, dest=item.name, action="append", default=None, help=f"{text} (repeatable)")
+            names.append(item.name)
+            continue
         text = help_text(item)
         if not text:
             raise TypeError(
@@ -113,11 +125,12 @@ def _resolve(target: str) -> typing.Any:
     return getattr(importlib.import_module(module), name)
 
 
-def add_config_command(subparsers, name: str, command: ConfigCommand) -> None:
+def add_config_command(subparsers, name: str, command: ConfigCommand, positional: tuple[str, ...] = ()) -> None:
     config_cls = command.config_class()
     summary = (config_cls.__doc__ or name).strip().splitlines()[0]
     part = subparsers.add_parser(name, help=summary.replace("%", "%%"), description=summary)
-    part.set_defaults(func=run_config_command, command=command, config_fields=add_config_options(part, config_cls))
+    fields = add_config_options(part, config_cls, positional)
+    part.set_defaults(func=run_config_command, command=command, config_fields=fields)
 
 
 def run_config_command(args: argparse.Namespace) -> int:
@@ -126,7 +139,11 @@ def run_config_command(args: argparse.Namespace) -> int:
     from medsynth.registry import UnknownNameError
 
     config = args.command.config_class()(
-        **{k: v for k, v in vars(args).items() if k in args.config_fields and v is not None}
+        **{
+            k: tuple(v) if isinstance(v, list) else v
+            for k, v in vars(args).items()
+            if k in args.config_fields and v is not None
+        }  # fmt: skip
     )
     quiet_libraries()
     function = _resolve(args.command.function)

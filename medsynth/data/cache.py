@@ -37,31 +37,36 @@ class DomainImages:
 
 
 def load_domain_images(
-    domain: str, size: int = 64, folder: Path | None = None, cache: Path | None = None
+    domain: Domain, size: int = 64, folder: Path | None = None, cache: Path | None = None
 ) -> DomainImages:
-    """All images of a domain folder (all splits) at `size`, cached as .npy under runs/cache."""
-    folder = Path(folder or data_root() / domain).resolve()
+    """All images of a domain (all splits; its own folder unless another is given) at `size`, cached as .npy under
+    runs/cache."""
+    folder = Path(folder or domain.image_folder()).resolve()
     frame = load_metadata(folder)
     cache = cache or runs_dir() / "cache"
-    default = folder == (data_root() / domain).resolve()
-    tag = domain if default else f"{domain}_{hashlib.sha1(str(folder).encode()).hexdigest()[:8]}"
+    default = folder == (data_root() / domain.name).resolve()
+    listing = "\n".join([str(folder), *frame["file"]]).encode()  # another folder or file list: another cache
+    tag = domain.name if default else f"{domain.name}_{hashlib.sha1(listing).hexdigest()[:8]}"
     path = cache / f"{tag}_{size}.npy"
     if path.exists():
         images = np.load(path)
         if len(images) == len(frame):
-            return DomainImages(domain, images, frame)
+            return DomainImages(domain.name, images, frame)
     images = np.stack(
-        [np.asarray(load_rgb(folder / f, size)) for f in tqdm(frame["file"], desc=f"decoding {domain}", leave=False)]
+        [
+            np.asarray(load_rgb(folder / f, size))
+            for f in tqdm(frame["file"], desc=f"decoding {domain.name}", leave=False)
+        ]
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, images)
-    return DomainImages(domain, images, frame)
+    return DomainImages(domain.name, images, frame)
 
 
 def labelled_splits(domain: Domain, size: int, splits: tuple[str, ...] = ("train", "val")):
     """(classes, images per split, class-index targets per split) of a domain's real images at `size`."""
     classes = list(domain.class_codes)
-    data = load_domain_images(domain.name, size)
+    data = load_domain_images(domain, size)
     parts = [data.split(name) for name in splits]
     targets = [torch.tensor([classes.index(c) for c in part.frame["label"]]) for part in parts]
     return classes, parts, targets

@@ -76,7 +76,7 @@ def measure_domain(
 ) -> tuple[PairMeasure, Image.Image]:
     """The pairs of one domain, and a picture: source, counterfactual and heat map rows for PICTURED of them."""
     start = domain.baseline_class or domain.classes[0].code
-    part = load_domain_images(domain.name, engine.generator.resolution).split(config.split)
+    part = load_domain_images(domain, engine.generator.resolution).split(config.split)
     labels = list(part.frame["label"])
     evaluator = load_evaluator(domain.name, config.evaluators)
     real = evaluator_report(evaluator, to_pil_images(part.images), labels)

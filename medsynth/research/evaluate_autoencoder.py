@@ -64,8 +64,9 @@ def evaluate_autoencoder(config: AutoencoderEvaluationConfig, registry: Registry
     features = FeatureExtractor()
     results = {"vae": str(vae_folder), "split": config.split, "domains": {}}
     for name in tqdm(config.domains or registry.trained_domains(), desc="autoencoder ceiling"):
-        codes = list(registry.get_domain(name).class_codes)
-        part = load_domain_images(name, resolution).split(config.split)
+        domain = registry.get_domain(name)
+        codes = list(domain.class_codes)
+        part = load_domain_images(domain, resolution).split(config.split)
         labels = list(part.frame["label"])
         evaluator = load_evaluator(name, config.evaluators)
         real = evaluator_report(evaluator, to_pil_images(part.images), labels)

@@ -92,7 +92,7 @@ def evaluate_generated(
     codes = list(domain.class_codes)
     sources = domain.sources_for(pack or selected_pack_name())
     generated = load_generated(Path(generated_dir))
-    data = load_domain_images(domain.name, generated.images[0].width)  # real images at the generator's size
+    data = load_domain_images(domain, generated.images[0].width)  # real images at the generator's size
     test, train = data.split("test"), data.split("train")
     unknown = sorted(set(generated.labels) - set(codes))
     if unknown:

@@ -30,8 +30,8 @@ from medsynth.generation.prompts import class_prompt
 from medsynth.generation.scoring import ClassifierScorer
 from medsynth.imaging import to_pil_images
 from medsynth.models.evaluator import evaluator_degrade, evaluators_dir, panel_folders, weights_fingerprint
-from medsynth.models.metrics import classification_metrics
-from medsynth.registry import Registry, selected_pack_name
+from medsynth.models.metrics import classification_metrics, per_class_recall
+from medsynth.registry import Domain, Registry, selected_pack_name
 from medsynth.research.config import PackEvaluationConfig
 from medsynth.research.evaluate_autoencoder import autoencoder_ceiling
 from medsynth.research.evaluators import load_evaluator, load_evaluator_panel
@@ -78,14 +78,14 @@ def generate_set(
 REFERENCES_PER_DOMAIN = 200
 
 
-def domain_references(domains: list[str], size: int, features: FeatureExtractor) -> dict[str, torch.Tensor]:
+def domain_references(domains: list[Domain], size: int, features: FeatureExtractor) -> dict[str, torch.Tensor]:
     """Features of a fixed random sample of each domain's real train images: what `foreign_domain_share` compares
     generated images with."""
     references = {}
-    for name in dict.fromkeys(domains):  # once each, in order
-        train = load_domain_images(name, size).split("train")
+    for domain in {d.name: d for d in domains}.values():  # once each, in order
+        train = load_domain_images(domain, size).split("train")
         pick = np.random.default_rng(0).choice(len(train), min(REFERENCES_PER_DOMAIN, len(train)), replace=False)
-        references[name] = features(train.images[np.sort(pick)])
+        references[domain.name] = features(train.images[np.sort(pick)])
     return references
 
 
@@ -114,7 +114,7 @@ def evaluate_domain(
     domain = registry.get_domain(name)
     codes = list(domain.class_codes)
     resolution = engine.generator.resolution
-    data = load_domain_images(name, config.reference_resolution or resolution)
+    data = load_domain_images(domain, config.reference_resolution or resolution)
     test, train = data.split(config.split), data.split("train")  # `test`: the held-out reference split
     test_images = to_pil_images(test.images)
     y_test = [codes.index(c) for c in test.frame["label"]]
@@ -159,7 +159,11 @@ def evaluate_domain(
     report["evaluator_panel_seeds"] = list(panel)
     report["evaluator_degrade"] = evaluator_degrade(name, _set_roots(config.evaluators)[0])
     predicted = evaluator.logits(test_images).argmax(1).tolist()
-    report["evaluator_real_test"] = classification_metrics(y_test, predicted, len(codes))
+    report["evaluator_real_test"] = {
+        **classification_metrics(y_test, predicted, len(codes)),
+        # beside each generated set's per-class recall: a class is judged against what the evaluator sees in real ones
+        "per_class_recall": dict(zip(codes, per_class_recall(y_test, predicted, len(codes)))),
+    }
     report["evaluator_sets"] = {
         set_name: {
             "degrade": evaluator_degrade(name, root),
@@ -169,7 +173,7 @@ def evaluate_domain(
         }
         for (set_name, set_panel), root in zip(sets.items(), _set_roots(config.evaluators))
     }  # fmt: skip
-    native = test if test.images.shape[1] == resolution else load_domain_images(name, resolution).split(config.split)
+    native = test if test.images.shape[1] == resolution else load_domain_images(domain, resolution).split(config.split)
     reconstructed = engine.generator.reconstruct(native.images)  # the most any generated image can carry
     report["autoencoder_ceiling"] = autoencoder_ceiling(
         reconstructed, native.images, list(test.frame["label"]), evaluator, real_test_feats, features
@@ -237,7 +241,8 @@ def evaluate_pack(config: PackEvaluationConfig, registry: Registry) -> Path:
     if not domains:
         raise ValueError(f"pack {engine.pack.name} has no available domain to evaluate")
     size = config.reference_resolution or engine.generator.resolution
-    references = domain_references([*registry.trained_domains(engine.pack.name), *domains], size, features)
+    names = [*registry.trained_domains(engine.pack.name), *domains]
+    references = domain_references([registry.get_domain(n) for n in names], size, features)
     for name in tqdm(domains, desc="evaluating domains"):
         started = time.perf_counter()
         result = evaluate_domain(engine, name, config, features, references, out)

@@ -76,7 +76,7 @@ def sweep_sampling(config: SamplingSweepConfig, registry: Registry) -> Path:
     results = _stored(out / "results.json", settings)
 
     size = config.reference_resolution or engine.generator.resolution
-    data = load_domain_images(config.domain, size)
+    data = load_domain_images(registry.get_domain(config.domain), size)
     val, train = data.split("val"), data.split("train")  # choices are made on val; test is for the pack's report
     features = FeatureExtractor(engine.device)
     real_features = features(val.images)
@@ -84,7 +84,8 @@ def sweep_sampling(config: SamplingSweepConfig, registry: Registry) -> Path:
         real_features, features(train.images[class_matched_sample(list(train.frame["label"]), config.per_class)])
     )
     results["frechet_floor_train_vs_val"] = floor
-    references = domain_references([*registry.trained_domains(pack), config.domain], size, features)
+    names = [*registry.trained_domains(pack), config.domain]
+    references = domain_references([registry.get_domain(n) for n in names], size, features)
     evaluator = next(iter(load_evaluator_panel(config.domain, config.evaluators).values()))
     real = (to_pil_images(val.images), list(val.frame["label"]))
     results["evaluator_real_val_macro_f1"] = evaluator_report(evaluator, *real).macro_f1

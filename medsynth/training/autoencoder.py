@@ -23,7 +23,7 @@ from medsynth.data.sampling import infinite_batches, seed_everything
 from medsynth.imaging import to_unit_tensor
 from medsynth.models.features import PerceptualLoss
 from medsynth.precision import autocast, training_device
-from medsynth.registry import Registry
+from medsynth.registry import Domain, Registry
 from medsynth.training.config import AutoencoderTrainConfig
 from medsynth.training.runs import Checkpoint, write_run_record
 
@@ -103,7 +103,7 @@ def detail_loss(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Ten
     return (local_detail(reconstruction) - local_detail(target)).abs().mean()
 
 
-def training_images(domains, resolution: int, splits=("train",)) -> torch.Tensor:
+def training_images(domains: list[Domain], resolution: int, splits=("train",)) -> torch.Tensor:
     """uint8 NHWC images of every domain's splits, in one tensor."""
     return torch.from_numpy(np.concatenate([load_domain_images(d, resolution).split(*splits).images for d in domains]))
 
@@ -122,8 +122,9 @@ def train_autoencoder(config: AutoencoderTrainConfig, registry: Registry) -> Pat
     device = training_device()
     generator = seed_everything(config.seed)
     config = replace(config, domains=config.domains or registry.trained_domains())  # the record names them
-    images = training_images(config.domains, config.resolution)
-    val_images = training_images(config.domains, config.resolution, splits=("val",))
+    domains = [registry.get_domain(name) for name in config.domains]
+    images = training_images(domains, config.resolution)
+    val_images = training_images(domains, config.resolution, splits=("val",))
     if 0 < config.val_images < len(val_images):  # a seeded sample: the whole val split takes 20 min at 128 px on a CPU
         val_images = val_images[
             torch.randperm(len(val_images), generator=torch.Generator().manual_seed(0))[: config.val_images]

@@ -61,7 +61,7 @@ def train_clip(config: ClipTrainConfig, registry: Registry) -> Path:
     config = replace(config, domains=config.domains or registry.trained_domains())  # the record names them
     images, rows, domains = [], [], []
     for name in config.domains:
-        data = load_domain_images(name, config.resolution).split("train")
+        data = load_domain_images(registry.get_domain(name), config.resolution).split("train")
         images.append(data.images)
         rows += data.frame.to_dict("records")
         domains += [name] * len(data)
@@ -125,7 +125,7 @@ def alignment_reference(model, tokenizer, registry, config: ClipTrainConfig, dev
     reference: dict[str, dict[str, list[float]]] = {}
     for name in config.domains:
         domain = registry.get_domain(name)
-        data = load_domain_images(name, config.resolution).split(split)
+        data = load_domain_images(domain, config.resolution).split(split)
         reference[name] = {}
         for code in domain.class_codes:
             images = data.images[(data.frame["label"] == code).to_numpy()]
@@ -149,7 +149,7 @@ def zero_shot_accuracy(
     results = {}
     for name in config.domains:
         domain = registry.get_domain(name)
-        data = load_domain_images(name, config.resolution).split(split)
+        data = load_domain_images(domain, config.resolution).split(split)
         prompts = [class_prompt(domain, code) for code in domain.class_codes]
         text = nn.functional.normalize(model.encode_text(tokenizer(prompts).to(device)), dim=-1)
         correct = 0

@@ -17,7 +17,7 @@ from medsynth.data.cache import load_domain_images
 from medsynth.data.sampling import seed_everything
 from medsynth.generation.pipeline import load_pipeline
 from medsynth.models.lora import add_lora, save_lora
-from medsynth.paths import data_root, runs_dir
+from medsynth.paths import runs_dir
 from medsynth.precision import launched_processes, training_device
 from medsynth.registry import Registry, Source
 from medsynth.training.config import LoraTrainConfig
@@ -52,8 +52,7 @@ def train_lora(config: LoraTrainConfig, registry: Registry) -> Path:
     base = source_from_cli(config.base)
     pipe = load_pipeline(base, text_encoder, torch.float32)
     resolution = int(pipe.unet.config.sample_size * pipe.vae_scale_factor)
-    folder = Path(config.data) if config.data else data_root() / config.domain
-    images = load_domain_images(config.domain, resolution, folder=folder).split("train")
+    images = load_domain_images(domain, resolution, folder=config.data).split("train")
     if config.max_images:
         images = images.head(config.max_images)
     vae, unet = pipe.vae.to(device), pipe.unet.to(device)

@@ -24,9 +24,11 @@ HOW_TO_CONFIGURE = (
 
 
 def reference_folder(studio: Studio, domain: str) -> Path | None:
-    if studio.reference_root is None:
+    """The domain's real images: a user-added domain's own folder, else `<reference root>/<domain>`."""
+    own = studio.registry.get_domain(domain).data.folder
+    if own is None and studio.reference_root is None:
         return None
-    folder = studio.reference_root / domain
+    folder = studio.registry.get_domain(domain).image_folder(studio.reference_root)
     return folder if (folder / "metadata.csv").is_file() else None
 
 
@@ -73,7 +75,7 @@ def compare(
         raise user_error(str(error)) from None
     saved = studio.save_result(result)
     synthetic = [(str(p), f"synthetic · seed {i.seed}") for p, i in zip(saved.shown, result.images)]
-    if studio.reference_root is None:
+    if folder is None and studio.reference_root is None:
         note = HOW_TO_CONFIGURE
     elif folder is None:
         note = f"No reference images for {domain} under `{studio.reference_root}` (expected `{domain}/metadata.csv`)."

@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from medsynth.generation.scoring import ClassifierScorer
-from medsynth.registry import Source
+from medsynth.registry import Source, load_registry
 from medsynth.research.measures import (
     FeatureExtractor,
     class_matched_sample,
@@ -70,8 +70,9 @@ def test_imagenet_features_separate_modalities(real_data):
     """The EfficientNet-Lite0 weights are mapped right: skin photos resemble each other more than MRI."""
     from medsynth.data.cache import load_domain_images
 
-    derm = load_domain_images("dermatology", 64).split("val").images[:24]
-    brain = load_domain_images("brain_mri", 64).split("val").images[:24]
+    registry = load_registry()
+    derm = load_domain_images(registry.get_domain("dermatology"), 64).split("val").images[:24]
+    brain = load_domain_images(registry.get_domain("brain_mri"), 64).split("val").images[:24]
     features = FeatureExtractor()
     a, b = (
         torch.nn.functional.normalize(features(derm).float(), dim=1),
@@ -111,7 +112,7 @@ def test_real_images_of_one_domain_are_not_taken_for_another(real_data):
 
     features = FeatureExtractor()
     domains = ("dermatology", "ophthalmology", "brain_mri")
-    sets = {d: load_domain_images(d, 64) for d in domains}
+    sets = {d: load_domain_images(load_registry().get_domain(d), 64) for d in domains}
     references = {d: features(data.split("train").images[:150]) for d, data in sets.items()}
     fundi = features(sets["ophthalmology"].split("val").images[:40])
     assert foreign_domain_share(fundi, "ophthalmology", references) <= 0.05
