@@ -63,6 +63,15 @@ def load_domain_images(
     return DomainImages(domain.name, images, frame)
 
 
+def sampled_images(domain: Domain, size: int, split: str, n: int, seed: int = 0) -> np.ndarray:
+    """`n` images of a split drawn with `seed` (all of them where it has fewer), in the split's order, decoding only
+    those: a reference sample without reading the whole folder."""
+    folder = domain.image_folder()
+    files = list(load_metadata(folder, [split])["file"])
+    pick = np.sort(np.random.default_rng(seed).choice(len(files), min(n, len(files)), replace=False))
+    return np.stack([np.asarray(load_rgb(folder / files[i], size)) for i in pick])
+
+
 def labelled_splits(domain: Domain, size: int, splits: tuple[str, ...] = ("train", "val")):
     """(classes, images per split, class-index targets per split) of a domain's real images at `size`."""
     classes = list(domain.class_codes)

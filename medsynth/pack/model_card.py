@@ -18,7 +18,7 @@ from medsynth.pack.assemble import DECODER_RECORD, base_records
 from medsynth.pack.config import ModelCardConfig
 from medsynth.paths import PROJECT_ROOT, domain_folder
 from medsynth.registry import Registry
-from medsynth.research.reports import panel_mean
+from medsynth.research.reports import CLASS_RECALL_SHARE, classes_not_drawn, panel_mean
 from medsynth.training.lora import LoraTrainConfig
 
 SLOT = "<!-- medsynth:{} -->"
@@ -228,6 +228,12 @@ def _quality(results_path: Path) -> str:
             f"{f1['base']} → {f1['lora']} → {f1['validated']} | "
             f"{r['base']['frechet_distance']:.1f} → {r['lora']['frechet_distance']:.1f} ({r['frechet_floor_train_vs_test']:.1f}) |"
         )
+    failing = {name: classes_not_drawn(r) for name, r in results["domains"].items()}
+    if any(failing.values()):
+        listed = "; ".join(f"{name}: {', '.join(codes)}" for name, codes in failing.items() if codes)
+        lines += ["", f"**Classes the adapters do not draw** (evaluator recall on generated images under "
+                      f"{CLASS_RECALL_SHARE:g}× its recall on real ones): {listed}. A trainee who asks for them gets an "
+                      "image that does not show the finding."]  # fmt: skip
     return "\n".join(lines)
 
 

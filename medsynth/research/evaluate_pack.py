@@ -24,7 +24,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from medsynth.configs import changed_options, command_line, option_value
-from medsynth.data.cache import load_domain_images
+from medsynth.data.cache import load_domain_images, sampled_images
 from medsynth.generation.engine import GenerationRequest, MedSynth
 from medsynth.generation.prompts import class_prompt
 from medsynth.generation.scoring import ClassifierScorer
@@ -83,9 +83,7 @@ def domain_references(domains: list[Domain], size: int, features: FeatureExtract
     generated images with."""
     references = {}
     for domain in {d.name: d for d in domains}.values():  # once each, in order
-        train = load_domain_images(domain, size).split("train")
-        pick = np.random.default_rng(0).choice(len(train), min(REFERENCES_PER_DOMAIN, len(train)), replace=False)
-        references[domain.name] = features(train.images[np.sort(pick)])
+        references[domain.name] = features(sampled_images(domain, size, "train", REFERENCES_PER_DOMAIN))
     return references
 
 

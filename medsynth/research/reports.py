@@ -159,6 +159,7 @@ def render_pack_report(
         guidance = f"{r['guidance']:g}" if "guidance" in r else "–"  # not recorded before per-domain guidance
         lines.append(f"| {name} | {guidance} | {against} | {b['frechet_distance']:.1f} → {l['frechet_distance']:.1f} | {f1_text(b)} → {f1_text(l)} | "
                      f"{preferring} of {n} | {'✅' if both else '❌'} | {published_mark(panel_mean(l), reference_f1.get(name))} |")  # fmt: skip
+    lines += per_class_section(results)
     lines += _validation_section(results)
     lines += _evaluator_set_section(results, share_bars or {})
     if baseline:
@@ -175,6 +176,43 @@ def render_pack_report(
         if left_out:
             lines += [f"Left out of this folder: {'; '.join(left_out)}.", ""]
     return "\n".join(lines)
+
+
+# a class is drawn when the evaluator finds it in generated images at least this share as often as in real ones,
+# judged only where it finds it in real ones at least MIN_REAL_RECALL of the time (issue "every class drawn")
+CLASS_RECALL_SHARE, MIN_REAL_RECALL = 0.7, 0.25
+
+
+def classes_not_drawn(domain_result: Mapping, mode: str = "lora") -> list[str]:
+    """The classes whose generated recall falls under CLASS_RECALL_SHARE of the same evaluator's real recall."""
+    real = domain_result.get("evaluator_real_test", {}).get("per_class_recall")
+    generated = domain_result.get(mode, {}).get("evaluator_per_class_recall")
+    if not real or not generated:
+        return []  # results from before real per-class recall was kept
+    return [c for c, r in real.items() if r >= MIN_REAL_RECALL and generated.get(c, 0.0) < CLASS_RECALL_SHARE * r]
+
+
+def per_class_section(results: Mapping) -> list[str]:
+    """Per class: the evaluator's recall on generated images beside its recall on real ones (a macro average hides
+    the classes the generator cannot draw)."""
+    domains = {n: r for n, r in results["domains"].items() if r.get("evaluator_real_test", {}).get("per_class_recall")}
+    if not domains:
+        return []
+    lines = ["", "## Per class: is every class drawn?", "",
+             f"Recall of the primary evaluator on generated images of each class beside its recall on real {results['config'].get('split', 'test')} "
+             f"images of it. ❌: under {CLASS_RECALL_SHARE:g}× the real recall (judged where the real recall is at least "
+             f"{MIN_REAL_RECALL:g}; – below that, where the evaluator itself cannot tell the class).", "",
+             "| domain | class | real | base | base + LoRA | validated | LoRA ÷ real | drawn |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    for name, r in domains.items():
+        failing = classes_not_drawn(r)
+        for code, real in r["evaluator_real_test"]["per_class_recall"].items():
+            shown = {m: r[m]["evaluator_per_class_recall"].get(code) for m in MODES if m in r}
+            cells = [f"{shown[m]:.2f}" if shown.get(m) is not None else "–" for m in ("base", "lora", "validated")]
+            ratio = f"{shown['lora'] / real:.2f}" if real and shown.get("lora") is not None else "–"
+            verdict = "–" if real < MIN_REAL_RECALL else "❌" if code in failing else "✅"
+            lines.append(f"| {name} | {code} | {real:.2f} | {' | '.join(cells)} | {ratio} | {verdict} |")
+    return lines
 
 
 def _pictures(name: str, validated: bool) -> list[tuple[str, str]]:

@@ -397,3 +397,22 @@ def test_a_published_f1_marks_only_the_domain_whose_data_it_was_measured_on():
     assert registry.get_domain("chest_xray").reference_f1 is None
     assert published_mark(0.9, None) == "no published figure for this data"
     assert published_mark(0.70, pathology).startswith("✅ ≥ 0.6727") and published_mark(0.5, pathology).startswith("❌")
+
+
+def test_the_per_class_section_flags_classes_drawn_under_their_share_of_real_recall():
+    from medsynth.research.reports import classes_not_drawn, per_class_section
+
+    domain = {
+        "evaluator_real_test": {"per_class_recall": {"seen": 0.9, "faint": 0.2, "missed": 0.5}},
+        "base": {"evaluator_per_class_recall": {"seen": 0.5, "faint": 0.0, "missed": 0.1}},
+        "lora": {"evaluator_per_class_recall": {"seen": 0.63, "faint": 0.0, "missed": 0.34}},
+    }
+    # 0.63 = 0.7 × 0.9 is drawn, 0.34 < 0.7 × 0.5 is not; a class the evaluator misses in real images is not judged
+    assert classes_not_drawn(domain) == ["missed"]
+    rows = per_class_section({"config": {"split": "test"}, "domains": {"d": domain}})
+    assert "| d | missed | 0.50 | 0.10 | 0.34 | – | 0.68 | ❌ |" in rows
+    assert (
+        "| d | faint | 0.20 | 0.00 | 0.00 | – | 0.00 | – |" in rows
+        and "| d | seen | 0.90 | 0.50 | 0.63 | – | 0.70 | ✅ |" in rows
+    )
+    assert per_class_section({"config": {}, "domains": {"old": {"lora": {}}}}) == []  # older results: no section
