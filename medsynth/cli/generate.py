@@ -125,7 +125,12 @@ def add_commands(commands) -> None:
     )
     generate.add_argument("--validate", action="store_true", help="regenerate images the classifier rejects")
     generate.add_argument("--max-rounds", type=int, default=3, help="validation rounds at most (1–10)")
-    generate.add_argument("--threshold", type=float, default=0.5, help="classifier confidence needed to accept (0–1)")
+    generate.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="classifier confidence needed to accept (0–1); default: each class's median probability on real val images",
+    )
     generate.add_argument("--keep-rejected", action="store_true", help="also write images the validation rejected")
     generate.add_argument("--no-adapter", action="store_true", help="use the bare shared base (no domain LoRA)")
     generate.add_argument("--pack", default=None, help="model pack (default: $MEDSYNTH_PACK or mini)")

@@ -103,7 +103,12 @@ def add_commands(commands) -> None:
     export.add_argument("--per-class", type=int, required=True, help="images per class (1–100000)")
     export.add_argument("--out", type=Path, required=True, help="output folder (<label>/ subfolders and metadata.csv)")
     export.add_argument("--validate", action="store_true", help="regenerate what the classifier rejects")
-    export.add_argument("--threshold", type=float, default=0.5, help="classifier confidence needed to accept (0–1)")
+    export.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="classifier confidence needed to accept (0–1); default: each class's median probability on real val images",
+    )
     export.add_argument("--max-rounds", type=int, default=3, help="validation rounds at most (1–10)")
     export.add_argument("--steps", type=int, default=None, help="denoising steps (default: the pack's)")
     export.add_argument("--seed", type=int, default=0, help="first seed; every chunk's seeds follow from it")

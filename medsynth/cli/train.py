@@ -13,6 +13,9 @@ TRAINABLE = {
     "classifier": ConfigCommand(
         "medsynth.training.config:ClassifierTrainConfig", "medsynth.training.classifier:train_classifier"
     ),
+    "class-thresholds": ConfigCommand(
+        "medsynth.training.config:ClassThresholdsConfig", "medsynth.training.classifier:write_class_thresholds"
+    ),
     "clip": ConfigCommand("medsynth.training.config:ClipTrainConfig", "medsynth.training.clip:train_clip"),
     "evaluator": ConfigCommand(
         "medsynth.training.config:EvaluatorTrainConfig", "medsynth.training.evaluator:train_evaluator"

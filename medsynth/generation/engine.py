@@ -57,7 +57,7 @@ class GenerationRequest:
     guidance: float | None = None
     validate: bool = False
     max_rounds: int = 3
-    threshold: float = 0.5
+    threshold: float | None = None  # None: each class's typical confidence on real val images (Acceptance)
     use_adapter: bool = True  # False: the bare shared base, for comparison
     template_index: int = 0
 
@@ -73,7 +73,9 @@ class GenerationRequest:
             if not isinstance(self.guidance, (int, float)) or not low <= float(self.guidance) <= high:
                 raise RequestError(f"guidance must be a number between {low:g} and {high:g}; got {self.guidance!r}")
         check_whole_number("max_rounds", self.max_rounds, 1, MAX_ROUNDS)
-        if not isinstance(self.threshold, (int, float)) or not 0.0 <= self.threshold <= 1.0:
+        if self.threshold is not None and (
+            not isinstance(self.threshold, (int, float)) or not 0.0 <= self.threshold <= 1.0
+        ):
             raise RequestError(f"threshold must be between 0 and 1; got {self.threshold!r}")
         if self.validate and not self.label:
             raise RequestError("validation needs a class to check against: pick a disease (label)")
@@ -223,16 +225,15 @@ class MedSynth:
             # a grey modality is single-channel from here on: scores, files, exports and studies alike
             return [image.convert("L") for image in images] if domain.grey else images
 
+        acceptance = classifier.acceptance(label, request.threshold) if label else None
         if request.validate:
-            outcome = validate_loop(
-                generate, classifier.score, label, request.n, seed, request.threshold, request.max_rounds
-            )
+            outcome = validate_loop(generate, classifier.score, acceptance, request.n, seed, request.max_rounds)
             attempts, rounds = outcome.attempts, outcome.rounds
         else:
             seeds = list(range(seed, seed + request.n))
             images = generate(seeds)
             attempts = [
-                Attempt(image, s, 1, score, score.agrees_with(label, request.threshold) if label else None)
+                Attempt(image, s, 1, score, acceptance.accepts(score) if acceptance else None)
                 for image, s, score in zip(images, seeds, classifier.score(images))
             ]
             rounds = 1
@@ -262,7 +263,9 @@ class MedSynth:
                 "resolution": f"{attempt.image.width}x{attempt.image.height}",
                 "round": attempt.round,
                 "accepted": attempt.accepted,
-                "threshold": request.threshold if label else None,  # the confidence "accepted" asked of the classifier
+                # what "accepted" asked of the classifier: the probability of the class, and why that much
+                "threshold": round(acceptance.bar, 4) if acceptance else None,
+                "acceptance": acceptance.rule if acceptance else None,
                 "scores": {
                     "predicted": attempt.score.predicted,
                     "confidence": round(attempt.score.confidence, 4),

@@ -39,6 +39,27 @@ class AlignmentScore:
     percentile: float | None = None  # where class_cosine falls among real images of that class (0-100)
 
 
+FALLBACK_BAR = 0.5  # a classifier saved before it kept its classes' typical confidence
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """When the validation loop keeps an image asked to show `code`: by default when the classifier's probability of
+    the class reaches the class's typical probability on real val images of it (`per_class`); with a fixed bar, when
+    the class is predicted at that confidence or more."""
+
+    code: str
+    bar: float
+    per_class: bool
+
+    def accepts(self, score: ClassifierScore) -> bool:
+        return score.probability(self.code) >= self.bar if self.per_class else score.agrees_with(self.code, self.bar)
+
+    @property
+    def rule(self) -> str:
+        return "the class's median on real val images" if self.per_class else "a fixed confidence"
+
+
 class ClassifierScorer:
     def __init__(self, model: torch.nn.Module, config: ClassifierConfig, device: str | torch.device = "cpu") -> None:
         self.model, self.config, self.device = model, config, torch.device(device)
@@ -57,6 +78,13 @@ class ClassifierScorer:
     @property
     def classes(self) -> list[str]:
         return list(self.config.classes)
+
+    def acceptance(self, code: str, threshold: float | None = None) -> Acceptance:
+        """The validation rule for images of `code`: a fixed `threshold`, or with None the class's own bar."""
+        if threshold is not None:
+            return Acceptance(code, float(threshold), per_class=False)
+        bar = self.config.class_thresholds.get(code)
+        return Acceptance(code, bar, per_class=True) if bar is not None else Acceptance(code, FALLBACK_BAR, False)
 
     @torch.inference_mode()
     def logits(self, images: Sequence[Image.Image]) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Generic, Sequence, TypeVar
 
-from medsynth.generation.scoring import ClassifierScore
+from medsynth.generation.scoring import Acceptance, ClassifierScore
 
 ImageT = TypeVar("ImageT")
 
@@ -41,13 +41,12 @@ class ValidationOutcome(Generic[ImageT]):
 def validate_loop(
     generate: Callable[[list[int]], Sequence[ImageT]],
     score: Callable[[Sequence[ImageT]], Sequence[ClassifierScore]],
-    label: str,
+    acceptance: Acceptance,
     n: int,
     first_seed: int,
-    threshold: float = 0.5,
     max_rounds: int = 3,
 ) -> ValidationOutcome[ImageT]:
-    """Keep images the classifier assigns to `label` with confidence ≥ threshold.
+    """Keep the images `acceptance` accepts (see Acceptance).
 
     Round 1 uses seeds first_seed..first_seed+n-1; each later round draws the next unused
     seeds for the images still missing. Stops when n are accepted or after max_rounds.
@@ -56,8 +55,6 @@ def validate_loop(
         raise ValueError("n must be at least 1")
     if max_rounds < 1:
         raise ValueError("max_rounds must be at least 1")
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError("threshold must be between 0 and 1")
     attempts: list[Attempt[ImageT]] = []
     next_seed, accepted, rounds = first_seed, 0, 0
     while accepted < n and rounds < max_rounds:
@@ -66,7 +63,7 @@ def validate_loop(
         next_seed += len(seeds)
         images = generate(seeds)
         for image, seed, result in zip(images, seeds, score(images), strict=True):
-            ok = result.agrees_with(label, threshold)
+            ok = acceptance.accepts(result)
             attempts.append(Attempt(image, seed, rounds, result, ok))
             accepted += ok
     return ValidationOutcome(attempts, n, rounds)

@@ -36,6 +36,9 @@ class ClassifierConfig:
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     metrics: dict[str, float] = field(default_factory=dict)
+    # per class, the median calibrated probability of the class on real val images of it: the validation loop accepts
+    # a generated image whose probability of the asked-for class reaches it (a weak class is not held to a strong one's)
+    class_thresholds: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:

@@ -258,4 +258,19 @@ def fit_classifier(
         "val_ece_before": round(expected_calibration_error(val_logits, y_val, 1.0), 4),
         "val_ece_after": round(expected_calibration_error(val_logits, y_val, model_config.temperature), 4),
     }
+    model_config.class_thresholds = typical_confidence(val_logits, y_val, classes, model_config.temperature)
     return FittedClassifier(model, model_config, history, chosen)
+
+
+def typical_confidence(
+    logits: torch.Tensor, targets: torch.Tensor, classes: list[str], temperature: float
+) -> dict[str, float]:
+    """Per class, the median calibrated probability of the class on the images that are of it (classes without
+    images are left out)."""
+    probs = torch.softmax(logits / temperature, dim=1)
+    targets = torch.as_tensor(targets)
+    return {
+        code: round(float(probs[targets == k, k].median()), 4)
+        for k, code in enumerate(classes)
+        if bool((targets == k).any())
+    }

@@ -32,7 +32,10 @@ class PackEvaluationConfig:
     )  # fmt: skip
     steps: int = option(0, help="denoising steps (0: the pack's default)")
     guidance: float = option(0.0, help="guidance scale (0: each domain's default in the pack)")
-    threshold: float = option(0.5, help="classifier confidence the validation loop asks for")
+    threshold: float = option(
+        0.0, help="classifier confidence the validation loop asks for (0: each class's median probability on real val "
+        "images, the app's rule)",
+    )  # fmt: skip
     max_rounds: int = option(3, help="validation rounds at most")
     seed: int = option(1000, help="first generation seed (class k starts at seed + 10000 k)")
     split: str = option("test", help="real split to compare with: val to make choices, test once for the report")

@@ -65,7 +65,7 @@ def generate_set(
         request = GenerationRequest(
             domain=domain, label=code, n=config.per_class, seed=config.seed + 10_000 * k,
             steps=config.steps or None, guidance=config.guidance or None, use_adapter=mode != "base", validate=mode == "validated",
-            threshold=config.threshold, max_rounds=config.max_rounds,
+            threshold=config.threshold or None, max_rounds=config.max_rounds,
         )  # fmt: skip
         result = engine.run(request)
         images += [i.image for i in result.images]

@@ -242,6 +242,14 @@ def _kept_text(kept: Mapping[str, int] | None, requested: int) -> str:
     return ", ".join(short) or "none"
 
 
+def _acceptance_text(threshold: str) -> str:
+    """What the loop rejected, as the run's threshold option says it (0: each class's own bar)."""
+    if float(threshold) == 0:
+        return ("probability of the asked-for class below that class's median on real val images, one rule for every "
+                "class, stored with the classifier")  # fmt: skip
+    return f"confidence below {threshold}"
+
+
 def _validation_section(results: dict) -> list[str]:
     """What the validation loop keeps: only accepted images, so its F1 is measured on a different class mix."""
     domains = {name: r for name, r in results["domains"].items() if "validated" in r}
@@ -250,7 +258,7 @@ def _validation_section(results: dict) -> list[str]:
     requested = int(results["config"]["per_class"])  # stored as the command line wrote it
     lines = ["", "## What the validation loop keeps", "",
              f"The loop asks for {requested} images per class, regenerates those the pack's classifier rejects "
-             f"(confidence below {results['config'].get('threshold', '0.5')}, at most {results['config'].get('max_rounds', '3')} rounds) "
+             f"({_acceptance_text(results['config'].get('threshold', '0.5'))}, at most {results['config'].get('max_rounds', '3')} rounds) "
              "and keeps only accepted ones. Its F1 is therefore measured on the images the classifier already "
              "agrees with, with the classes it rarely accepts thin or missing: it says how recognisable the served "
              "images are, not how well every class can be drawn. Its Fréchet distance, from fewer images, is biased "

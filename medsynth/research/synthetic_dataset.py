@@ -33,7 +33,7 @@ class ExportPlan:
     chunk: int = 8
     seed: int = 0
     validate: bool = False
-    threshold: float = 0.5
+    threshold: float | None = None  # None: each class's own bar (see Acceptance)
     max_rounds: int = 3
     steps: int | None = None
     mark: bool = False

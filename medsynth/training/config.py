@@ -197,6 +197,15 @@ class ClassifierTrainConfig:
 
 
 @dataclass
+class ClassThresholdsConfig:
+    """Each class's acceptance bar for the validation loop, from real val images, written into a trained classifier."""
+
+    domain: str = option(help="domain whose classifier gets its bars (see `medsynth domains`)")
+    classifier: Path | None = option(None, help="classifier folder (default: the pack's classifier of the domain)")
+    pack: str = option("", help="model pack (default: $MEDSYNTH_PACK or mini)")
+
+
+@dataclass
 class ClipTrainConfig:
     """Small open_clip model (ViT image tower, transformer text tower) for alignment scores."""
 

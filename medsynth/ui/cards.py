@@ -44,7 +44,9 @@ def score_card(domain: Domain, image: SyntheticImage, attempts: int | None = Non
         if record.get("label"):
             asked = class_label(domain, record["label"])
             needed = record.get("threshold")
-            bar = f"; {needed:.0%} needed" if needed is not None else ""
+            rule = record.get("acceptance")
+            why = f" ({rule})" if rule and "median" in rule else ""
+            bar = f"; {needed:.0%} needed{why}" if needed is not None else ""
             probability = score.probability(record["label"])
             # the opinion of one small classifier at a stated confidence, not a diagnosis
             if image.accepted:

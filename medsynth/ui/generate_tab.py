@@ -143,7 +143,7 @@ def generate(
     guidance: Any,
     validate: bool,
     rounds: Any,
-    threshold: Any = 0.5,
+    threshold: Any = 0.0,
     progress: Any = None,
 ) -> tuple:
     """Run one request; returns gallery, per-image cards (state), seed, status, ZIP, first card."""
@@ -170,7 +170,7 @@ def generate(
             guidance=real_number("guidance", guidance),
             validate=bool(validate),
             max_rounds=whole_number("max_rounds", rounds, 3),
-            threshold=real_number("threshold", threshold, 0.5),
+            threshold=real_number("threshold", threshold, 0.0) or None,  # 0: the class's own bar
         )
 
         def report(done: int, total: int) -> None:
@@ -249,8 +249,9 @@ def build(studio: Studio) -> None:
                 validate = gr.Checkbox(label="Validated only (regenerate what the classifier rejects)", value=False)
                 rounds = CheckedSlider(1, MAX_ROUNDS, value=3, step=1, label="Round limit")
                 threshold = CheckedSlider(
-                    0, 1, value=0.5, step=0.05, label="Classifier confidence to accept", elem_id="threshold"
-                )
+                    0, 1, value=0, step=0.05, elem_id="threshold",
+                    label="Classifier confidence to accept (0: the class's typical confidence on real images)",
+                )  # fmt: skip
             with gr.Accordion("Advanced", open=False):
                 steps = CheckedSlider(STEPS_RANGE[0], 100, value=pack.default_steps, step=1, label="Denoising steps")
                 guidance = CheckedSlider(0, 20, value=pack.default_guidance, step=0.5, label="Guidance scale")

@@ -395,3 +395,27 @@ def test_the_detail_loss_asks_for_as_much_fine_detail_as_the_real_image_whatever
     blurred.requires_grad_(True)
     detail_loss(blurred, real).backward()
     assert blurred.grad.abs().sum() > 0
+
+
+def test_class_thresholds_are_each_class_median_on_real_val_images(real_data, tmp_path, capsys):
+    """`train class-thresholds` writes into a copy of the pack's chest classifier the bars the validation loop holds
+    each class to, leaving the rest of its config as it was; the loop then uses them."""
+    import json
+    import shutil
+
+    from medsynth.generation.scoring import ClassifierScorer
+    from medsynth.paths import pack_dir
+
+    folder = tmp_path / "classifier"
+    shutil.copytree(pack_dir("mini") / "classifiers" / "chest_xray", folder)
+    before = json.loads((folder / "config.json").read_text())
+    assert main(["train", "class-thresholds", "--domain", "chest_xray", "--classifier", str(folder)]) == 0
+    after = json.loads((folder / "config.json").read_text())
+    assert set(after["class_thresholds"]) == {"normal", "pneumonia", "covid19"}
+    assert all(0 < bar < 1 for bar in after["class_thresholds"].values())
+    assert {k: v for k, v in after.items() if k != "class_thresholds"} == {
+        k: v for k, v in before.items() if k != "class_thresholds"
+    }
+    scorer = ClassifierScorer.from_source(Source.parse(str(folder), tmp_path))
+    acceptance = scorer.acceptance("covid19")
+    assert acceptance.per_class and acceptance.bar == after["class_thresholds"]["covid19"]
