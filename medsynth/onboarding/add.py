@@ -437,16 +437,17 @@ def add_domain(config: DomainAddConfig, registry: Registry) -> Path:
 def summary(run: DomainAdd, progress: dict) -> str:
     """What the user gets: where the domain is registered, its guidance, and per class the evaluator's recall on
     generated test-set images beside its recall on real ones."""
-    results = json.loads((run.out / "report" / "results.json").read_text())
-    measured = results["domains"][run.name]
-    real = measured["evaluator_real_test"]["per_class_recall"]
-    generated = measured["lora"]["evaluator_per_class_recall"]
+    from medsynth.research.pack_results import PackEvaluation
+
+    measured = PackEvaluation.load(run.out / "report" / "results.json").domains[run.name]
+    real = measured.evaluator_real.per_class_recall
+    generated = measured.modes["lora"].evaluator_per_class_recall
     lines = [
         f"{run.name} is registered in {run.user_path} ({progress['wall_time_s'] / 60:.1f} min this run); restart the "
-        f"app to serve it, or: python -m medsynth generate --domain {run.name} --label {measured['classes'][0]}",
+        f"app to serve it, or: python -m medsynth generate --domain {run.name} --label {measured.classes[0]}",
         f"guidance {progress['done']['guidance']['guidance']:g} (chosen on val); per class, the evaluator's recall on "
         "generated test-set images | on real test images:",
     ]
-    for code in measured["classes"]:
+    for code in measured.classes:
         lines.append(f"  {code:<20} {generated[code]:.2f} | {real[code]:.2f}")
     return "\n".join(lines)

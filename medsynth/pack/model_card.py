@@ -18,7 +18,8 @@ from medsynth.pack.assemble import DECODER_RECORD, base_records
 from medsynth.pack.config import ModelCardConfig
 from medsynth.paths import PROJECT_ROOT, domain_folder
 from medsynth.registry import Registry
-from medsynth.research.reports import CLASS_RECALL_SHARE, classes_not_drawn, panel_mean
+from medsynth.research.pack_results import MODES, PackEvaluation
+from medsynth.research.reports import CLASS_RECALL_SHARE, classes_not_drawn
 from medsynth.training.lora import LoraTrainConfig
 
 SLOT = "<!-- medsynth:{} -->"
@@ -212,23 +213,23 @@ def _validation_table(pack: Path, classifier_configs: dict[str, dict]) -> str:
 
 
 def _quality(results_path: Path) -> str:
-    results = _record(results_path)
-    if not results:
+    if not results_path.is_file():
         return "_The test-split evaluation (`python -m medsynth evaluate-pack`) has not been run for this pack yet._"
     report = results_path.parent / "REPORT.md"
     shown = report.relative_to(PROJECT_ROOT) if report.is_relative_to(PROJECT_ROOT) else report
     lines = ["## Measured quality (real test split)", "", f"Full report with pictures: `{shown}`.", "",
              "| domain | classifier acc / bal. acc / macro-F1 | CLIP zero-shot | evaluator F1 (panel mean): base → LoRA → validated | Fréchet: base → LoRA (floor) |",
              "|---|---|---:|---|---|"]  # fmt: skip
-    for name, r in results["domains"].items():
-        c = r["classifier_real_test"]
-        f1 = {mode: f"{panel_mean(r[mode]):.3f}" if mode in r else "–" for mode in ("base", "lora", "validated")}
+    results = PackEvaluation.load(results_path)
+    for name, r in results.domains.items():
+        c = r.classifier_real
+        f1 = {mode: f"{r.modes[mode].panel_mean:.3f}" if mode in r.modes else "–" for mode in MODES}
         lines.append(
-            f"| {name} | {c['accuracy']:.3f} / {c['balanced_accuracy']:.3f} / {c['macro_f1']:.3f} | {r['clip_zero_shot_accuracy']:.3f} | "
+            f"| {name} | {c.accuracy:.3f} / {c.balanced_accuracy:.3f} / {c.macro_f1:.3f} | {r.clip_zero_shot_accuracy:.3f} | "
             f"{f1['base']} → {f1['lora']} → {f1['validated']} | "
-            f"{r['base']['frechet_distance']:.1f} → {r['lora']['frechet_distance']:.1f} ({r['frechet_floor_train_vs_test']:.1f}) |"
+            f"{r.modes['base'].frechet_distance:.1f} → {r.modes['lora'].frechet_distance:.1f} ({r.frechet_floor:.1f}) |"
         )
-    failing = {name: classes_not_drawn(r) for name, r in results["domains"].items()}
+    failing = {name: classes_not_drawn(r) for name, r in results.domains.items()}
     if any(failing.values()):
         listed = "; ".join(f"{name}: {', '.join(codes)}" for name, codes in failing.items() if codes)
         lines += ["", f"**Classes the adapters do not draw** (evaluator recall on generated images under "

@@ -44,8 +44,9 @@ from medsynth.research.measures import (
     kernel_distance,
     nearest_training_images,
 )
+from medsynth.research.pack_results import MODES, PackEvaluation
 from medsynth.research.pictures import confusion_plot, image_grid, rows_by_class
-from medsynth.research.reports import MODES, render_pack_report
+from medsynth.research.reports import render_pack_report
 
 logger = logging.getLogger(__name__)
 
@@ -260,15 +261,13 @@ def evaluate_pack(config: PackEvaluationConfig, registry: Registry) -> Path:
 def write_report(out: Path, registry: Registry, baseline: Path | None = None) -> Path:
     """REPORT.md from the folder's results.json: what every run has merged so far, runs side by side included."""
     with results_lock(out / "results.json"):
-        results = json.loads((out / "results.json").read_text())
-        sources = {name: registry.get_domain(name).sources_for(results["pack"]) for name in results["domains"]}
+        results = PackEvaluation.load(out / "results.json")
+        sources = {name: registry.get_domain(name).sources_for(results.pack) for name in results.domains}
         share_bars = {name: source.f1_share_bar for name, source in sources.items()}
-        earlier = json.loads(Path(baseline).read_text()) if baseline else None
+        earlier = PackEvaluation.load(baseline) if baseline else None
         pictures = {file.name for file in out.iterdir()}
-        figures = {
-            name: registry.get_domain(name).reference_f1 for name in results["domains"] if name in registry.domains
-        }
-        command = reproduce_command(results["config"])
+        figures = {name: registry.get_domain(name).reference_f1 for name in results.domains if name in registry.domains}
+        command = reproduce_command(results.settings)
         report = render_pack_report(results, command, share_bars, earlier, pictures, figures)
         (out / "REPORT.md").write_text(report)
     return out / "REPORT.md"

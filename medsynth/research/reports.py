@@ -1,8 +1,7 @@
 """Markdown for the research commands' reports, kept apart from what they compute.
 
-Every function here turns results (dicts and frames as the commands store them) into text; none
-computes a measurement. The evaluator-panel helpers read stored results and are shared with the
-model card.
+Every function here turns results (evaluate-pack's typed records, other commands' dicts and frames)
+into text; none computes a measurement. The evaluator-panel helpers are shared with the model card.
 """
 
 from __future__ import annotations
@@ -13,23 +12,13 @@ import numpy as np
 import pandas as pd
 
 from medsynth.registry import ReferenceFigure
-
-MODES = {"base": "bare shared base", "lora": "base + domain LoRA", "validated": "base + LoRA + validation loop"}
-
-
-def panel_f1(mode_result: dict) -> list[float]:
-    """Generated-image macro-F1 under every evaluator of the panel (the primary alone in older reports)."""
-    return mode_result.get("evaluator_macro_f1_panel") or [mode_result["evaluator_macro_f1"]]
+from medsynth.research.pack_results import MODES, DomainEvaluation, GeneratedSet, PackEvaluation
 
 
-def panel_mean(mode_result: dict) -> float:
-    return float(np.mean(panel_f1(mode_result)))
-
-
-def f1_text(mode_result: dict) -> str:
+def f1_text(generated: GeneratedSet) -> str:
     """The panel's mean F1, with its lowest and highest where there is more than one evaluator."""
-    values = panel_f1(mode_result)
-    mean = panel_mean(mode_result)
+    values = generated.panel_f1
+    mean = generated.panel_mean
     return f"{mean:.3f}" if len(values) == 1 else f"{mean:.3f} ({min(values):.3f}–{max(values):.3f})"
 
 
@@ -38,35 +27,37 @@ def share_text(share: float | None) -> str:
     return "–" if share is None else f"{share:.0%}"
 
 
-def lora_verdict(base: dict, lora: dict) -> tuple[bool, int, int]:
+def lora_verdict(base: GeneratedSet, lora: GeneratedSet) -> tuple[bool, int, int]:
     """(LoRA better on both, evaluators preferring it, panel size): Fréchet distance lower, and F1 higher
     under every evaluator, so that no verdict rests on one evaluator's quirks."""
-    pairs = list(zip(panel_f1(base), panel_f1(lora)))
+    pairs = list(zip(base.panel_f1, lora.panel_f1))
     preferring = sum(l > b for b, l in pairs)
-    return lora["frechet_distance"] < base["frechet_distance"] and preferring == len(pairs), preferring, len(pairs)
+    return lora.frechet_distance < base.frechet_distance and preferring == len(pairs), preferring, len(pairs)
 
 
-def _accuracy_bar(r: dict, accuracy: float) -> str:
+def _accuracy_bar(r: DomainEvaluation, accuracy: float) -> str:
     """The classifier's bar cell: a share of the ImageNet probe's accuracy (older reports: a fixed number)."""
-    bar = r.get("accuracy_bar")
-    if not bar:
+    if not r.accuracy_bar:
         return "–"
-    how = f" ({r['probe_accuracy_share']:g} × probe {r['probe_accuracy']:.3f})" if "probe_accuracy" in r else ""
-    return f"{bar:.3f}{how} {'✅' if accuracy >= bar else '❌'}"
+    how = f" ({r.probe_accuracy_share:g} × probe {r.probe_accuracy:.3f})" if r.probe_accuracy is not None else ""
+    return f"{r.accuracy_bar:.3f}{how} {'✅' if accuracy >= r.accuracy_bar else '❌'}"
 
 
 def published_mark(f1: float, figure: ReferenceFigure | None) -> str:
-    """The LoRA's F1 beside the registry's published figure for the same data; none for a domain without one."""
     if figure is None:
         return "no published figure for this data"
     return f"{'✅' if f1 >= figure.value else '❌'} ≥ {figure.value:.4f} ({figure.source})"
 
 
+def _optional(value: float | None, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
 def render_pack_report(
-    results: dict,
+    results: PackEvaluation | Mapping,
     command: str,
     share_bars: Mapping[str, float | None] | None = None,
-    baseline: dict | None = None,
+    baseline: PackEvaluation | Mapping | None = None,
     pictures: Collection[str] | None = None,
     reference_f1: Mapping[str, ReferenceFigure | None] | None = None,
 ) -> str:
@@ -74,28 +65,27 @@ def render_pack_report(
     ones must reach (from the registry); `baseline`: an earlier pack's results measured the same way; `pictures`:
     the picture files the folder holds, where some were left out of it (default: all of them); `reference_f1`: a
     published generated-image F1 a domain's data carries in the registry (a PathMNIST figure marks PathMNIST only)."""
+    results = results if isinstance(results, PackEvaluation) else PackEvaluation.from_json(results)
+    if baseline is not None and not isinstance(baseline, PackEvaluation):
+        baseline = PackEvaluation.from_json(baseline)
     reference_f1 = reference_f1 or {}
-    split = results["config"].get("split", "test")
-    lines = [f"# Evaluation of the `{results['pack']}` pack", "", f"Real {split} split of each domain; generated images: "
-             f"{results['config']['per_class']} per class, seeds fixed. Reproduce: `{command}`.", ""]  # fmt: skip
-    if results.get("pack_settings"):
-        p = results["pack_settings"]
+    split, domains = results.split, results.domains
+    lines = [f"# Evaluation of the `{results.pack}` pack", "", f"Real {split} split of each domain; generated images: "
+             f"{results.settings.get('per_class', '?')} per class, seeds fixed. Reproduce: `{command}`.", ""]  # fmt: skip
+    if results.pack_settings:
+        p = results.pack_settings
         lines += [
             f"Pack settings: {p['default_steps']} steps, guidance {p['default_guidance']} (unless a domain has its own, below).",
             "",
         ]
-    degrade = {name: r["evaluator_degrade"] for name, r in results["domains"].items() if "evaluator_degrade" in r}
+    degrade = {name: r.evaluator_degrade for name, r in domains.items() if r.evaluator_degrade is not None}
     if degrade:
         shares = ", ".join(f"{name} {share:.0%}" for name, share in degrade.items())
         lines += [
             f"Evaluators (EfficientNet-Lite0, measurement only): share of training images slightly blurred or noised: {shares}.",
             "",
         ]
-    panels = {
-        name: len(r["evaluator_panel_seeds"])
-        for name, r in results["domains"].items()
-        if len(r.get("evaluator_panel_seeds", [])) > 1
-    }
+    panels = {name: len(r.evaluator_panel_seeds) for name, r in domains.items() if len(r.evaluator_panel_seeds) > 1}
     if panels:
         sizes = ", ".join(f"{name} {n}" for name, n in panels.items())
         lines += [f"Evaluator panel (the same recipe, other seeds): {sizes} evaluators. Generated-image F1 is their mean, "
@@ -106,18 +96,17 @@ def render_pack_report(
         "| domain | classifier acc | bar | balanced acc | macro-F1 | CLIP zero-shot | evaluator acc |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, r in results["domains"].items():
-        c = r["classifier_real_test"]
+    for name, r in domains.items():
+        c = r.classifier_real
         lines.append(
-            f"| {name} | {c['accuracy']:.3f} | {_accuracy_bar(r, c['accuracy'])} | {c['balanced_accuracy']:.3f} | {c['macro_f1']:.3f} | {r['clip_zero_shot_accuracy']:.3f} | {r['evaluator_real_test']['accuracy']:.3f} |"
+            f"| {name} | {c.accuracy:.3f} | {_accuracy_bar(r, c.accuracy)} | {_optional(c.balanced_accuracy, '.3f')} | {_optional(c.macro_f1, '.3f')} | {r.clip_zero_shot_accuracy:.3f} | {r.evaluator_real.accuracy:.3f} |"
         )
-    by_source = {
-        name: r["classifier_by_source"] for name, r in results["domains"].items() if r.get("classifier_by_source")
-    }
-    for name, groups in by_source.items():
+    for name, r in domains.items():
+        if not r.classifier_by_source:
+            continue
         lines += ["", f"Classifier accuracy on {name} by source and label (a source that comes with one label can stand in for it):", "",
                   "| source | label | images | accuracy |", "|---|---|---:|---:|"]  # fmt: skip
-        lines += [f"| {g['source']} | {g['label']} | {g['n']} | {g['accuracy']:.2f} |" for g in groups]
+        lines += [f"| {g['source']} | {g['label']} | {g['n']} | {g['accuracy']:.2f} |" for g in r.classifier_by_source]
     lines += [
         "",
         "## Generated images",
@@ -125,26 +114,26 @@ def render_pack_report(
         "| domain | mode | evaluator macro-F1 | Fréchet (EffNet-Lite0) | floor train↔test | KID | CLIP score | classifier agreement | NN cosine median / max | another domain's look |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, r in results["domains"].items():
+    for name, r in domains.items():
         for mode, label in MODES.items():
-            if mode not in r:  # a run without the validation loop (evaluate-pack --modes base,lora)
+            m = r.mode(mode)
+            if m is None:  # a run without the validation loop (evaluate-pack --modes base,lora)
                 continue
-            m = r[mode]
+            agreement = "–" if m.classifier_agreement is None else f"{m.classifier_agreement:.0%} of {m.generated}"
             lines.append(
-                f"| {name} | {label} | {f1_text(m)} | {m['frechet_distance']:.1f} | {r['frechet_floor_train_vs_test']:.1f} | {m['kid']:.4f} | {m['clip_score']:.3f} | {m['classifier_agreement']:.0%} of {m['generated']} | {m['memorisation_median']:.3f} / {m['memorisation_max']:.3f} | {share_text(m.get('foreign_domain_share'))} |"
+                f"| {name} | {label} | {f1_text(m)} | {m.frechet_distance:.1f} | {r.frechet_floor:.1f} | {_optional(m.kid, '.4f')} | {_optional(m.clip_score, '.3f')} | {agreement} | {_optional(m.memorisation_median, '.3f')} / {_optional(m.memorisation_max, '.3f')} | {share_text(m.foreign_domain_share)} |"
             )
-    ceilings = {name: r["autoencoder_ceiling"] for name, r in results["domains"].items() if "autoencoder_ceiling" in r}
+    ceilings = {name: r for name, r in domains.items() if r.autoencoder_ceiling}
     if ceilings:
         lines += ["", "## What the autoencoder lets through", "",
                   f"The real {split} images themselves, encoded and decoded: no generated image can carry more detail or class "
                   "evidence than this (the Fréchet distance compares each image with its own reconstruction, so it flatters).", "",
                   "| domain | evaluator macro-F1 real → reconstructed | Fréchet reconstructed ↔ real | base + LoRA, same evaluator |",
                   "|---|---|---:|---|"]  # fmt: skip
-        for name, ceiling in ceilings.items():
-            r = results["domains"][name]
-            real_f1 = r["evaluator_real_test"]["macro_f1"]
-            lines.append(f"| {name} | {real_f1:.3f} → {ceiling['evaluator_macro_f1']:.3f} | {ceiling['frechet_distance']:.1f} | "
-                         f"F1 {r['lora']['evaluator_macro_f1']:.3f}, Fréchet {r['lora']['frechet_distance']:.1f} |")  # fmt: skip
+        for name, r in ceilings.items():
+            ceiling, lora = r.autoencoder_ceiling, r.modes["lora"]
+            lines.append(f"| {name} | {_optional(r.evaluator_real.macro_f1, '.3f')} → {ceiling['evaluator_macro_f1']:.3f} | {ceiling['frechet_distance']:.1f} | "
+                         f"F1 {lora.evaluator_macro_f1:.3f}, Fréchet {lora.frechet_distance:.1f} |")  # fmt: skip
     lines += [
         "",
         "## Does the LoRA earn its place?",
@@ -152,23 +141,23 @@ def render_pack_report(
         "| domain | guidance | LoRA guided against | Fréchet base → LoRA | evaluator F1 base → LoRA | evaluators preferring the LoRA | LoRA better on both | F1 against a published figure |",
         "|---|---:|---|---|---|---|---|---|",
     ]
-    for name, r in results["domains"].items():
-        b, l = r["base"], r["lora"]
+    for name, r in domains.items():
+        b, l = r.modes["base"], r.modes["lora"]
         both, preferring, n = lora_verdict(b, l)
-        against = "bare base's unconditional" if r.get("base_unconditional") else "its own unconditional"
-        guidance = f"{r['guidance']:g}" if "guidance" in r else "–"  # not recorded before per-domain guidance
-        lines.append(f"| {name} | {guidance} | {against} | {b['frechet_distance']:.1f} → {l['frechet_distance']:.1f} | {f1_text(b)} → {f1_text(l)} | "
-                     f"{preferring} of {n} | {'✅' if both else '❌'} | {published_mark(panel_mean(l), reference_f1.get(name))} |")  # fmt: skip
+        against = "bare base's unconditional" if r.base_unconditional else "its own unconditional"
+        guidance = f"{r.guidance:g}" if r.guidance is not None else "–"  # not recorded before per-domain guidance
+        lines.append(f"| {name} | {guidance} | {against} | {b.frechet_distance:.1f} → {l.frechet_distance:.1f} | {f1_text(b)} → {f1_text(l)} | "
+                     f"{preferring} of {n} | {'✅' if both else '❌'} | {published_mark(l.panel_mean, reference_f1.get(name))} |")  # fmt: skip
     lines += per_class_section(results)
     lines += _validation_section(results)
     lines += _evaluator_set_section(results, share_bars or {})
     if baseline:
         lines += _baseline_section(results, baseline)
     lines += ["", "## Pictures", ""]
-    for name in results["domains"]:
+    for name, r in domains.items():
         lines += [f"### {name}", ""]
         left_out = []
-        for caption, file in _pictures(name, "validated" in results["domains"][name]):
+        for caption, file in _pictures(name, "validated" in r.modes):
             if pictures is None or file in pictures:
                 lines += [f"{caption}: ![{name}: {caption.lower()}]({file})", ""]
             else:
@@ -183,32 +172,32 @@ def render_pack_report(
 CLASS_RECALL_SHARE, MIN_REAL_RECALL = 0.7, 0.25
 
 
-def classes_not_drawn(domain_result: Mapping, mode: str = "lora") -> list[str]:
+def classes_not_drawn(domain: DomainEvaluation, mode: str = "lora") -> list[str]:
     """The classes whose generated recall falls under CLASS_RECALL_SHARE of the same evaluator's real recall."""
-    real = domain_result.get("evaluator_real_test", {}).get("per_class_recall")
-    generated = domain_result.get(mode, {}).get("evaluator_per_class_recall")
+    real = domain.evaluator_real.per_class_recall
+    generated = domain.mode(mode).evaluator_per_class_recall if domain.mode(mode) else {}
     if not real or not generated:
         return []  # results from before real per-class recall was kept
     return [c for c, r in real.items() if r >= MIN_REAL_RECALL and generated.get(c, 0.0) < CLASS_RECALL_SHARE * r]
 
 
-def per_class_section(results: Mapping) -> list[str]:
+def per_class_section(results: PackEvaluation) -> list[str]:
     """Per class: the evaluator's recall on generated images beside its recall on real ones (a macro average hides
     the classes the generator cannot draw)."""
-    domains = {n: r for n, r in results["domains"].items() if r.get("evaluator_real_test", {}).get("per_class_recall")}
+    domains = {n: r for n, r in results.domains.items() if r.evaluator_real.per_class_recall}
     if not domains:
         return []
     lines = ["", "## Per class: is every class drawn?", "",
-             f"Recall of the primary evaluator on generated images of each class beside its recall on real {results['config'].get('split', 'test')} "
+             f"Recall of the primary evaluator on generated images of each class beside its recall on real {results.split} "
              f"images of it. ❌: under {CLASS_RECALL_SHARE:g}× the real recall (judged where the real recall is at least "
              f"{MIN_REAL_RECALL:g}; – below that, where the evaluator itself cannot tell the class).", "",
              "| domain | class | real | base | base + LoRA | validated | LoRA ÷ real | drawn |",
              "|---|---|---:|---:|---:|---:|---:|---|"]  # fmt: skip
     for name, r in domains.items():
         failing = classes_not_drawn(r)
-        for code, real in r["evaluator_real_test"]["per_class_recall"].items():
-            shown = {m: r[m]["evaluator_per_class_recall"].get(code) for m in MODES if m in r}
-            cells = [f"{shown[m]:.2f}" if shown.get(m) is not None else "–" for m in ("base", "lora", "validated")]
+        for code, real in r.evaluator_real.per_class_recall.items():
+            shown = {m: g.evaluator_per_class_recall.get(code) for m, g in r.modes.items()}
+            cells = [f"{shown[m]:.2f}" if shown.get(m) is not None else "–" for m in MODES]
             ratio = f"{shown['lora'] / real:.2f}" if real and shown.get("lora") is not None else "–"
             verdict = "–" if real < MIN_REAL_RECALL else "❌" if code in failing else "✅"
             lines.append(f"| {name} | {code} | {real:.2f} | {' | '.join(cells)} | {ratio} | {verdict} |")
@@ -226,11 +215,11 @@ def _pictures(name: str, validated: bool) -> list[tuple[str, str]]:
             ("Closest generated ↔ training pairs (memorisation check)", f"{name}_nearest_training.png")]  # fmt: skip
 
 
-def _mean(values: list[float]) -> float:
+def _mean(values) -> float:
     return float(np.mean(values))
 
 
-def _optional_mean(values: list[float] | None) -> str:
+def _optional_mean(values) -> str:
     return "–" if values is None else f"{_mean(values):.3f}"
 
 
@@ -250,15 +239,16 @@ def _acceptance_text(threshold: str) -> str:
     return f"confidence below {threshold}"
 
 
-def _validation_section(results: dict) -> list[str]:
+def _validation_section(results: PackEvaluation) -> list[str]:
     """What the validation loop keeps: only accepted images, so its F1 is measured on a different class mix."""
-    domains = {name: r for name, r in results["domains"].items() if "validated" in r}
+    domains = {name: r for name, r in results.domains.items() if "validated" in r.modes}
     if not domains:
         return []
-    requested = int(results["config"]["per_class"])  # stored as the command line wrote it
+    settings = results.settings
+    requested = int(settings["per_class"])  # stored as the command line wrote it
     lines = ["", "## What the validation loop keeps", "",
              f"The loop asks for {requested} images per class, regenerates those the pack's classifier rejects "
-             f"({_acceptance_text(results['config'].get('threshold', '0.5'))}, at most {results['config'].get('max_rounds', '3')} rounds) "
+             f"({_acceptance_text(settings.get('threshold', '0.5'))}, at most {settings.get('max_rounds', '3')} rounds) "
              "and keeps only accepted ones. Its F1 is therefore measured on the images the classifier already "
              "agrees with, with the classes it rarely accepts thin or missing: it says how recognisable the served "
              "images are, not how well every class can be drawn. Its Fréchet distance, from fewer images, is biased "
@@ -266,16 +256,16 @@ def _validation_section(results: dict) -> list[str]:
              "| domain | images kept of asked | generated | classifier agreement | classes left short (images kept) | evaluator F1 LoRA → validated |",
              "|---|---:|---:|---:|---|---|"]  # fmt: skip
     for name, r in domains.items():
-        v = r["validated"]
-        asked = requested * len(r["classes"])
-        lines.append(f"| {name} | {v['n_images']} of {asked} | {v['generated']} | {v['classifier_agreement']:.0%} | "
-                     f"{_kept_text(v.get('images_per_class'), requested)} | {f1_text(r['lora'])} → {f1_text(v)} |")  # fmt: skip
+        v = r.modes["validated"]
+        asked = requested * len(r.classes)
+        lines.append(f"| {name} | {v.n_images} of {asked} | {v.generated} | {_optional(v.classifier_agreement, '.0%')} | "
+                     f"{_kept_text(v.images_per_class, requested)} | {f1_text(r.modes['lora'])} → {f1_text(v)} |")  # fmt: skip
     return lines
 
 
-def _evaluator_set_section(results: dict, share_bars: Mapping[str, float | None]) -> list[str]:
+def _evaluator_set_section(results: PackEvaluation, share_bars: Mapping[str, float | None]) -> list[str]:
     """Generated-image F1 under each evaluator set, beside the same evaluators' F1 on real images."""
-    domains = {name: r for name, r in results["domains"].items() if r.get("evaluator_sets")}
+    domains = {name: r for name, r in results.domains.items() if r.evaluator_sets}
     if not domains:
         return []
     lines = ["", "## Generated images by evaluator set", "",
@@ -286,48 +276,48 @@ def _evaluator_set_section(results: dict, share_bars: Mapping[str, float | None]
              "|---|---|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
     for name, r in domains.items():
         share = share_bars.get(name)
-        for set_name, scores in r["evaluator_sets"].items():
-            real = _mean(scores["real_macro_f1"])
-            ratio = _mean(scores["lora"]) / real if real else float("nan")
+        for set_name, scores in r.evaluator_sets.items():
+            real = _mean(scores.real_macro_f1)
+            ratio = _mean(scores.by_mode["lora"]) / real if real else float("nan")
             verdict = f"{share:g} {'✅' if ratio >= share else '❌'}" if share else "–"
-            lines.append(f"| {name} | {set_name} ({len(scores['seeds'])}) | {scores['degrade']:.0%} | {real:.3f} | "
-                         f"{_mean(scores['base']):.3f} | {_mean(scores['lora']):.3f} | {_optional_mean(scores.get('validated'))} | "
+            lines.append(f"| {name} | {set_name} ({len(scores.seeds)}) | {scores.degrade:.0%} | {real:.3f} | "
+                         f"{_mean(scores.by_mode['base']):.3f} | {_mean(scores.by_mode['lora']):.3f} | {_optional_mean(scores.by_mode.get('validated'))} | "
                          f"{ratio:.2f} | {verdict} |")  # fmt: skip
     return lines
 
 
-def _baseline_section(results: dict, baseline: dict) -> list[str]:
+def _baseline_section(results: PackEvaluation, baseline: PackEvaluation) -> list[str]:
     """The earlier pack against this one: Fréchet distance above the real floor, and generated F1 per evaluator set."""
-    lines = ["", f"## Against the baseline (`{baseline.get('pack', 'earlier pack')}`, measured the same way)", "",
+    lines = ["", f"## Against the baseline (`{baseline.pack}`, measured the same way)", "",
              "Fréchet excess = distance to the real split minus the real train ↔ split floor; the bar asks for at most "
              "half the baseline's excess, and for the LoRA still to beat the bare base. Generated F1 compares only "
              "where the same evaluator weights scored both packs; a note marks pairs whose weights differ or were not "
              "recorded.", "",
              "| domain | Fréchet excess, LoRA: baseline → now | ≤ half | LoRA F1 by set: baseline → now |",
              "|---|---|---|---|"]  # fmt: skip
-    for name, r in results["domains"].items():
-        old = baseline.get("domains", {}).get(name)
+    for name, r in results.domains.items():
+        old = baseline.domains.get(name)
         if not old:
             continue
-        before = old["lora"]["frechet_distance"] - old["frechet_floor_train_vs_test"]
-        now = r["lora"]["frechet_distance"] - r["frechet_floor_train_vs_test"]
+        before = old.modes["lora"].frechet_distance - old.frechet_floor
+        now = r.modes["lora"].frechet_distance - r.frechet_floor
         f1 = []
-        for set_name, scores in r.get("evaluator_sets", {}).items():
-            earlier = old.get("evaluator_sets", {}).get(set_name)
+        for set_name, scores in r.evaluator_sets.items():
+            earlier = old.evaluator_sets.get(set_name)
             if earlier:
-                f1.append(f"{set_name} {_mean(earlier['lora']):.3f} → {_mean(scores['lora']):.3f}"
-                          + _evaluator_weights_note(earlier.get("weights"), scores.get("weights")))  # fmt: skip
+                f1.append(f"{set_name} {_mean(earlier.by_mode['lora']):.3f} → {_mean(scores.by_mode['lora']):.3f}"
+                          + _evaluator_weights_note(earlier.weights, scores.weights))  # fmt: skip
         lines.append(
             f"| {name} | {before:.1f} → {now:.1f} | {'✅' if now <= before / 2 else '❌'} | {'; '.join(f1) or '–'} |"
         )
     return lines
 
 
-def _evaluator_weights_note(before: list[str] | None, now: list[str] | None) -> str:
+def _evaluator_weights_note(before, now) -> str:
     """Empty where the same evaluator weights scored both packs, else why the two F1 do not compare."""
     if not before or not now:
         return " (evaluator weights not recorded)"
-    return "" if before == now else " (other evaluator weights: not comparable)"
+    return "" if tuple(before) == tuple(now) else " (other evaluator weights: not comparable)"
 
 
 def render_autoencoder_table(results: dict) -> str:
