@@ -219,3 +219,24 @@ def test_a_real_domain_from_two_dermatology_classes(real_data, tmp_path, monkeyp
     assert result.images[0].image.size == (128, 128)
     report = tmp_path / "runs" / "domains" / "skin_pair" / "report"
     assert (report / "skin_pair_grid.jpg").is_file()
+
+
+@pytest.mark.parametrize(
+    "name, classes", [("breastmnist", ("normal_benign", "malignant"))]
+)  # pneumoniamnist: 20 s more
+def test_the_medmnist_files_in_the_data_folder_become_a_domain_folder(name, classes, real_data, tmp_path, monkeypatch):
+    """The offline MedMNIST sets: every image of every split kept in its own split, greyscale, at the pack's size,
+    classes named from the set's labels and ordered by size (the largest first)."""
+    monkeypatch.setenv("MEDSYNTH_RUNS", str(tmp_path / "runs"))
+    arrays = np.load(real_data / "medmnist" / f"{name}.npz")
+    run = DomainAdd(DomainAddConfig(name="mine", from_medmnist=name), load_registry(None, tmp_path / "registry.toml"))
+    run.run(STAGES[:2], say=lambda _: None)
+    frame = __import__("pandas").read_csv(run.out / "data" / "metadata.csv", dtype=str)
+    for split in ("train", "val", "test"):
+        assert (frame["split"] == split).sum() == len(arrays[f"{split}_labels"])
+    assert tuple(run.result("data")["codes"]) == classes and run.result("data")["grey"]
+    assert Image.open(run.out / "data" / frame["file"][0]).size == (128, 128)
+    domain = load_registry(None, tmp_path / "registry.toml").get_domain("mine")
+    assert (
+        domain.grey and domain.class_codes == classes and "being added" in domain.sources_for("mini").missing_reason()
+    )
