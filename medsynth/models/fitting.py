@@ -96,6 +96,14 @@ def predict_logits(model: nn.Module, images: np.ndarray, device, batch_size: int
         )
 
 
+def one_cycle(optimizer: torch.optim.Optimizer, max_lr: float, total_steps: int, pct_start: float):
+    """torch's one-cycle schedule, with the warm-up nudged off exactly one step: OneCycleLR divides by
+    (pct_start × total_steps − 1), so 0.1 of 10 steps (or 0.05 of 20) would divide by zero."""
+    if round(pct_start * total_steps, 6) == 1:
+        pct_start *= 1.5
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr, total_steps=total_steps, pct_start=pct_start)
+
+
 def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
     """Temperature scaling (Guo et al. 2017): one scalar minimising validation NLL."""
     log_t = torch.zeros(1, requires_grad=True)
@@ -230,9 +238,7 @@ def fit_classifier(
         model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay, nesterov=True
     )
     steps_per_epoch = steps_per_epoch or max(1, len(train_images) // config.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, config.lr * 10, total_steps=config.epochs * steps_per_epoch, pct_start=0.15
-    )
+    schedule = one_cycle(optimizer, config.lr * 10, config.epochs * steps_per_epoch, pct_start=0.15)
     weight = None if class_weights is None else class_weights.to(device)
     loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
     if sample_weights is None:

@@ -56,7 +56,7 @@ class DomainAdd:
         self.user_path = Path(registry.user_path or user_registry_path())
         self.registry = replace(registry, user_path=self.user_path)
         self.pack = registry.get_pack(config.pack or selected_pack_name())
-        self.out = Path(config.out or runs_dir() / "domains" / self.name)
+        self.out = Path(config.out or runs_dir() / "domains" / self.name).resolve()  # sources are stored from it
         self.progress_path = self.out / PROGRESS_NAME
         self.progress = self._progress()
         self.shipped = self.name in registry.domains and self.name not in registry.user_domains()

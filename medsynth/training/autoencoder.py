@@ -22,6 +22,7 @@ from medsynth.data.cache import load_domain_images
 from medsynth.data.sampling import infinite_batches, seed_everything
 from medsynth.imaging import to_unit_tensor
 from medsynth.models.features import PerceptualLoss
+from medsynth.models.fitting import one_cycle
 from medsynth.precision import autocast, training_device
 from medsynth.registry import Domain, Registry
 from medsynth.training.config import AutoencoderTrainConfig
@@ -133,7 +134,7 @@ def train_autoencoder(config: AutoencoderTrainConfig, registry: Registry) -> Pat
     perceptual = PerceptualLoss().to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=0.0)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.steps, pct_start=0.05)
+    scheduler = one_cycle(optimizer, config.lr, config.steps, pct_start=0.05)
     states = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
     discriminator = None
     if config.adversarial_weight > 0:

@@ -24,7 +24,7 @@ from medsynth.data.sampling import seed_everything
 from medsynth.generation.prompts import class_prompt
 from medsynth.imaging import to_unit_tensor
 from medsynth.models.clip import REFERENCE_NAME, save_clip
-from medsynth.models.fitting import augment
+from medsynth.models.fitting import augment, one_cycle
 from medsynth.precision import autocast, training_device
 from medsynth.registry import Registry
 from medsynth.training.captions import caption_for
@@ -76,7 +76,7 @@ def train_clip(config: ClipTrainConfig, registry: Registry) -> Path:
     model = open_clip.CLIP(**cfg).to(device).train()
     tokenizer = open_clip.SimpleTokenizer(context_length=config.context_length)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.1)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.steps, pct_start=0.05)
+    schedule = one_cycle(optimizer, config.lr, config.steps, pct_start=0.05)
     started = time.perf_counter()
     bar = tqdm(range(config.steps), desc="clip", unit="step")
     for step in bar:

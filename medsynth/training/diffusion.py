@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from medsynth.data.cache import DomainImages
 from medsynth.imaging import to_unit_tensor
+from medsynth.models.fitting import one_cycle
 from medsynth.precision import autocast, launched_processes
 from medsynth.registry import Domain
 from medsynth.training.captions import caption_for, check_caption_scope
@@ -266,9 +267,7 @@ def run_diffusion_training(
         raise ValueError("gradient accumulation is not supported here: launch without it (batch size per process)")
     trainable = [p for p in unet.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=settings.weight_decay)
-    lr_schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, settings.lr, total_steps=settings.steps, pct_start=0.03
-    )
+    lr_schedule = one_cycle(optimizer, settings.lr, settings.steps, pct_start=0.03)
     # one process: the model and optimizer as they are; several: the model wrapped for gradient averaging. Prepared
     # before a checkpoint is loaded (preparing moves optimiser state to the device); the schedule is not prepared:
     # it steps once per optimiser step however many processes there are.

@@ -20,7 +20,7 @@ from medsynth.imaging import to_unit_interval
 from medsynth.models.classifier import ClassifierConfig, save_classifier
 from medsynth.models.evaluator import EVAL_SIZE, evaluator_folder
 from medsynth.models.features import IMAGENET_MEAN, IMAGENET_STD, efficientnet_lite0
-from medsynth.models.fitting import SELECTION, augment, balanced_class_weights, fit_epochs, fit_temperature
+from medsynth.models.fitting import SELECTION, augment, balanced_class_weights, fit_epochs, fit_temperature, one_cycle
 from medsynth.models.metrics import classification_metrics
 from medsynth.precision import autocast_pays, model_autocast, training_device
 from medsynth.registry import Registry
@@ -51,9 +51,7 @@ def train_evaluator(config: EvaluatorTrainConfig, registry: Registry) -> Path:
     model = efficientnet_lite0(num_classes=len(classes), pretrained=True).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     steps = max(1, len(train) // config.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, config.lr, total_steps=config.epochs * steps, pct_start=0.1
-    )
+    schedule = one_cycle(optimizer, config.lr, config.epochs * steps, pct_start=0.1)
     loss_fn = nn.CrossEntropyLoss(weight=weights.to(device), label_smoothing=0.05)
     flip = registry.get_domain(config.domain).mirror
     started = time.perf_counter()

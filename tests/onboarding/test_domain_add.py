@@ -43,9 +43,10 @@ def add(tiny_pack, user: Path, *options: str) -> int:
 
 def test_a_domain_added_from_an_image_folder_is_served_after_a_restart(tiny_pack, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MEDSYNTH_RUNS", str(tmp_path / "runs"))
+    monkeypatch.chdir(tmp_path)  # a relative --out, as a user types it
     folder, user = image_folder(tmp_path / "images"), tmp_path / "registry.toml"
-    command = ["lesions", "--images", str(folder), "--pack", "tiny", "--modality", "test scan",
-               "--describe", "cyst=Round, dark, fluid-filled lesion.", *SHORT]  # fmt: skip
+    command = ["lesions", "--images", str(folder), "--pack", "tiny", "--modality", "test scan", "--out",
+               "runs/domains/lesions", "--describe", "cyst=Round, dark, fluid-filled lesion.", *SHORT]  # fmt: skip
     assert add(tiny_pack, user, *command) == 0
     printed = capsys.readouterr().out
     assert "[9/9] register" in printed and "python -m medsynth generate --domain lesions --label" in printed

@@ -419,3 +419,18 @@ def test_class_thresholds_are_each_class_median_on_real_val_images(real_data, tm
     scorer = ClassifierScorer.from_source(Source.parse(str(folder), tmp_path))
     acceptance = scorer.acceptance("covid19")
     assert acceptance.per_class and acceptance.bar == after["class_thresholds"]["covid19"]
+
+
+@pytest.mark.parametrize("total, pct", [(1, 0.1), (2, 0.5), (10, 0.1), (20, 0.05), (33, 0.03), (40, 0.15)])
+def test_the_one_cycle_schedule_runs_whatever_the_step_count(total, pct):
+    """10 evaluator steps at a 0.1 warm-up (one warm-up step) divided by zero inside torch's OneCycleLR."""
+    from medsynth.models.fitting import one_cycle
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    schedule = one_cycle(optimizer, 0.1, total, pct)
+    rates = [schedule.get_last_lr()[0]]
+    for _ in range(total - 1):
+        optimizer.step()
+        schedule.step()
+        rates.append(schedule.get_last_lr()[0])
+    assert max(rates) <= 0.1 + 1e-9 and all(rate > 0 for rate in rates)
