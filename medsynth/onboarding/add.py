@@ -177,30 +177,47 @@ class DomainAdd:
         return self.progress
 
 
-# seconds per unit on a 2-core AMD EPYC (Zen 3, float32), measured by `domain add` on 1,070 dermatology images at
-# 128 px; a faster machine finishes sooner, and each training stage shows its own bar with a time estimate
-SECONDS_PER = {"data": 0.004, "adapter": 1.6, "classifier": 0.006, "clip": 0.01, "evaluator": 0.03,
-               "guidance": 1.2, "report": 1.2}  # fmt: skip
+# seconds on a 2-core AMD EPYC (Zen 3, AVX2, float32) at 128 px, measured by `domain add` on 978 dermatology images
+# of 4 classes (runs/domains/derm4/progress.json, stop 41): per image of the domain (decoding, encoding latents with
+# their mirror images), per adapter step of 16 latents, per training image and epoch, per generated image (20 steps,
+# scored), and what a stage pays once (loading the pack, features of the other domains' images, the test set's).
+COST_PER_IMAGE = {"data": 0.0076, "adapter": 0.23, "clip": 0.004}
+COST_PER_STEP = 2.2  # adapter, rank 8, attention + ResNet layers
+COST_PER_TRAIN_IMAGE_EPOCH = {"classifier": 0.031, "evaluator": 0.056}
+COST_PER_GENERATED_IMAGE = 2.2
+COST_ONCE = {"guidance": 21.0, "report": 125.0}
+# with the defaults, 978 images: about 46 min (adapter 26, report 9, classifier 4, guidance 4, evaluator 3),
+# extrapolated from these rates (the short run they come from took 11.5 min: 60 steps, 2 + 1 epochs, 40 images)
+
+
+def stage_seconds(run: DomainAdd, stage: str) -> float | None:
+    """The stage's expected time on the machine above, from its size (images, steps, epochs, generated images)."""
+    config, data = run.config, run.progress["done"].get("data", {})
+    images = data.get("n_images", 1000)
+    train = sum(data.get("splits", {}).get("train", {}).values()) or 0.7 * images
+    classes = len(data.get("codes", ())) or 4
+    generated = {
+        "guidance": classes * config.sweep_per_class * len(config.guidance),
+        "report": classes * config.eval_per_class * 2,  # the bare base and the adapter
+    }
+    if stage in COST_PER_IMAGE:
+        seconds = images * COST_PER_IMAGE[stage]
+        if stage == "adapter":
+            seconds += config.lora_steps * COST_PER_STEP * config.batch_size / 16
+    elif stage in COST_PER_TRAIN_IMAGE_EPOCH:
+        epochs = config.classifier_epochs if stage == "classifier" else config.evaluator_epochs
+        seconds = train * epochs * COST_PER_TRAIN_IMAGE_EPOCH[stage]
+    elif stage in generated:
+        seconds = COST_ONCE[stage] + generated[stage] * COST_PER_GENERATED_IMAGE
+    else:
+        return None
+    return seconds * ((run.resolution / 128) ** 2 if stage != "data" else 1.0)
 
 
 def estimate(run: DomainAdd, stage: str) -> str:
-    """A rough time for the stage from its size (images, steps) at the pack's resolution."""
-    config = run.config
-    images = run.progress["done"].get("data", {}).get("n_images", 0)
-    classes = len(run.progress["done"].get("data", {}).get("codes", ())) or 1
-    scale = (run.resolution / 128) ** 2 if "data" in run.progress["done"] else 1.0
-    work = {
-        "data": images or 1000,
-        "adapter": config.lora_steps * config.batch_size / 16,
-        "classifier": images * config.classifier_epochs,
-        "clip": images * 0.15,
-        "evaluator": images * config.evaluator_epochs,
-        "guidance": classes * config.sweep_per_class * len(config.guidance),
-        "report": classes * config.eval_per_class * 2 + images * 0.15,
-    }.get(stage)
-    if work is None:
+    seconds = stage_seconds(run, stage)
+    if seconds is None:
         return "seconds"
-    seconds = work * SECONDS_PER[stage] * (scale if stage != "data" else 1.0)
     return f"about {seconds / 60:.0f} min on 2 CPU cores" if seconds >= 90 else f"about {seconds:.0f} s"
 
 
