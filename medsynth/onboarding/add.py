@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from medsynth.onboarding.config import DomainAddConfig
-from medsynth.onboarding.entry import ADDING, ClassEntry, DomainEntry, write_entry
+from medsynth.onboarding.entry import ADDING, DomainEntry, write_entry
 from medsynth.onboarding.intake import (
     DataProblem,
     Labelled,
@@ -32,7 +32,7 @@ from medsynth.onboarding.intake import (
     write_domain_folder,
 )
 from medsynth.paths import data_root, runs_dir, user_registry_path
-from medsynth.registry import Registry, selected_pack_name
+from medsynth.registry import ClassInfo, Registry, selected_pack_name
 
 PROGRESS_NAME = "progress.json"
 # what a change of makes the earlier stages stale: the data and how they are read
@@ -117,7 +117,7 @@ class DomainAdd:
         shipped = self.registry.get_domain(self.name) if self.shipped else None
         descriptions = dict(text.split("=", 1) for text in self.config.describe)
         classes = tuple(
-            ClassEntry(
+            ClassInfo(
                 code,
                 data["names"][code],
                 descriptions.get(code, descriptions.get(data["names"][code], "")).strip()

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from medsynth.registry import Registry, write_user_tables
+from medsynth.registry import ClassInfo, Registry, write_user_tables
 
 ADDING = "being added: run the same `medsynth domain add` again to finish"  # sources.unavailable until the end
 
@@ -47,14 +47,6 @@ def relative(path: Path, start: Path) -> str:
 
 
 @dataclass(frozen=True)
-class ClassEntry:
-    code: str
-    name: str
-    description: str
-    rare: bool = False
-
-
-@dataclass(frozen=True)
 class DomainEntry:
     """What `domain add` registers for one domain. `shipped` marks a domain the shipped registry defines (pathology
     from PathMNIST): the layer then gives only its image folder and sources."""
@@ -66,7 +58,7 @@ class DomainEntry:
     modality: str = ""
     grey: bool = False
     mirror: bool = False
-    classes: tuple[ClassEntry, ...] = ()
+    classes: tuple[ClassInfo, ...] = ()
     attributes: dict[str, tuple] = field(default_factory=dict)  # column → choices, or (min, max) of whole numbers
     data_description: str = ""
     sources: dict[str, Any] = field(default_factory=lambda: {"unavailable": ADDING})
@@ -110,7 +102,7 @@ class DomainEntry:
         return "\n".join(lines) + "\n"
 
     @staticmethod
-    def _class_table(info: ClassEntry) -> dict:
+    def _class_table(info: ClassInfo) -> dict:
         table = {"code": info.code, "name": info.name, "description": info.description}
         return {**table, "rare": True} if info.rare else table
 

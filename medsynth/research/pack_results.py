@@ -21,7 +21,7 @@ MODES = {"base": "bare shared base", "lora": "base + domain LoRA", "validated": 
 class ClassificationScores:
     """A classifier's or evaluator's scores on real images."""
 
-    accuracy: float
+    accuracy: float | None  # None: not measured (the evaluator on real images, in the oldest results)
     balanced_accuracy: float | None = None
     macro_f1: float | None = None
     per_class_recall: Mapping[str, float] = field(default_factory=dict)  # empty in results from before it was kept
@@ -29,7 +29,10 @@ class ClassificationScores:
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> "ClassificationScores":
         return cls(
-            raw["accuracy"], raw.get("balanced_accuracy"), raw.get("macro_f1"), dict(raw.get("per_class_recall", {}))
+            raw.get("accuracy"),
+            raw.get("balanced_accuracy"),
+            raw.get("macro_f1"),
+            dict(raw.get("per_class_recall", {})),
         )
 
 
@@ -121,7 +124,7 @@ class DomainEvaluation:
             name=name,
             classes=tuple(raw.get("classes", ())),
             classifier_real=ClassificationScores.from_json(raw["classifier_real_test"]),
-            evaluator_real=ClassificationScores.from_json(raw["evaluator_real_test"]),
+            evaluator_real=ClassificationScores.from_json(raw.get("evaluator_real_test", {})),
             clip_zero_shot_accuracy=raw["clip_zero_shot_accuracy"],
             frechet_floor=raw["frechet_floor_train_vs_test"],
             modes={mode: GeneratedSet.from_json(raw[mode]) for mode in MODES if mode in raw},

@@ -99,7 +99,7 @@ def render_pack_report(
     for name, r in domains.items():
         c = r.classifier_real
         lines.append(
-            f"| {name} | {c.accuracy:.3f} | {_accuracy_bar(r, c.accuracy)} | {_optional(c.balanced_accuracy, '.3f')} | {_optional(c.macro_f1, '.3f')} | {r.clip_zero_shot_accuracy:.3f} | {r.evaluator_real.accuracy:.3f} |"
+            f"| {name} | {c.accuracy:.3f} | {_accuracy_bar(r, c.accuracy)} | {_optional(c.balanced_accuracy, '.3f')} | {_optional(c.macro_f1, '.3f')} | {r.clip_zero_shot_accuracy:.3f} | {_optional(r.evaluator_real.accuracy, '.3f')} |"
         )
     for name, r in domains.items():
         if not r.classifier_by_source:
@@ -242,7 +242,7 @@ def _acceptance_text(threshold: str) -> str:
 def _validation_section(results: PackEvaluation) -> list[str]:
     """What the validation loop keeps: only accepted images, so its F1 is measured on a different class mix."""
     domains = {name: r for name, r in results.domains.items() if "validated" in r.modes}
-    if not domains:
+    if not domains or "per_class" not in results.settings:  # results without their settings: nothing to count against
         return []
     settings = results.settings
     requested = int(settings["per_class"])  # stored as the command line wrote it

@@ -103,7 +103,8 @@ def train_base(config: BaseTrainConfig, registry: Registry) -> Path:
     device = training_device()
     generator = seed_everything(config.seed)
     config = replace(config, domains=config.domains or registry.trained_domains())  # the record names them
-    sets = [(registry.get_domain(d), load_domain_images(d, config.resolution).split("train")) for d in config.domains]
+    domains = [registry.get_domain(name) for name in config.domains]
+    sets = [(d, load_domain_images(d, config.resolution).split("train")) for d in domains]
     vae = load_vae(config.vae, device)
     vae.register_to_config(scaling_factor=calibrate_scaling_factor(vae, sets))
     tokenizer, text_encoder = minilm(config.max_tokens)
@@ -133,7 +134,7 @@ def train_base(config: BaseTrainConfig, registry: Registry) -> Path:
         return config.out / "pipeline"
     averaged = copy.deepcopy(unet).eval()
     ema.copy_to(averaged.parameters())
-    val_sets = [(registry.get_domain(d), load_domain_images(d, config.resolution).split("val")) for d in config.domains]
+    val_sets = [(d, load_domain_images(d, config.resolution).split("val")) for d in domains]
     val_latents, val_bank = build_latent_set(
         vae, val_sets, 1, config.seed, device, runs_dir() / "cache" / "latents", config.captions
     )

@@ -7,6 +7,7 @@ import torch
 
 from medsynth.pack.model_card import ModelCardConfig, render_model_card
 from medsynth.registry import load_registry
+from medsynth.research.reports import render_pack_report
 
 DOMAINS = ("dermatology", "ophthalmology", "brain_mri", "chest_xray")
 
@@ -193,6 +194,9 @@ def test_measured_quality_shows_the_evaluator_panels_mean_f1(tmp_path):
     (tmp_path / "mini").mkdir()
     text = render_model_card(ModelCardConfig(pack_dir=tmp_path / "mini", results=results), load_registry()).read_text()
     assert "| chest_xray | 0.800 / 0.790 / 0.780 | 0.700 | 0.700 → 0.500 → 0.550 | 300.0 → 300.0 (200.0) |" in text
+    # results older than the evaluator on real images still render, with a dash where it was not measured
+    report = render_pack_report(json.loads(results.read_text()), "cmd")
+    assert "| chest_xray | 0.800 | – | 0.790 | 0.780 | 0.700 | – |" in report
 
 
 def test_contents_data_and_limitations_come_from_the_pack_files_and_the_registry(tmp_path):
